@@ -1,0 +1,54 @@
+// Package vaultapi holds the wire types of the vault's HTTP API, shared by
+// the vault server and the sidecar's client. The shapes are the contract
+// (docs: README "Vault HTTP API"); change them only compatibly.
+package vaultapi
+
+import "time"
+
+// TokenPath is the path of the token endpoint.
+const TokenPath = "/v1/token"
+
+// TokenRequest is the body of POST /v1/token. The request carries
+// "Authorization: Bearer <environment token>".
+type TokenRequest struct {
+	Host            string `json:"host"`
+	Org             string `json:"org"`
+	MinValidSeconds int    `json:"min_valid_seconds,omitempty"`
+	// SealTo is a standard base64 X25519 public key; when set, Token in the
+	// response is sealed to it (box.SealAnonymous, standard base64).
+	SealTo string `json:"seal_to,omitempty"`
+}
+
+// Token types.
+const (
+	TypeBearer = "bearer"
+	TypeBasic  = "basic"
+)
+
+// TokenResponse is the 200 answer of POST /v1/token.
+type TokenResponse struct {
+	Type     string `json:"type"`
+	Username string `json:"username"`
+	Token    string `json:"token"`
+	// ExpiresAt is when the token stops working. For a PAT whose expiry is
+	// unknown it is a cache horizon after which the sidecar asks again.
+	ExpiresAt time.Time `json:"expires_at"`
+	Sealed    bool      `json:"sealed"`
+}
+
+// Error codes in ErrorResponse.Error.
+const (
+	ErrNotConnected      = "not_connected"      // 404
+	ErrReconnectRequired = "reconnect_required" // 409
+	ErrUnauthorized      = "unauthorized"       // 401
+	ErrBadRequest        = "bad_request"        // 400
+	ErrUnavailable       = "unavailable"        // 503, with Retry-After
+	ErrInternal          = "internal"           // 500
+)
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+	ConnectURL string `json:"connect_url,omitempty"`
+}
