@@ -1,0 +1,347 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// migrations are applied in order, each in its own transaction; the index
+// + 1 is the schema version it produces. Append only: never edit one that
+// has shipped.
+var migrations = []string{
+	// 1: credentials and environments.
+	`CREATE TABLE credentials (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		owner      TEXT    NOT NULL,
+		host       TEXT    NOT NULL,
+		org        TEXT    NOT NULL,
+		kind       TEXT    NOT NULL CHECK (kind IN ('oauth', 'pat')),
+		sealed     TEXT    NOT NULL,
+		expires_at INTEGER NOT NULL DEFAULT 0,
+		status     TEXT    NOT NULL DEFAULT 'ok',
+		reason     TEXT    NOT NULL DEFAULT '',
+		version    INTEGER NOT NULL DEFAULT 1,
+		updated_at INTEGER NOT NULL,
+		UNIQUE (owner, host, org, kind)
+	);
+	CREATE TABLE environments (
+		id         TEXT    PRIMARY KEY,
+		owner      TEXT    NOT NULL,
+		token_hash BLOB    NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL DEFAULT 0,
+		revoked_at INTEGER NOT NULL DEFAULT 0
+	);`,
+}
+
+// SQLite is the embedded Store: one file (plus its WAL), transactions,
+// a busy timeout so that the CLI (env create) and a running vault can share
+// it.
+type SQLite struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// OpenSQLite opens (creating if needed) the database at path and migrates
+// its schema to the latest version. now stamps UpdatedAt.
+func OpenSQLite(ctx context.Context, path string, now func() time.Time) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("store: sqlite path is empty")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// The file holds only sealed secrets and hashes, but there is no reason
+	// for anyone else to read it: create it 0600 before SQLite does.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// IMMEDIATE takes the write lock at BEGIN, so two writers wait on the
+	// busy timeout instead of failing with SQLITE_BUSY at upgrade time.
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &SQLite{db: db, now: now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SchemaVersion returns the schema version of the database.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// LatestSchemaVersion is the version OpenSQLite migrates to.
+func LatestSchemaVersion() int { return len(migrations) }
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next migration, if any, in one transaction that
+// also bumps schema_version, so a crash leaves the schema at a version.
+func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return false, fmt.Errorf("store: migrate: %w", err)
+		}
+	case err != nil:
+		return false, fmt.Errorf("store: migrate: %w", err)
+	}
+	if v > len(migrations) {
+		return false, fmt.Errorf("store: database schema version %d is newer than this binary's %d", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return true, tx.Commit()
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return false, fmt.Errorf("store: migration %d: %w", v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v+1); err != nil {
+		return false, fmt.Errorf("store: migration %d: %w", v+1, err)
+	}
+	return false, tx.Commit()
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnix(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+const credentialColumns = `id, owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCredential(r scanner) (Credential, error) {
+	var c Credential
+	var kind, status string
+	var exp, upd int64
+	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd)
+	c.Kind, c.Status = Kind(kind), Status(status)
+	c.ExpiresAt, c.UpdatedAt = fromUnix(exp), fromUnix(upd)
+	return c, err
+}
+
+// PutCredential implements Store.
+func (s *SQLite) PutCredential(ctx context.Context, c Credential) (Credential, error) {
+	if c.Owner == "" || c.Host == "" || c.Org == "" || c.Sealed == "" {
+		return Credential{}, errors.New("store: credential needs owner, host, org and a sealed secret")
+	}
+	if c.Kind != OAuth && c.Kind != PAT {
+		return Credential{}, fmt.Errorf("store: unknown credential kind %q", c.Kind)
+	}
+	if c.Status == "" {
+		c.Status = StatusOK
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: put credential: %w", err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+		ON CONFLICT (owner, host, org, kind) DO UPDATE SET
+			sealed = excluded.sealed, expires_at = excluded.expires_at,
+			status = excluded.status, reason = excluded.reason,
+			version = credentials.version + 1, updated_at = excluded.updated_at`,
+		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()))
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: put credential: %w", err)
+	}
+	row := tx.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE owner = ? AND host = ? AND org = ? AND kind = ?`,
+		c.Owner, c.Host, c.Org, string(c.Kind))
+	out, err := scanCredential(row)
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: put credential: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Credential{}, fmt.Errorf("store: put credential: %w", err)
+	}
+	return out, nil
+}
+
+// Credentials implements Store.
+func (s *SQLite) Credentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE owner = ? AND host = ? ORDER BY id`, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: credentials: %w", err)
+	}
+	defer rows.Close()
+	var out []Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: credentials: %w", err)
+	}
+	return out, nil
+}
+
+// Credential implements Store.
+func (s *SQLite) Credential(ctx context.Context, id int64) (Credential, error) {
+	c, err := scanCredential(s.db.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Credential{}, ErrNotFound
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: credential %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// UpdateCredential implements Store.
+func (s *SQLite) UpdateCredential(ctx context.Context, c Credential) (Credential, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: update credential: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE credentials SET sealed = ?, expires_at = ?, status = ?, reason = ?,
+		version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+		c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()), c.ID, c.Version)
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
+	}
+	if n == 0 {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM credentials WHERE id = ?`, c.ID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return Credential{}, ErrNotFound
+		}
+		return Credential{}, ErrConflict
+	}
+	out, err := scanCredential(tx.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ?`, c.ID))
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
+	}
+	return out, nil
+}
+
+// DeleteCredential implements Store.
+func (s *SQLite) DeleteCredential(ctx context.Context, id int64) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM credentials WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete credential %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CreateEnvironment implements Store.
+func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
+	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
+		return errors.New("store: environment needs an ID, an owner and a token hash")
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("store: create environment %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// EnvironmentByTokenHash implements Store.
+func (s *SQLite) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error) {
+	var e Environment
+	var created, expires, revoked int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at FROM environments WHERE token_hash = ?`, hash).
+		Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Environment{}, ErrNotFound
+	}
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: environment: %w", err)
+	}
+	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
+	return e, nil
+}
+
+// RevokeEnvironment implements Store.
+func (s *SQLite) RevokeEnvironment(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		at = s.now()
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE environments SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, unix(at), id)
+	if err != nil {
+		return fmt.Errorf("store: revoke environment %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var one int
+		if err := s.db.QueryRowContext(ctx, `SELECT 1 FROM environments WHERE id = ?`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+	}
+	return nil
+}
+
+var _ Store = (*SQLite)(nil)

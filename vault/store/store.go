@@ -1,0 +1,132 @@
+// Package store keeps the vault's durable state: users' credentials (sealed
+// to the runner's public key, never in plaintext) and environments (whose
+// tokens are kept only as SHA-256 hashes).
+//
+// Store is the interface the vault needs; SQLite (embedded, one file, the
+// default) implements it here, and a PostgreSQL store for several replicas
+// can implement it later. Implementations never see a plaintext secret: the
+// vault seals before it writes and opens after it reads.
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Kind is the kind of a user's credential.
+type Kind string
+
+// Credential kinds.
+const (
+	// OAuth is an Entra ID grant: the sealed secret is a refresh token.
+	OAuth Kind = "oauth"
+	// PAT is an Azure DevOps personal access token.
+	PAT Kind = "pat"
+)
+
+// AllOrgs is the Org of a credential that serves every organization of its
+// host (an Entra ID grant, or a PAT created for "All accessible
+// organizations").
+const AllOrgs = "*"
+
+// Status says whether a credential can be used.
+type Status string
+
+// Credential statuses.
+const (
+	StatusOK Status = "ok"
+	// StatusReconnectRequired means the grant was revoked or expired (or the
+	// PAT expired): the user must connect again; the vault never retries it.
+	StatusReconnectRequired Status = "reconnect_required"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound means no row matched.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a compare-and-swap lost: the row changed since it
+	// was read (another request or another replica rotated it).
+	ErrConflict = errors.New("store: version conflict")
+)
+
+// Credential is one user's credential for one host and org (or all orgs).
+type Credential struct {
+	ID    int64
+	Owner string
+	Host  string // lower case, ":port" only when not 443
+	Org   string // lower case, or AllOrgs
+	Kind  Kind
+	// Sealed is the secret (refresh token or PAT) sealed to the runner's
+	// public key, standard base64. The store never holds it in plaintext.
+	Sealed string
+	// ExpiresAt is when the secret stops working (zero: unknown).
+	ExpiresAt time.Time
+	Status    Status
+	// Reason explains StatusReconnectRequired (an AADSTS code, "PAT
+	// expired"); never secret.
+	Reason string
+	// Version increases with every change; UpdateCredential compares it.
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// Environment is a registered environment, authenticated by its token.
+type Environment struct {
+	ID    string
+	Owner string
+	// TokenHash is the SHA-256 of the environment token; the token itself
+	// is shown once at creation and never stored.
+	TokenHash []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never
+	RevokedAt time.Time // zero: not revoked
+}
+
+// Store is the vault's durable state. Implementations are safe for
+// concurrent use and keep each method atomic (one transaction).
+type Store interface {
+	// PutCredential inserts c, or replaces the credential of the same
+	// (Owner, Host, Org, Kind), whatever its version: a user who connects
+	// again replaces the old grant. It returns the stored row (ID, Version,
+	// UpdatedAt set).
+	PutCredential(ctx context.Context, c Credential) (Credential, error)
+	// Credentials returns owner's credentials for host, any org and kind.
+	Credentials(ctx context.Context, owner, host string) ([]Credential, error)
+	// Credential returns one credential by ID, or ErrNotFound.
+	Credential(ctx context.Context, id int64) (Credential, error)
+	// UpdateCredential writes c if the stored version is still c.Version
+	// (compare-and-swap), else returns ErrConflict. It returns the stored
+	// row with its new Version.
+	UpdateCredential(ctx context.Context, c Credential) (Credential, error)
+	// DeleteCredential removes one credential; ErrNotFound if absent.
+	DeleteCredential(ctx context.Context, id int64) error
+
+	// CreateEnvironment inserts e; its ID and TokenHash must be unique.
+	CreateEnvironment(ctx context.Context, e Environment) error
+	// EnvironmentByTokenHash returns the environment whose token hashes to
+	// hash, or ErrNotFound.
+	EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error)
+	// RevokeEnvironment marks environment id revoked at at; ErrNotFound
+	// if there is no such environment.
+	RevokeEnvironment(ctx context.Context, id string, at time.Time) error
+
+	// Close releases the store.
+	Close() error
+}
+
+// Open opens the store named by url: "sqlite:PATH" (or a bare path).
+// "postgres://" is recognised but not implemented yet.
+func Open(ctx context.Context, url string, now func() time.Time) (Store, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), now)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return nil, errors.New("store: postgres is not implemented yet; use sqlite:PATH")
+	case strings.Contains(url, "://"):
+		return nil, errors.New("store: unknown store URL scheme; use sqlite:PATH")
+	default:
+		return OpenSQLite(ctx, url, now)
+	}
+}
