@@ -1,0 +1,361 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of CacheOptions.
+const (
+	// DefaultMargin is how long before its expiry a cached token is
+	// refreshed: git operations that start with less than this left could
+	// see the token expire in the middle of a pack transfer.
+	DefaultMargin = 5 * time.Minute
+	// DefaultFetchTimeout bounds one shared fetch from the source,
+	// whatever the callers' contexts say.
+	DefaultFetchTimeout = 20 * time.Second
+	// DefaultNegativeTTL is how long an authoritative "no" from the source
+	// (connect or reconnect required, environment not authorized, no
+	// credential) is answered from memory, so that a thousand git
+	// processes hitting a disconnected organization ask the vault once.
+	DefaultNegativeTTL = 5 * time.Second
+	// DefaultRetryBackoff is how long a transient failure is remembered
+	// when the source gave no Retry-After of its own.
+	DefaultRetryBackoff = time.Second
+	// DefaultStaleWait is how long a caller that holds a still-valid (but
+	// inside the margin) token waits for the refresh before being served
+	// the old token; the refresh carries on in the background.
+	DefaultStaleWait = 2 * time.Second
+)
+
+// CacheOptions configure a Cache. The zero value uses the defaults.
+type CacheOptions struct {
+	// Margin: a token is refreshed once it has less than Margin left.
+	Margin time.Duration
+	// FetchTimeout bounds one call to the wrapped Source.
+	FetchTimeout time.Duration
+	// NegativeTTL is how long authoritative failures are cached.
+	NegativeTTL time.Duration
+	// RetryBackoff is how long transient failures are cached when the
+	// source gave no Retry-After; a Retry-After is honoured up to
+	// NegativeTTL.
+	RetryBackoff time.Duration
+	// StaleWait: see DefaultStaleWait.
+	StaleWait time.Duration
+	// Now is the clock used for all expiry decisions (default time.Now).
+	Now func() time.Time
+	// OnFetch, when set, is called after every call to the wrapped Source
+	// with its duration and error (for metrics). It must not block.
+	OnFetch func(key Key, took time.Duration, err error)
+}
+
+// Cache is a Source that keeps tokens from another Source in memory, per
+// Key, and refreshes them ahead of expiry.
+//
+// Concurrency contract: Cache is safe for concurrent use. For each Key at
+// most one call to the wrapped Source is in flight; every caller waiting for
+// it still honours its own context, and a cancelled caller never cancels
+// the shared fetch, which runs under its own FetchTimeout and is owned by
+// the Cache (Close stops it).
+//
+// Failure policy:
+//   - a token with more than Margin left is served from memory;
+//   - inside the margin, the cache refreshes; if the source is unavailable
+//     (any error that is not one of the authoritative ones below), the old
+//     token keeps being served until it really expires;
+//   - authoritative answers — *ConnectError, ErrUnauthorized,
+//     ErrNoCredential — drop the cached token (the vault knows the user
+//     disconnected or the environment was revoked) and are cached for
+//     NegativeTTL;
+//   - transient failures without a usable token are cached for
+//     RetryBackoff (or the source's Retry-After, at most NegativeTTL).
+//
+// Tokens live in memory only; nothing is ever written to disk.
+type Cache struct {
+	src  Source
+	opts CacheOptions
+
+	ctx    context.Context // parent of every shared fetch; Close cancels it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	entries map[Key]*entry
+
+	fetches, hits, staleHits, negativeHits, errs atomic.Uint64
+}
+
+type entry struct {
+	tok       Token
+	fetchedAt time.Time
+	refreshAt time.Time // zero: never (a token without expiry)
+
+	err      error     // last failure, answered until errUntil
+	errUntil time.Time // zero: no failure remembered
+
+	call *call // the fetch in flight, if any
+}
+
+// call is one shared fetch; done is closed once tok/err are set.
+type call struct {
+	done chan struct{}
+	tok  Token
+	err  error
+}
+
+// NewCache returns a Cache in front of src. Call Close when done with it.
+func NewCache(src Source, opts CacheOptions) *Cache {
+	if opts.Margin <= 0 {
+		opts.Margin = DefaultMargin
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = DefaultNegativeTTL
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.StaleWait <= 0 {
+		opts.StaleWait = DefaultStaleWait
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Cache{src: src, opts: opts, ctx: ctx, cancel: cancel, entries: make(map[Key]*entry)}
+}
+
+// Margin returns the refresh margin in use.
+func (c *Cache) Margin() time.Duration { return c.opts.Margin }
+
+// Close cancels the fetches in flight and waits for them to return.
+// Token calls after Close fail with ErrUnavailable unless a cached token is
+// still fresh.
+func (c *Cache) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Token returns a token for key valid now, from memory when possible.
+func (c *Cache) Token(ctx context.Context, key Key) (Token, error) {
+	c.mu.Lock()
+	now := c.opts.Now()
+	e := c.entries[key]
+	if e == nil {
+		e = &entry{}
+		c.entries[key] = e
+	}
+	usable := e.tok.Valid(now, 0)
+	if usable && (e.refreshAt.IsZero() || now.Before(e.refreshAt)) {
+		c.mu.Unlock()
+		c.hits.Add(1)
+		return e.tok, nil
+	}
+	if now.Before(e.errUntil) {
+		tok, err := e.tok, e.err
+		c.mu.Unlock()
+		if usable {
+			c.staleHits.Add(1)
+			return tok, nil
+		}
+		c.negativeHits.Add(1)
+		return Token{}, err
+	}
+	stale := e.tok
+	cl := e.call
+	if cl == nil {
+		cl = c.start(key, e)
+	}
+	c.mu.Unlock()
+
+	var staleTimer <-chan time.Time
+	if usable {
+		t := time.NewTimer(c.opts.StaleWait)
+		defer t.Stop()
+		staleTimer = t.C
+	}
+	select {
+	case <-cl.done:
+		if cl.err != nil && usable && !authoritative(cl.err) {
+			c.staleHits.Add(1)
+			return stale, nil
+		}
+		return cl.tok, cl.err
+	case <-staleTimer:
+		c.staleHits.Add(1)
+		return stale, nil
+	case <-ctx.Done():
+		return Token{}, fmt.Errorf("token: waiting for %s: %w", key, ctx.Err())
+	}
+}
+
+// start begins a shared fetch for key; c.mu is held.
+func (c *Cache) start(key Key, e *entry) *call {
+	cl := &call{done: make(chan struct{})}
+	e.call = cl
+	c.fetches.Add(1)
+	c.wg.Add(1)
+	go c.fetch(key, cl)
+	return cl
+}
+
+// fetch runs one shared fetch. It is owned by the Cache: bounded by
+// FetchTimeout and cancelled by Close, never by a caller.
+func (c *Cache) fetch(key Key, cl *call) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
+	began := time.Now()
+	tok, err := c.src.Token(ctx, key)
+	took := time.Since(began)
+	cancel()
+	if err == nil && tok.Secret.IsZero() {
+		err = fmt.Errorf("token: source returned an empty token for %s: %w", key, ErrUnavailable)
+	}
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("token: fetch for %s: %w (%v)", key, ErrUnavailable, err)
+	}
+	if err != nil {
+		c.errs.Add(1)
+	}
+
+	c.mu.Lock()
+	now := c.opts.Now()
+	e := c.entries[key]
+	if e == nil { // cannot happen: entries are never deleted
+		e = &entry{}
+		c.entries[key] = e
+	}
+	e.call = nil
+	switch {
+	case err == nil:
+		e.tok, e.fetchedAt, e.err, e.errUntil = tok, now, nil, time.Time{}
+		e.refreshAt = c.refreshAt(now, tok)
+	case authoritative(err):
+		e.tok, e.refreshAt = Token{}, time.Time{}
+		e.err, e.errUntil = err, now.Add(c.opts.NegativeTTL)
+	default:
+		e.err, e.errUntil = err, now.Add(c.backoff(err))
+	}
+	cl.tok, cl.err = tok, err
+	if err != nil {
+		cl.tok = Token{}
+	}
+	close(cl.done)
+	c.mu.Unlock()
+
+	if c.opts.OnFetch != nil {
+		c.opts.OnFetch(key, took, err)
+	}
+}
+
+// refreshAt says when a token fetched at now should be refreshed. A token
+// that arrives already inside the margin (a PAT about to expire, a vault
+// that cannot refresh yet) is kept for at least RetryBackoff, so that the
+// cache does not turn every request into a fetch.
+func (c *Cache) refreshAt(now time.Time, tok Token) time.Time {
+	if tok.ExpiresAt.IsZero() {
+		return time.Time{}
+	}
+	at := tok.ExpiresAt.Add(-c.opts.Margin)
+	if floor := now.Add(c.opts.RetryBackoff); at.Before(floor) {
+		at = floor
+	}
+	return at
+}
+
+func (c *Cache) backoff(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return min(ra.After, c.opts.NegativeTTL)
+	}
+	return c.opts.RetryBackoff
+}
+
+// authoritative reports whether err is the source's considered answer
+// rather than a failure to reach it.
+func authoritative(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
+}
+
+// Invalidate drops the cached token for key if it is still rejected (the
+// one Azure DevOps turned down: git's "erase", an upstream 401), so that the
+// next Token call fetches a fresh one — once: a token already replaced by a
+// newer one is left alone, so that many requests failing with the same old
+// token cause a single refetch.
+func (c *Cache) Invalidate(key Key, rejected Token) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[key]
+	if e == nil || e.tok.Secret.IsZero() || !e.tok.Secret.Equal(rejected.Secret) {
+		return
+	}
+	e.tok, e.refreshAt = Token{}, time.Time{}
+	e.err, e.errUntil = nil, time.Time{}
+}
+
+// CacheStats are the Cache's counters since it was created.
+type CacheStats struct {
+	Fetches      uint64 // calls to the wrapped Source
+	Hits         uint64 // answered from memory with a fresh token
+	StaleHits    uint64 // answered with a token inside the margin because the refresh failed or was slow
+	NegativeHits uint64 // answered with a remembered failure
+	Errors       uint64 // failed calls to the wrapped Source
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{
+		Fetches:      c.fetches.Load(),
+		Hits:         c.hits.Load(),
+		StaleHits:    c.staleHits.Load(),
+		NegativeHits: c.negativeHits.Load(),
+		Errors:       c.errs.Load(),
+	}
+}
+
+// EntryInfo describes one cached key for `azdo-sidecar status`. It never
+// holds the secret.
+type EntryInfo struct {
+	Key       Key       `json:"-"`
+	Host      string    `json:"host"`
+	Org       string    `json:"org,omitempty"`
+	Kind      Kind      `json:"kind,omitempty"`
+	Username  string    `json:"username,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	FetchedAt time.Time `json:"fetched_at,omitzero"`
+	RefreshAt time.Time `json:"refresh_at,omitzero"`
+	// LastError is the remembered failure, if any (never secret: sources
+	// must not put secrets in errors).
+	LastError string `json:"last_error,omitempty"`
+	Fetching  bool   `json:"fetching,omitempty"`
+}
+
+// Snapshot describes every key the cache knows, sorted by key.
+func (c *Cache) Snapshot() []EntryInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.opts.Now()
+	out := make([]EntryInfo, 0, len(c.entries))
+	for k, e := range c.entries {
+		info := EntryInfo{Key: k, Host: k.Host, Org: k.Org, Fetching: e.call != nil}
+		if !e.tok.Secret.IsZero() {
+			info.Kind, info.Username = e.tok.Kind, e.tok.User()
+			info.ExpiresAt, info.FetchedAt, info.RefreshAt = e.tok.ExpiresAt, e.fetchedAt, e.refreshAt
+		}
+		if e.err != nil && now.Before(e.errUntil) {
+			info.LastError = e.err.Error()
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
+	return out
+}

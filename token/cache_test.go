@@ -1,0 +1,395 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+)
+
+// clock is a manual clock for expiry logic.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// fakeSource answers with results from a function and counts calls.
+type fakeSource struct {
+	calls atomic.Int64
+	fn    func(ctx context.Context, n int64, key Key) (Token, error)
+}
+
+func (f *fakeSource) Token(ctx context.Context, key Key) (Token, error) {
+	n := f.calls.Add(1)
+	return f.fn(ctx, n, key)
+}
+
+var key = Key{Host: "dev.azure.com", Org: "contoso"}
+
+func tokenN(n int64, exp time.Time) Token {
+	return Token{Kind: Bearer, Secret: secret.New(fmt.Sprintf("secret-token-%d", n)), ExpiresAt: exp}
+}
+
+func mustToken(t *testing.T, c *Cache) Token {
+	t.Helper()
+	tok, err := c.Token(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Token(%v) error = %v; want a token", key, err)
+	}
+	return tok
+}
+
+func TestCacheRefreshesExactlyAtMargin(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		return tokenN(n, clk.Now().Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{Margin: 5 * time.Minute, Now: clk.Now})
+	defer c.Close()
+
+	first := mustToken(t, c)
+	tests := []struct {
+		name      string
+		at        time.Time
+		wantCalls int64
+		wantSame  bool
+	}{
+		{"fresh", t0.Add(time.Minute), 1, true},
+		{"one nanosecond before the margin", t0.Add(55*time.Minute - time.Nanosecond), 1, true},
+		{"exactly at the margin", t0.Add(55 * time.Minute), 2, false},
+	}
+	for _, tt := range tests {
+		clk.Set(tt.at)
+		got := mustToken(t, c)
+		if n := src.calls.Load(); n != tt.wantCalls {
+			t.Errorf("%s: source calls = %d; want %d", tt.name, n, tt.wantCalls)
+		}
+		if same := got.Secret.Equal(first.Secret); same != tt.wantSame {
+			t.Errorf("%s: same token as first = %v; want %v", tt.name, same, tt.wantSame)
+		}
+	}
+}
+
+func TestCacheColdThousandCallersOneFetch(t *testing.T) {
+	clk := newClock()
+	release := make(chan struct{})
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		<-release
+		return tokenN(n, clk.Now().Add(time.Hour)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+
+	const callers = 1000
+	var wg, started sync.WaitGroup
+	errs := make(chan error, callers)
+	started.Add(callers)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			tok, err := c.Token(context.Background(), key)
+			if err == nil && tok.Secret.Reveal() != "secret-token-1" {
+				err = fmt.Errorf("got %s", tok.Secret.Reveal())
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(20 * time.Millisecond) // let most callers join the flight
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("caller: %v", err)
+		}
+	}
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("source calls = %d for %d concurrent callers; want 1", n, callers)
+	}
+	if s := c.Stats(); s.Fetches != 1 {
+		t.Errorf("Stats().Fetches = %d; want 1", s.Fetches)
+	}
+}
+
+func TestCacheCancelledCallerDoesNotCancelSharedFetch(t *testing.T) {
+	clk := newClock()
+	release := make(chan struct{})
+	fetchErr := make(chan error, 1)
+	src := &fakeSource{fn: func(ctx context.Context, n int64, _ Key) (Token, error) {
+		<-release
+		fetchErr <- ctx.Err()
+		return tokenN(n, clk.Now().Add(time.Hour)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := c.Token(ctx, key)
+		aDone <- err
+	}()
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := c.Token(context.Background(), key)
+		bDone <- err
+	}()
+	for src.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-aDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: err = %v; want context.Canceled", err)
+	}
+	close(release)
+	if err := <-fetchErr; err != nil {
+		t.Fatalf("shared fetch saw ctx.Err() = %v; want nil", err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatalf("other caller: err = %v; want nil", err)
+	}
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("source calls = %d; want 1", n)
+	}
+}
+
+func TestCacheSharedFetchHasItsOwnTimeout(t *testing.T) {
+	src := &fakeSource{fn: func(ctx context.Context, _ int64, _ Key) (Token, error) {
+		<-ctx.Done()
+		return Token{}, ctx.Err()
+	}}
+	c := NewCache(src, CacheOptions{FetchTimeout: 30 * time.Millisecond})
+	defer c.Close()
+	_, err := c.Token(context.Background(), key)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Token with hanging source: err = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestCacheServesValidTokenWhileSourceDown(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	var down atomic.Bool
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if down.Load() {
+			return Token{}, &RetryAfterError{After: 3 * time.Second, Err: ErrUnavailable}
+		}
+		return tokenN(n, t0.Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{Margin: 5 * time.Minute, Now: clk.Now})
+	defer c.Close()
+	first := mustToken(t, c)
+	down.Store(true)
+
+	// Inside the margin, the refresh fails: the old token is still served.
+	clk.Set(t0.Add(56 * time.Minute))
+	if got := mustToken(t, c); !got.Secret.Equal(first.Secret) {
+		t.Fatalf("inside margin with source down: got another token")
+	}
+	calls := src.calls.Load()
+	// Within the Retry-After, no new fetch.
+	clk.Set(t0.Add(56*time.Minute + 2*time.Second))
+	mustToken(t, c)
+	if n := src.calls.Load(); n != calls {
+		t.Errorf("source calls within Retry-After = %d; want %d", n, calls)
+	}
+	// After it, another (failing) attempt, still serving the old token.
+	clk.Set(t0.Add(56*time.Minute + 4*time.Second))
+	mustToken(t, c)
+	if n := src.calls.Load(); n != calls+1 {
+		t.Errorf("source calls after Retry-After = %d; want %d", n, calls+1)
+	}
+	// Once expired, the error surfaces.
+	clk.Set(t0.Add(60 * time.Minute))
+	if _, err := c.Token(context.Background(), key); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("expired token with source down: err = %v; want ErrUnavailable", err)
+	}
+	if s := c.Stats(); s.StaleHits < 2 || s.Errors < 2 {
+		t.Errorf("Stats() = %+v; want StaleHits >= 2 and Errors >= 2", s)
+	}
+}
+
+func TestCacheSlowRefreshServesStaleAfterStaleWait(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	release := make(chan struct{})
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if n > 1 {
+			<-release
+		}
+		return tokenN(n, clk.Now().Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{StaleWait: 10 * time.Millisecond, Now: clk.Now})
+	defer c.Close()
+	first := mustToken(t, c)
+	clk.Set(t0.Add(58 * time.Minute))
+	if got := mustToken(t, c); !got.Secret.Equal(first.Secret) {
+		t.Fatal("slow refresh: want the still-valid old token")
+	}
+	close(release)
+	// The background refresh completes and replaces the token.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := mustToken(t, c); got.Secret.Reveal() == "secret-token-2" {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("refreshed token never served")
+}
+
+func TestCacheNegativeCache(t *testing.T) {
+	connect := &ConnectError{Key: key, ConnectURL: "https://runner/connect?host=dev.azure.com"}
+	tests := []struct {
+		name string
+		err  error
+		ttl  time.Duration
+	}{
+		{"connect required", connect, 5 * time.Second},
+		{"environment unauthorized", fmt.Errorf("vault: %w", ErrUnauthorized), 5 * time.Second},
+		{"unavailable", ErrUnavailable, time.Second},
+		{"retry after is capped", &RetryAfterError{After: time.Hour, Err: ErrUnavailable}, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			t0 := clk.Now()
+			src := &fakeSource{fn: func(context.Context, int64, Key) (Token, error) { return Token{}, tt.err }}
+			c := NewCache(src, CacheOptions{Now: clk.Now})
+			defer c.Close()
+			for _, at := range []time.Time{t0, t0.Add(tt.ttl - time.Nanosecond)} {
+				clk.Set(at)
+				if _, err := c.Token(context.Background(), key); !errors.Is(err, tt.err) {
+					t.Fatalf("Token at %v: err = %v; want %v", at.Sub(t0), err, tt.err)
+				}
+			}
+			if n := src.calls.Load(); n != 1 {
+				t.Fatalf("source calls within %v = %d; want 1", tt.ttl, n)
+			}
+			clk.Set(t0.Add(tt.ttl))
+			c.Token(context.Background(), key)
+			if n := src.calls.Load(); n != 2 {
+				t.Fatalf("source calls after %v = %d; want 2", tt.ttl, n)
+			}
+		})
+	}
+}
+
+func TestCacheAuthoritativeErrorDropsToken(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	var revoked atomic.Bool
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if revoked.Load() {
+			return Token{}, &ConnectError{Key: key, Reconnect: true, ConnectURL: "https://runner/connect"}
+		}
+		return tokenN(n, t0.Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	mustToken(t, c)
+	revoked.Store(true)
+	clk.Set(t0.Add(56 * time.Minute))
+	var ce *ConnectError
+	if _, err := c.Token(context.Background(), key); !errors.As(err, &ce) || !ce.Reconnect {
+		t.Fatalf("Token after revocation: err = %v; want *ConnectError with Reconnect", err)
+	}
+}
+
+func TestCacheInvalidate(t *testing.T) {
+	clk := newClock()
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		return tokenN(n, clk.Now().Add(time.Hour)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	first := mustToken(t, c)
+
+	c.Invalidate(key, tokenN(99, time.Time{})) // not the cached one
+	c.Invalidate(Key{Host: "dev.azure.com", Org: "other"}, first)
+	if got := mustToken(t, c); !got.Secret.Equal(first.Secret) || src.calls.Load() != 1 {
+		t.Fatalf("Invalidate with another token or key dropped the cached one (calls = %d)", src.calls.Load())
+	}
+	c.Invalidate(key, first)
+	second := mustToken(t, c)
+	if second.Secret.Equal(first.Secret) || src.calls.Load() != 2 {
+		t.Fatalf("after Invalidate: calls = %d, same token = %v; want 2 and a new token", src.calls.Load(), second.Secret.Equal(first.Secret))
+	}
+	// Many requests rejected with the same old token: one refetch only.
+	c.Invalidate(key, first)
+	if got := mustToken(t, c); !got.Secret.Equal(second.Secret) || src.calls.Load() != 2 {
+		t.Fatalf("second Invalidate of the old token refetched (calls = %d)", src.calls.Load())
+	}
+}
+
+func TestCacheSnapshotAndErrorsHoldNoSecret(t *testing.T) {
+	clk := newClock()
+	const secretValue = "super-secret-token-value"
+	src := &fakeSource{fn: func(_ context.Context, _ int64, k Key) (Token, error) {
+		if k.Org == "broken" {
+			return Token{}, &ConnectError{Key: k, ConnectURL: "https://runner/connect"}
+		}
+		return Token{Kind: Basic, Secret: secret.New(secretValue), ExpiresAt: clk.Now().Add(time.Hour)}, nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	mustToken(t, c)
+	_, err := c.Token(context.Background(), Key{Host: "dev.azure.com", Org: "broken"})
+	snap := c.Snapshot()
+	if len(snap) != 2 {
+		t.Fatalf("Snapshot() has %d entries; want 2", len(snap))
+	}
+	if snap[1].Kind != Basic || snap[1].Username != DefaultUsername || snap[1].ExpiresAt.IsZero() {
+		t.Errorf("Snapshot()[1] = %+v; want kind basic, default user, an expiry", snap[1])
+	}
+	if !strings.Contains(snap[0].LastError, "connect") {
+		t.Errorf("Snapshot()[0].LastError = %q; want the connect error", snap[0].LastError)
+	}
+	b, _ := json.Marshal(snap)
+	for _, s := range []string{string(b), fmt.Sprintf("%+v %#v", snap, c.Stats()), err.Error()} {
+		if strings.Contains(s, secretValue) {
+			t.Errorf("leaked the secret: %s", s)
+		}
+	}
+}
+
+func TestCacheOnFetchHook(t *testing.T) {
+	var got []error
+	var mu sync.Mutex
+	src := &fakeSource{fn: func(context.Context, int64, Key) (Token, error) { return Token{}, ErrNoCredential }}
+	c := NewCache(src, CacheOptions{OnFetch: func(_ Key, _ time.Duration, err error) {
+		mu.Lock()
+		got = append(got, err)
+		mu.Unlock()
+	}})
+	c.Token(context.Background(), key)
+	c.Close()
+	if len(got) != 1 || !errors.Is(got[0], ErrNoCredential) {
+		t.Fatalf("OnFetch errors = %v; want [ErrNoCredential]", got)
+	}
+}

@@ -1,0 +1,75 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+)
+
+func TestStatic(t *testing.T) {
+	src := NewStatic(secret.New("mypat"))
+	tok, err := src.Token(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Kind != Basic || tok.User() != DefaultUsername || tok.Secret.Reveal() != "mypat" || !tok.ExpiresAt.IsZero() {
+		t.Fatalf("NewStatic(...).Token() = %v; want a basic PAT for %q without expiry", tok, DefaultUsername)
+	}
+	if _, err := NewStatic(secret.String{}).Token(context.Background(), key); !errors.Is(err, ErrNoCredential) {
+		t.Fatalf("empty static PAT: err = %v; want ErrNoCredential", err)
+	}
+}
+
+func TestReadPATFile(t *testing.T) {
+	const pat = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop"
+	tests := []struct {
+		name    string
+		content string
+		want    string
+		wantErr bool
+	}{
+		{"plain", pat, pat, false},
+		{"trailing newline", pat + "\n", pat, false},
+		{"crlf and spaces", "  " + pat + "\r\n", pat, false},
+		{"empty", "", "", true},
+		{"only whitespace", " \n\t\n", "", true},
+		{"two lines", pat + "\nsecond-line-secret\n", "", true},
+		{"inner space", "abc def-secret", "", true},
+		{"too large", strings.Repeat("x", MaxSecretFileSize+1), "", true},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadPATFile(path)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("ReadPATFile(%q) = %v, nil; want an error", tt.content, got)
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("error %q does not name the file", err)
+				}
+				for _, s := range []string{pat, "second-line-secret", "def-secret"} {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("error %q leaks the content", err)
+					}
+				}
+				return
+			}
+			if err != nil || got.Reveal() != tt.want {
+				t.Fatalf("ReadPATFile(%q) = %q, %v; want %q", tt.content, got.Reveal(), err, tt.want)
+			}
+		})
+	}
+	if _, err := ReadPATFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("ReadPATFile(missing) err = %v; want an error naming the file", err)
+	}
+}
