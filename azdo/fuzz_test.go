@@ -1,0 +1,97 @@
+package azdo
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzParse checks that Parse never panics, that every error is a
+// *ParseError wrapping a sentinel, and that every success names an Azure
+// DevOps host and has a clean clone URL that parses back to the same
+// repository.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"https://dev.azure.com/contoso/Fabrikam/_git/web",
+		"https://contoso@dev.azure.com/contoso/_git/web?version=GBmain",
+		"https://contoso.visualstudio.com/DefaultCollection/p/_git/_optimized/r",
+		"https://tfs.example.com/tfs/DefaultCollection/P/_git/r/pullrequest/7",
+		"git@ssh.dev.azure.com:v3/contoso/My%20Project/r",
+		"ssh://contoso@vs-ssh.visualstudio.com/v3/contoso/p/r",
+		"https://dev.azure.com/o/p/_git/r?path=/a%20b&version=GC" + sha1a,
+		"https://dev.azure.com.evil.test/o/p/_git/r",
+	} {
+		f.Add(s)
+	}
+	hosts := testHosts(f)
+	f.Fuzz(func(t *testing.T, in string) {
+		tg, err := Parse(in, hosts)
+		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) || !(errors.Is(err, ErrInvalidURL) || errors.Is(err, ErrNotAzureDevOps)) {
+				t.Fatalf("Parse(%q) error = %v (%T); want *ParseError wrapping a sentinel", in, err, err)
+			}
+			return
+		}
+		if !hosts.Match(tg.Repo.Host) {
+			t.Fatalf("Parse(%q).Repo.Host = %q; not an Azure DevOps host", in, tg.Repo.Host)
+		}
+		u := tg.Repo.CloneURL()
+		if strings.Contains(strings.SplitN(strings.TrimPrefix(u, "https://"), "/", 2)[0], "@") {
+			t.Fatalf("CloneURL() = %q; has user information", u)
+		}
+		again, err := Parse(u, hosts)
+		if err != nil {
+			t.Fatalf("Parse(%q) (clone URL of %q) error: %v", u, in, err)
+		}
+		if again.Repo != tg.Repo || again.Kind != Default {
+			t.Fatalf("Parse(%q) = %+v; want %+v (clone URL of %q)", u, again.Repo, tg.Repo, in)
+		}
+		if tg.Kind == Commit && len(tg.Commit) != 40 && len(tg.Commit) != 64 {
+			t.Fatalf("Parse(%q).Commit = %q; want a full id", in, tg.Commit)
+		}
+		if tg.Kind == PullRequest && tg.PullRequest <= 0 {
+			t.Fatalf("Parse(%q).PullRequest = %d; want positive", in, tg.PullRequest)
+		}
+	})
+}
+
+// FuzzHostsMatch checks that Match depends only on the normalized host, that
+// NormalizeHost is idempotent, that services hosts are exactly the allowed
+// shapes, and that a configured host always matches itself.
+func FuzzHostsMatch(f *testing.F) {
+	for _, s := range []string{
+		"dev.azure.com", "DEV.azure.com.:443", "contoso.visualstudio.com",
+		"a.b.visualstudio.com", "dev.azure.com.evil.test", "evil-dev.azure.com",
+		"tfs.example.com:8443", "[::1]:443", "127.0.0.1:9443", "visualstudio.com",
+	} {
+		f.Add(s)
+	}
+	hosts := testHosts(f)
+	f.Fuzz(func(t *testing.T, hp string) {
+		n := NormalizeHost(hp)
+		if NormalizeHost(n) != n {
+			t.Fatalf("NormalizeHost(%q) = %q, NormalizeHost(%q) = %q; want idempotent", hp, n, n, NormalizeHost(n))
+		}
+		if hosts.Match(hp) != hosts.Match(n) {
+			t.Fatalf("Match(%q) = %v, Match(%q) = %v; want equal", hp, hosts.Match(hp), n, hosts.Match(n))
+		}
+		var none *Hosts
+		if none.Match(hp) {
+			if n != ServicesHost {
+				label, ok := strings.CutSuffix(n, ".visualstudio.com")
+				if !ok || label == "" || strings.ContainsAny(label, ".:[]@/") {
+					t.Fatalf("(*Hosts)(nil).Match(%q) = true for %q; want only dev.azure.com and {org}.visualstudio.com", hp, n)
+				}
+			}
+		}
+		if h, err := NewHosts([]string{hp}); err == nil {
+			if !h.Match(hp) {
+				t.Fatalf("NewHosts([%q]).Match(%q) = false; want true", hp, hp)
+			}
+			if got := h.SelfHosted(); len(got) != 1 || got[0] != n {
+				t.Fatalf("NewHosts([%q]).SelfHosted() = %q; want [%q]", hp, got, n)
+			}
+		}
+	})
+}
