@@ -132,6 +132,19 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	return &Cache{src: src, opts: opts, ctx: ctx, cancel: cancel, entries: make(map[Key]*entry)}
 }
 
+// String describes c without any token. fmt does not call the redacting
+// methods of secret.String held in unexported fields, so Cache formats
+// itself.
+func (c *Cache) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("token.Cache(%d keys, margin %s)", len(c.entries), c.opts.Margin)
+}
+
+// Format implements fmt.Formatter so that every verb, %+v and %#v
+// included, prints String.
+func (c *Cache) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
 // Margin returns the refresh margin in use.
 func (c *Cache) Margin() time.Duration { return c.opts.Margin }
 

@@ -371,7 +371,7 @@ func TestCacheSnapshotAndErrorsHoldNoSecret(t *testing.T) {
 		t.Errorf("Snapshot()[0].LastError = %q; want the connect error", snap[0].LastError)
 	}
 	b, _ := json.Marshal(snap)
-	for _, s := range []string{string(b), fmt.Sprintf("%+v %#v", snap, c.Stats()), err.Error()} {
+	for _, s := range []string{string(b), fmt.Sprintf("%+v %#v %v %+v %#v %s", snap, c.Stats(), c, c, c, c), err.Error()} {
 		if strings.Contains(s, secretValue) {
 			t.Errorf("leaked the secret: %s", s)
 		}

@@ -1,0 +1,322 @@
+// Package vaultsource is the token.Source that asks the runner's vault for
+// tokens: POST /v1/token with the environment token, the answer sealed to a
+// key pair generated for this process only, so that a token is readable by
+// nobody but this sidecar even where TLS is terminated in front of the
+// vault.
+package vaultsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
+)
+
+// Defaults.
+const (
+	// DefaultTimeout bounds one request to the vault, connection included.
+	DefaultTimeout = 15 * time.Second
+	// MaxResponseSize bounds what is read of a vault answer.
+	MaxResponseSize = 64 << 10
+	// maxMessage bounds a vault message shown to the user.
+	maxMessage = 300
+)
+
+// ErrProtocol is wrapped by errors about answers that break the contract
+// (unparseable JSON, unknown token type, a token that cannot be opened).
+var ErrProtocol = errors.New("vaultsource: unexpected answer from the vault")
+
+// Options configure a Source.
+type Options struct {
+	// URL is the vault's base URL (--vault-url), e.g. https://runner:8443.
+	URL string
+	// EnvToken is this environment's token (--env-token-file).
+	EnvToken secret.String
+	// CAFile adds roots to the system ones (--vault-ca-file).
+	CAFile string
+	// MinValid is asked of every token (min_valid_seconds): the cache's
+	// refresh margin, so that what the vault hands out is fresh enough.
+	MinValid time.Duration
+	// Timeout bounds one request (default DefaultTimeout).
+	Timeout time.Duration
+	// InsecureAllowHTTP permits a plain-http URL on a non-loopback host.
+	// The environment token would cross the network in clear text; only
+	// for a TLS-terminating sidecar network you control.
+	InsecureAllowHTTP bool
+	// Transport replaces the default transport (tests).
+	Transport http.RoundTripper
+}
+
+// Source asks the vault for tokens. It is safe for concurrent use; put a
+// token.Cache in front of it.
+type Source struct {
+	endpoint string
+	envToken secret.String
+	minValid time.Duration
+	keys     sealbox.KeyPair
+	client   *http.Client
+}
+
+// String describes s without its secrets. fmt does not call the
+// redacting methods of secret.String held in unexported fields, so every
+// struct that holds one must format itself.
+func (s *Source) String() string { return "vaultsource.Source(" + s.endpoint + ")" }
+
+// Format implements fmt.Formatter so that every verb, %+v and %#v included,
+// prints String.
+func (s *Source) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
+// ReadEnvTokenFile reads the environment token (--env-token-file) once,
+// at start.
+func ReadEnvTokenFile(path string) (secret.String, error) {
+	return token.ReadSecretFile(path, "environment token")
+}
+
+// New returns a Source for opts. It generates this process's sealing key.
+func New(opts Options) (*Source, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("vaultsource: vault URL %q must be https://host[:port][/path]", opts.URL)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("vaultsource: vault URL must not carry user info, query or fragment")
+	}
+	if u.Scheme == "http" && !opts.InsecureAllowHTTP && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("vaultsource: vault URL %s is plain http on a non-loopback host; the environment token would travel in clear text", u.Redacted())
+	}
+	if opts.EnvToken.IsZero() {
+		return nil, errors.New("vaultsource: no environment token")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	rt := opts.Transport
+	if rt == nil {
+		tr, err := transport(opts.CAFile, opts.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		rt = tr
+	}
+	kp, err := sealbox.Generate()
+	if err != nil {
+		return nil, err
+	}
+	return &Source{
+		endpoint: strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
+		envToken: opts.EnvToken,
+		minValid: opts.MinValid,
+		keys:     kp,
+		client: &http.Client{
+			Transport: rt,
+			Timeout:   opts.Timeout,
+			// The vault has no reason to redirect; following one would
+			// send the environment token somewhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+func transport(caFile string, timeout time.Duration) (*http.Transport, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("vaultsource: vault CA file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("vaultsource: vault CA file %s holds no PEM certificate", caFile)
+		}
+	}
+	d := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Token implements token.Source.
+func (s *Source) Token(ctx context.Context, key token.Key) (token.Token, error) {
+	body, err := json.Marshal(vaultapi.TokenRequest{
+		Host:            key.Host,
+		Org:             key.Org,
+		MinValidSeconds: int(s.minValid / time.Second),
+		SealTo:          s.keys.Public.String(),
+	})
+	if err != nil {
+		return token.Token{}, fmt.Errorf("vaultsource: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return token.Token{}, fmt.Errorf("vaultsource: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.envToken.Reveal())
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w (%w)", key, token.ErrUnavailable, ctxErr)
+		}
+		// *url.Error names the method and the URL (no secret in it).
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: %v", key, token.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	if err != nil {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: reading answer: %w: %v", key, token.ErrUnavailable, err)
+	}
+	if len(b) > MaxResponseSize {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: answer larger than %d bytes", key, ErrProtocol, MaxResponseSize)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return s.decode(key, b)
+	}
+	return token.Token{}, s.statusError(key, resp, b)
+}
+
+func (s *Source) decode(key token.Key, b []byte) (token.Token, error) {
+	var tr vaultapi.TokenResponse
+	if err := json.Unmarshal(b, &tr); err != nil {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: invalid JSON", key, ErrProtocol)
+	}
+	var kind token.Kind
+	switch tr.Type {
+	case vaultapi.TypeBearer:
+		kind = token.Bearer
+	case vaultapi.TypeBasic:
+		kind = token.Basic
+	default:
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: unknown token type %q", key, ErrProtocol, clean(tr.Type))
+	}
+	// We always ask for a sealed token: an unsealed one means the vault
+	// ignored seal_to, and we refuse to use a token that travelled bare.
+	if !tr.Sealed {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: token not sealed to this process", key, ErrProtocol)
+	}
+	plain, err := s.keys.Open(tr.Token)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: %v", key, ErrProtocol, err)
+	}
+	v := string(plain)
+	if v == "" || strings.ContainsAny(v, "\r\n\x00") {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: empty or multi-line token", key, ErrProtocol)
+	}
+	user := tr.Username
+	if strings.ContainsAny(user, ":\r\n\x00") {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: invalid user name", key, ErrProtocol)
+	}
+	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt}, nil
+}
+
+// statusError maps a non-200 answer to the token package's errors.
+func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error {
+	var er vaultapi.ErrorResponse
+	_ = json.Unmarshal(b, &er) // a proxy's HTML error page leaves er empty
+	msg := clean(er.Message)
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusConflict:
+		if resp.StatusCode == http.StatusNotFound && er.Error != vaultapi.ErrNotConnected {
+			// A 404 without our error code is a wrong --vault-url, not
+			// a user who must connect.
+			return fmt.Errorf("vaultsource: token for %s: %w: %s answered 404 (is --vault-url right?)", key, ErrProtocol, s.endpoint)
+		}
+		u, err := connectURL(er.ConnectURL)
+		if err != nil {
+			return fmt.Errorf("vaultsource: token for %s: %w: %v", key, ErrProtocol, err)
+		}
+		return &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, Reason: msg, ConnectURL: u}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		err := fmt.Errorf("vaultsource: token for %s: vault answered %d: %w", key, resp.StatusCode, token.ErrUnavailable)
+		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &token.RetryAfterError{After: after, Err: err}
+		}
+		return err
+	}
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("vaultsource: token for %s: vault answered %d: %w", key, resp.StatusCode, token.ErrUnavailable)
+	}
+	if msg != "" {
+		msg = ": " + msg
+	}
+	return fmt.Errorf("vaultsource: token for %s: %w: vault answered %d%s", key, ErrProtocol, resp.StatusCode, msg)
+}
+
+// connectURL accepts only an absolute http(s) URL: it ends up on git's
+// stderr and in a 401 page, so no other scheme and no control characters.
+func connectURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || clean(s) != s {
+		return "", errors.New("invalid connect_url")
+	}
+	return s, nil
+}
+
+// retryAfter parses a Retry-After header (seconds or HTTP date).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// clean makes a vault-supplied string safe to show: printable, one line,
+// bounded.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxMessage {
+		s = s[:maxMessage] + "…"
+	}
+	return s
+}

@@ -1,0 +1,342 @@
+package vaultsource
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
+)
+
+const (
+	envToken  = "env-token-5e1f0a9c"
+	azdoToken = "eyJ0eXAiOiJKV1Qi.access-token-secret"
+)
+
+var key = token.Key{Host: "dev.azure.com", Org: "contoso"}
+
+// fakeVault implements the vault contract for POST /v1/token; answer
+// decides the response for a well-formed, authorized request.
+type fakeVault struct {
+	t      *testing.T
+	calls  atomic.Int64
+	last   atomic.Pointer[vaultapi.TokenRequest]
+	answer func(w http.ResponseWriter, req vaultapi.TokenRequest)
+}
+
+func (v *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v.calls.Add(1)
+	if r.Method != http.MethodPost || r.URL.Path != vaultapi.TokenPath {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+envToken {
+		writeJSON(w, http.StatusUnauthorized, vaultapi.ErrorResponse{Error: vaultapi.ErrUnauthorized, Message: "bad environment token"})
+		return
+	}
+	var req vaultapi.TokenRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, vaultapi.ErrorResponse{Error: vaultapi.ErrBadRequest, Message: err.Error()})
+		return
+	}
+	v.last.Store(&req)
+	v.answer(w, req)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// sealedOK answers 200 with azdoToken sealed to the request's seal_to.
+func sealedOK(typ string, exp time.Time) func(http.ResponseWriter, vaultapi.TokenRequest) {
+	return func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+		pub, err := sealbox.ParsePublicKey(req.SealTo)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, vaultapi.ErrorResponse{Error: vaultapi.ErrBadRequest, Message: "seal_to"})
+			return
+		}
+		sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
+		writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: typ, Username: "azdo-sidecar", Token: sealed, ExpiresAt: exp, Sealed: true})
+	}
+}
+
+// newVault starts a TLS vault and a Source trusting it via a CA file.
+func newVault(t *testing.T, answer func(http.ResponseWriter, vaultapi.TokenRequest), opts Options) (*fakeVault, *Source, *httptest.Server) {
+	t.Helper()
+	fv := &fakeVault{t: t, answer: answer}
+	srv := httptest.NewTLSServer(fv)
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "vault-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if opts.URL == "" {
+		opts.URL = srv.URL
+	}
+	if opts.EnvToken.IsZero() {
+		opts.EnvToken = secret.New(envToken)
+	}
+	opts.CAFile = caFile
+	if opts.MinValid == 0 {
+		opts.MinValid = 5 * time.Minute
+	}
+	src, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return fv, src, srv
+}
+
+func TestTokenSealedRoundTrip(t *testing.T) {
+	exp := time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		typ  string
+		want token.Kind
+	}{
+		{"entra", vaultapi.TypeBearer, token.Bearer},
+		{"pat", vaultapi.TypeBasic, token.Basic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fv, src, _ := newVault(t, sealedOK(tt.typ, exp), Options{})
+			tok, err := src.Token(context.Background(), key)
+			if err != nil {
+				t.Fatalf("Token() error = %v", err)
+			}
+			if tok.Kind != tt.want || tok.Secret.Reveal() != azdoToken || !tok.ExpiresAt.Equal(exp) || tok.User() != "azdo-sidecar" {
+				t.Fatalf("Token() = %v (secret ok: %v); want %s token expiring %v", tok, tok.Secret.Reveal() == azdoToken, tt.want, exp)
+			}
+			req := fv.last.Load()
+			if req.Host != key.Host || req.Org != key.Org || req.MinValidSeconds != 300 || req.SealTo != src.keys.Public.String() {
+				t.Fatalf("request = %+v; want host/org of %v, min_valid_seconds 300, seal_to our key", req, key)
+			}
+		})
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	connect := "https://runner.example/connect?host=dev.azure.com&org=contoso"
+	errorAnswer := func(status int, body vaultapi.ErrorResponse, header ...string) func(http.ResponseWriter, vaultapi.TokenRequest) {
+		return func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			for i := 0; i+1 < len(header); i += 2 {
+				w.Header().Set(header[i], header[i+1])
+			}
+			writeJSON(w, status, body)
+		}
+	}
+	tests := []struct {
+		name   string
+		answer func(http.ResponseWriter, vaultapi.TokenRequest)
+		env    string
+		check  func(error) bool
+	}{
+		{"not connected", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, Message: "connect first", ConnectURL: connect}), "",
+			func(err error) bool {
+				var ce *token.ConnectError
+				return errors.As(err, &ce) && !ce.Reconnect && ce.ConnectURL == connect && ce.Key == key
+			}},
+		{"reconnect required", errorAnswer(409, vaultapi.ErrorResponse{Error: vaultapi.ErrReconnectRequired, Message: "AADSTS50173", ConnectURL: connect}), "",
+			func(err error) bool {
+				var ce *token.ConnectError
+				return errors.As(err, &ce) && ce.Reconnect && ce.ConnectURL == connect && ce.Reason == "AADSTS50173"
+			}},
+		{"404 without error code is a wrong URL", errorAnswer(404, vaultapi.ErrorResponse{}), "",
+			func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"connect_url with another scheme", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "javascript:alert(1)"}), "",
+			func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"bad environment token", nil, "wrong-env-token", func(err error) bool { return errors.Is(err, token.ErrUnauthorized) }},
+		{"unavailable with retry-after", errorAnswer(503, vaultapi.ErrorResponse{Error: vaultapi.ErrUnavailable}, "Retry-After", "7"), "",
+			func(err error) bool {
+				var ra *token.RetryAfterError
+				return errors.As(err, &ra) && ra.After == 7*time.Second && errors.Is(err, token.ErrUnavailable)
+			}},
+		{"unavailable without retry-after", errorAnswer(503, vaultapi.ErrorResponse{Error: vaultapi.ErrUnavailable}), "",
+			func(err error) bool { return errors.Is(err, token.ErrUnavailable) }},
+		{"internal error", errorAnswer(500, vaultapi.ErrorResponse{Error: vaultapi.ErrInternal}), "",
+			func(err error) bool { return errors.Is(err, token.ErrUnavailable) }},
+		{"bad request", errorAnswer(400, vaultapi.ErrorResponse{Error: vaultapi.ErrBadRequest, Message: "bad org\r\ninjected"}), "",
+			func(err error) bool { return errors.Is(err, ErrProtocol) && !strings.Contains(err.Error(), "\n") }},
+		{"unsealed token", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			writeJSON(w, 200, vaultapi.TokenResponse{Type: "bearer", Token: azdoToken, Sealed: false})
+		}, "", func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"sealed to another key", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			other, _ := sealbox.Generate()
+			sealed, _ := sealbox.Seal(other.Public, []byte(azdoToken))
+			writeJSON(w, 200, vaultapi.TokenResponse{Type: "bearer", Token: sealed, Sealed: true})
+		}, "", func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"unknown type", func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+			sealedOK("cookie", time.Time{})(w, req)
+		}, "", func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"answer too large", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			w.WriteHeader(200)
+			w.Write([]byte(`{"token":"` + strings.Repeat("A", MaxResponseSize) + `"}`))
+		}, "", func(err error) bool { return errors.Is(err, ErrProtocol) }},
+		{"html error page", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			w.WriteHeader(502)
+			w.Write([]byte("<html>bad gateway</html>"))
+		}, "", func(err error) bool { return errors.Is(err, token.ErrUnavailable) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{}
+			if tt.env != "" {
+				opts.EnvToken = secret.New(tt.env)
+			}
+			_, src, _ := newVault(t, tt.answer, opts)
+			_, err := src.Token(context.Background(), key)
+			if err == nil || !tt.check(err) {
+				t.Fatalf("Token() error = %v (%T); want the mapped error", err, err)
+			}
+			for _, s := range []string{envToken, azdoToken, "wrong-env-token"} {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error %q leaks a secret", err)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenNetworkFailures(t *testing.T) {
+	t.Run("server down", func(t *testing.T) {
+		_, src, srv := newVault(t, sealedOK("bearer", time.Time{}), Options{})
+		srv.Close()
+		if _, err := src.Token(context.Background(), key); !errors.Is(err, token.ErrUnavailable) {
+			t.Fatalf("Token() with the vault down: err = %v; want ErrUnavailable", err)
+		}
+	})
+	t.Run("server hangs", func(t *testing.T) {
+		release := make(chan struct{})
+		_, src, _ := newVault(t, func(http.ResponseWriter, vaultapi.TokenRequest) { <-release }, Options{Timeout: 100 * time.Millisecond})
+		defer close(release)
+		start := time.Now()
+		_, err := src.Token(context.Background(), key)
+		if !errors.Is(err, token.ErrUnavailable) || time.Since(start) > 5*time.Second {
+			t.Fatalf("Token() with a hanging vault: err = %v after %v; want ErrUnavailable after the timeout", err, time.Since(start))
+		}
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		srv := httptest.NewTLSServer(http.NotFoundHandler())
+		defer srv.Close()
+		src, err := New(Options{URL: srv.URL, EnvToken: secret.New(envToken)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Token(context.Background(), key); !errors.Is(err, token.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("Token() against an untrusted certificate: err = %v; want ErrUnavailable naming the certificate", err)
+		}
+	})
+	t.Run("redirect is not followed", func(t *testing.T) {
+		var seen atomic.Value
+		other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.Store(r.Header.Get("Authorization"))
+		}))
+		defer other.Close()
+		fv, src, _ := newVault(t, func(w http.ResponseWriter, r vaultapi.TokenRequest) {
+			w.Header().Set("Location", other.URL+"/steal")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		}, Options{})
+		_, err := src.Token(context.Background(), key)
+		if err == nil || seen.Load() != nil || fv.calls.Load() != 1 {
+			t.Fatalf("redirect: err = %v, other server saw %v; want an error and no request elsewhere", err, seen.Load())
+		}
+	})
+}
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		ok   bool
+	}{
+		{"https", Options{URL: "https://runner.example:8443/", EnvToken: secret.New(envToken)}, true},
+		{"http loopback", Options{URL: "http://127.0.0.1:8080", EnvToken: secret.New(envToken)}, true},
+		{"http remote", Options{URL: "http://runner.example", EnvToken: secret.New(envToken)}, false},
+		{"http remote insecure", Options{URL: "http://runner.example", EnvToken: secret.New(envToken), InsecureAllowHTTP: true}, true},
+		{"no token", Options{URL: "https://runner.example"}, false},
+		{"no scheme", Options{URL: "runner.example", EnvToken: secret.New(envToken)}, false},
+		{"user info", Options{URL: "https://u:p@runner.example", EnvToken: secret.New(envToken)}, false},
+		{"missing CA file", Options{URL: "https://runner.example", EnvToken: secret.New(envToken), CAFile: "/nonexistent/ca.pem"}, false},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.opts)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: New(%q) error = %v; want ok=%v", tt.name, tt.opts.URL, err, tt.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), envToken) {
+			t.Errorf("%s: error leaks the environment token: %v", tt.name, err)
+		}
+	}
+}
+
+func TestPerProcessKeysDiffer(t *testing.T) {
+	a, _ := New(Options{URL: "https://r.example", EnvToken: secret.New(envToken)})
+	b, _ := New(Options{URL: "https://r.example", EnvToken: secret.New(envToken)})
+	if a.keys.Public == b.keys.Public {
+		t.Fatal("two Sources share a sealing key")
+	}
+	if s := fmt.Sprintf("%v %+v", a, a); strings.Contains(s, envToken) || strings.Contains(s, a.keys.Private.Encode()) {
+		t.Fatalf("formatting a Source leaks a secret: %s", s)
+	}
+}
+
+func TestCacheInFrontOfVault(t *testing.T) {
+	fv, src, _ := newVault(t, sealedOK("bearer", time.Now().Add(time.Hour)), Options{})
+	c := token.NewCache(src, token.CacheOptions{})
+	defer c.Close()
+	for range 50 {
+		if _, err := c.Token(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fv.calls.Load(); n != 1 {
+		t.Fatalf("vault calls for 50 cached Token calls = %d; want 1", n)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 2 * time.Minute, true},
+		{"0", 0, true},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
+		{"", 0, false},
+		{"soon", 0, false},
+		{"-3", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := retryAfter(tt.in, now)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestReadEnvTokenFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "env-token")
+	os.WriteFile(p, []byte(envToken+"\n"), 0o600)
+	got, err := ReadEnvTokenFile(p)
+	if err != nil || got.Reveal() != envToken {
+		t.Fatalf("ReadEnvTokenFile = %v, %v; want the token", got, err)
+	}
+}
