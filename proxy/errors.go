@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+)
+
+// tokenErrorResponse is the one place that maps token source errors to what
+// the client (git) sees, and to the metric result label.
+//
+// Git 2.39 prompts for a user name on a 401 unless a credential helper
+// answers, and never shows a 401's body. On any other error status it
+// prints a text/plain body line by line as "remote: ...", then fails. So
+// every "no credential" answer is a 403 with a text/plain body naming the
+// cause and, when the user must connect, the link: git fails fast, shows the
+// link and never prompts, with or without the credential helper.
+func tokenErrorResponse(req *http.Request, key token.Key, err error) (result string, resp *http.Response) {
+	var ce *token.ConnectError
+	var ra *token.RetryAfterError
+	switch {
+	case errors.As(err, &ce):
+		msg := "azdo-sidecar: " + ce.Error() + "\n"
+		if ce.ConnectURL != "" {
+			msg += "azdo-sidecar: open this link in a browser, then run the git command again:\nazdo-sidecar:   " + ce.ConnectURL + "\n"
+		}
+		return "connect_required", textResponse(req, http.StatusForbidden, msg)
+	case errors.Is(err, token.ErrUnauthorized):
+		return "unauthorized", textResponse(req, http.StatusForbidden,
+			"azdo-sidecar: this environment is not authorized by the vault (its environment token was rejected); ask your administrator\n")
+	case errors.Is(err, token.ErrNoCredential):
+		return "no_credential", textResponse(req, http.StatusForbidden, fmt.Sprintf(
+			"azdo-sidecar: no credential configured for %s: %v\n", key, err))
+	case errors.As(err, &ra), errors.Is(err, token.ErrUnavailable):
+		resp := textResponse(req, http.StatusServiceUnavailable, fmt.Sprintf(
+			"azdo-sidecar: the token source is unavailable for %s; try again shortly\n", key))
+		if ra != nil && ra.After > 0 {
+			resp.Header.Set("Retry-After", strconv.Itoa(int(ra.After.Seconds()+0.999)))
+		}
+		return "unavailable", resp
+	default:
+		return "error", textResponse(req, http.StatusBadGateway, fmt.Sprintf(
+			"azdo-sidecar: cannot get a token for %s: %v\n", key, err))
+	}
+}
+
+// textResponse builds a text/plain response to req.
+func textResponse(req *http.Request, status int, body string) *http.Response {
+	h := make(http.Header)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
