@@ -18,16 +18,16 @@ const (
 // metrics are the proxy's Prometheus collectors. Labels carry classes and
 // kinds only: never a host, a path, a user name or a secret.
 type metrics struct {
-	requests       *prometheus.CounterVec   // class
-	bytes          *prometheus.CounterVec   // class, direction
-	injections     *prometheus.CounterVec   // kind
-	upstreamStatus *prometheus.CounterVec   // code class
-	tokenFetches   *prometheus.CounterVec   // result
-	tokenLatency   prometheus.Histogram     //
-	retries        prometheus.Counter       //
-	inflight       prometheus.Gauge         //
-	tunnels        prometheus.Gauge         //
-	leaves         prometheus.Counter       //
+	requests       *prometheus.CounterVec // class
+	bytes          *prometheus.CounterVec // class, direction
+	injections     *prometheus.CounterVec // kind
+	upstreamStatus *prometheus.CounterVec // code class
+	tokenFetches   *prometheus.CounterVec // result
+	tokenLatency   prometheus.Histogram   //
+	retries        prometheus.Counter     //
+	inflight       prometheus.Gauge       //
+	tunnels        prometheus.Gauge       //
+	leaves         prometheus.Counter     //
 	all            []prometheus.Collector
 	counts         *counters // mirrors for the status endpoint
 }
