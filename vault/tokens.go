@@ -1,0 +1,393 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+)
+
+// DefaultMinValid is the validity a token must have left when the request
+// does not say (min_valid_seconds 0).
+const DefaultMinValid = 5 * time.Minute
+
+// errMisconfigured is wrapped in the 503 answered when the runner's OAuth
+// client is rejected by the identity provider.
+var errMisconfigured = errors.New("the runner's OAuth client is misconfigured; an administrator must fix it (azdo-vault verify)")
+
+// errSealedElsewhere means a stored credential cannot be opened with the
+// runner's key (the key file was replaced).
+var errSealedElsewhere = errors.New("vault: stored credential cannot be opened with this runner's key")
+
+// Token returns a token for env's owner and key that is valid for at least
+// minValid (or as long as a freshly refreshed token is, if less). Errors are
+// token.ErrUnavailable (as *token.RetryAfterError), *token.ConnectError
+// (with its ConnectURL), ErrHostNotConfigured, or internal failures. None
+// contains a secret.
+func (v *Vault) Token(ctx context.Context, env store.Environment, key token.Key, minValid time.Duration) (token.Token, error) {
+	key = token.Key{Host: NormalizeHost(key.Host), Org: normalizeOrg(key.Org)}
+	p, ok := v.providers[key.Host]
+	if !ok {
+		return token.Token{}, fmt.Errorf("%w: %s", ErrHostNotConfigured, key.Host)
+	}
+	if minValid <= 0 {
+		minValid = DefaultMinValid
+	}
+	creds, err := v.st.Credentials(ctx, env.Owner, key.Host)
+	if err != nil {
+		return token.Token{}, err
+	}
+	now := v.now()
+	var oauthOK, oauthBad, patOK, patBad *store.Credential
+	for _, c := range preferExactOrg(creds, key.Org) {
+		switch {
+		case c.Kind == store.OAuth && p.OAuth != nil:
+			if c.Status == store.StatusOK {
+				oauthOK = first(oauthOK, c)
+			} else {
+				oauthBad = first(oauthBad, c)
+			}
+		case c.Kind == store.PAT && p.PAT:
+			if c.Status == store.StatusOK && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt)) {
+				patOK = first(patOK, c)
+			} else {
+				patBad = first(patBad, c)
+			}
+		}
+	}
+	var ce *token.ConnectError
+	switch {
+	case oauthOK != nil:
+		tok, err := v.oauthToken(ctx, p, *oauthOK, minValid)
+		if errors.As(err, &ce) && patOK != nil {
+			// The grant just turned out revoked; a PAT still serves.
+			return v.patToken(*patOK, now)
+		}
+		if errors.As(err, &ce) {
+			return token.Token{}, v.connectError(ctx, env, key, store.OAuth, ce.Reconnect, ce.Reason)
+		}
+		return tok, err
+	case patOK != nil:
+		return v.patToken(*patOK, now)
+	case oauthBad != nil:
+		return token.Token{}, v.connectError(ctx, env, key, store.OAuth, true, oauthBad.Reason)
+	case patBad != nil:
+		reason := patBad.Reason
+		if reason == "" {
+			reason = "PAT expired"
+		}
+		return token.Token{}, v.connectError(ctx, env, key, v.connectKind(p), true, reason)
+	default:
+		return token.Token{}, v.connectError(ctx, env, key, v.connectKind(p), false, "")
+	}
+}
+
+// connectKind is the flow a connect link starts for p: OAuth when enabled.
+func (v *Vault) connectKind(p Provider) store.Kind {
+	if p.OAuth != nil {
+		return store.OAuth
+	}
+	return store.PAT
+}
+
+func (v *Vault) connectError(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string) error {
+	u, err := v.links.ConnectURL(ctx, LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect})
+	if err != nil {
+		return fmt.Errorf("vault: connect link: %w", err)
+	}
+	return &token.ConnectError{Key: key, Reconnect: reconnect, Reason: reason, ConnectURL: u}
+}
+
+// preferExactOrg returns the credentials that serve org: those for exactly
+// org first, then those for all orgs.
+func preferExactOrg(creds []store.Credential, org string) []store.Credential {
+	var exact, all []store.Credential
+	for _, c := range creds {
+		switch {
+		case org != "" && c.Org == org:
+			exact = append(exact, c)
+		case c.Org == store.AllOrgs:
+			all = append(all, c)
+		}
+	}
+	return append(exact, all...)
+}
+
+func first(have *store.Credential, c store.Credential) *store.Credential {
+	if have != nil {
+		return have
+	}
+	return &c
+}
+
+func (v *Vault) patToken(c store.Credential, now time.Time) (token.Token, error) {
+	b, err := v.keys.Open(c.Sealed)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("%w (credential %d)", errSealedElsewhere, c.ID)
+	}
+	exp := c.ExpiresAt
+	if exp.IsZero() {
+		exp = now.Add(v.patHorizon)
+	}
+	return token.Token{Kind: token.Basic, Username: token.DefaultUsername, Secret: secret.New(string(b)), ExpiresAt: exp}, nil
+}
+
+// oauthToken answers from the cache when it can, else joins (or starts)
+// the one refresh in flight for the credential.
+func (v *Vault) oauthToken(ctx context.Context, p Provider, c store.Credential, minValid time.Duration) (token.Token, error) {
+	if e, ok := v.cache.get(c.ID, c.Version); ok && e.usable(v.now(), minValid) {
+		v.m.cacheHits.Inc()
+		return e.tok, nil
+	}
+	return v.do(ctx, c.ID, func(ctx context.Context) (token.Token, error) {
+		return v.refresh(ctx, p, c.ID, minValid)
+	})
+}
+
+// refresh re-reads the credential, refreshes it and saves the rotated
+// refresh token before returning the access token. It runs once per
+// credential at a time (see do).
+func (v *Vault) refresh(ctx context.Context, p Provider, id int64, minValid time.Duration) (token.Token, error) {
+	// Each round re-reads the credential; a round repeats only when
+	// another request or replica changed it meanwhile.
+	for range 3 {
+		c, err := v.st.Credential(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return token.Token{}, &token.ConnectError{}
+		}
+		if err != nil {
+			return token.Token{}, err
+		}
+		if c.Status != store.StatusOK {
+			return token.Token{}, &token.ConnectError{Reconnect: true, Reason: c.Reason}
+		}
+		if e, ok := v.cache.get(c.ID, c.Version); ok && e.usable(v.now(), minValid) {
+			return e.tok, nil
+		}
+		rt, err := v.keys.Open(c.Sealed)
+		if err != nil {
+			return token.Token{}, fmt.Errorf("%w (credential %d)", errSealedElsewhere, c.ID)
+		}
+		g, rerr := v.refreshWithRetry(ctx, p, c, secret.New(string(rt)))
+		if rerr == nil {
+			return v.saveGrant(ctx, p, c, g)
+		}
+		re := classify(rerr)
+		v.m.refreshes.WithLabelValues(p.Host, re.Class.String()).Inc()
+		switch re.Class {
+		case Permanent:
+			// Another replica may have rotated the grant while ours was in
+			// flight: then the failure says nothing about the new one.
+			cur, err := v.st.Credential(ctx, id)
+			if err != nil {
+				return token.Token{}, err
+			}
+			if cur.Version != c.Version {
+				continue
+			}
+			c.Status, c.Reason = store.StatusReconnectRequired, re.Reason
+			if _, err := v.st.UpdateCredential(ctx, c); errors.Is(err, store.ErrConflict) {
+				continue
+			} else if err != nil {
+				return token.Token{}, err
+			}
+			v.cache.drop(id)
+			v.log.Warn("grant needs reconnect", "credential_id", id, "owner", c.Owner, "host", c.Host, "reason", re.Reason)
+			return token.Token{}, &token.ConnectError{Reconnect: true, Reason: re.Reason}
+		case Misconfigured:
+			v.log.Error("identity provider rejects the runner's OAuth client", "host", p.Host, "reason", re.Reason, "err", rerr)
+			return token.Token{}, &token.RetryAfterError{After: max(v.retryAfter, time.Minute), Err: fmt.Errorf("%w: %w", token.ErrUnavailable, errMisconfigured)}
+		default:
+			return token.Token{}, &token.RetryAfterError{After: max(v.retryAfter, re.RetryAfter), Err: token.ErrUnavailable}
+		}
+	}
+	return token.Token{}, &token.RetryAfterError{After: v.retryAfter, Err: fmt.Errorf("%w: the credential kept changing during refresh", token.ErrUnavailable)}
+}
+
+// refreshWithRetry calls the provider, retrying transient failures with
+// bounded exponential backoff and jitter; other failures return at once.
+func (v *Vault) refreshWithRetry(ctx context.Context, p Provider, c store.Credential, rt secret.String) (Grant, error) {
+	for attempt := 0; ; attempt++ {
+		v.m.refreshAttempts.WithLabelValues(p.Host).Inc()
+		g, err := p.OAuth.Refresh(ctx, rt)
+		if err == nil && g.AccessToken.IsZero() {
+			err = &RefreshError{Class: Transient, Reason: "empty_access_token", Err: errors.New("identity provider returned no access token")}
+		}
+		if err == nil {
+			return g, nil
+		}
+		re := classify(err)
+		v.m.refreshFailures.WithLabelValues(p.Host, reasonLabel(re)).Inc()
+		v.log.Warn("refresh failed", "credential_id", c.ID, "host", p.Host, "class", re.Class.String(), "reason", re.Reason, "attempt", attempt+1, "err", err)
+		if re.Class != Transient || attempt+1 >= v.backoff.Attempts || ctx.Err() != nil {
+			return Grant{}, err
+		}
+		d := min(v.backoff.Base<<attempt, v.backoff.Max)
+		d = d/2 + rand.N(d/2+1) // jitter, so replicas do not retry in step
+		if re.RetryAfter > v.backoff.Max {
+			return Grant{}, err // the provider asks for longer than we wait
+		}
+		d = max(d, re.RetryAfter)
+		if serr := v.sleep(ctx, d); serr != nil {
+			return Grant{}, err
+		}
+	}
+}
+
+// saveGrant persists the rotated refresh token (compare-and-swap) and only
+// then caches and returns the access token.
+func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g Grant) (token.Token, error) {
+	now := v.now()
+	exp := g.ExpiresAt
+	if exp.IsZero() {
+		exp = now.Add(10 * time.Minute) // never assume an hour
+	}
+	tok := token.Token{Kind: token.Bearer, Username: token.DefaultUsername, Secret: g.AccessToken, ExpiresAt: exp}
+	if !g.RefreshToken.IsZero() {
+		sealed, err := sealbox.Seal(v.keys.Public, []byte(g.RefreshToken.Reveal()))
+		if err != nil {
+			return token.Token{}, err
+		}
+		c.Sealed = sealed
+	}
+	c.Status, c.Reason = store.StatusOK, ""
+	saved, err := v.st.UpdateCredential(ctx, c)
+	if errors.Is(err, store.ErrConflict) {
+		// Another replica rotated (or the user reconnected) meanwhile; its
+		// row wins. Our access token is still good; do not cache it
+		// against a version it does not belong to.
+		v.m.refreshes.WithLabelValues(p.Host, "ok").Inc()
+		v.log.Info("credential changed during refresh; kept the stored one", "credential_id", c.ID, "host", p.Host)
+		return tok, nil
+	}
+	if err != nil {
+		// Without the rotated refresh token saved, the grant could be lost:
+		// do not hand out the access token as if all were well.
+		v.m.refreshes.WithLabelValues(p.Host, "store_error").Inc()
+		return token.Token{}, fmt.Errorf("vault: save rotated refresh token: %w", err)
+	}
+	v.m.refreshes.WithLabelValues(p.Host, "ok").Inc()
+	v.cache.put(saved.ID, cacheEntry{version: saved.Version, tok: tok, obtained: now})
+	v.log.Info("refreshed", "credential_id", c.ID, "owner", c.Owner, "host", p.Host, "expires_at", exp.UTC().Format(time.RFC3339))
+	return tok, nil
+}
+
+// reasonLabel makes a bounded metric label of a refresh failure: the class
+// and the OAuth error code, which is [a-z_] in practice.
+func reasonLabel(re *RefreshError) string {
+	code, _, _ := strings.Cut(re.Reason, " ")
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r == '_' {
+			return r
+		}
+		return -1
+	}, strings.ToLower(code))
+	if len(clean) > 40 {
+		clean = clean[:40]
+	}
+	if clean == "" {
+		return re.Class.String()
+	}
+	return re.Class.String() + ":" + clean
+}
+
+// flight is one refresh in progress, shared by every request that needs it.
+type flight struct {
+	done chan struct{}
+	tok  token.Token
+	err  error
+}
+
+// do runs fn once per key at a time: callers for a key that is in flight
+// wait for the same result. fn runs on a context of its own, derived from
+// the vault's (cancelled by Close) with RefreshTimeout, so one caller giving
+// up neither cancels the refresh for the others nor loses a rotated refresh
+// token; each caller still returns as soon as its own ctx is done.
+func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (token.Token, error)) (token.Token, error) {
+	v.mu.Lock()
+	f, ok := v.flight[key]
+	if !ok {
+		if v.closed {
+			v.mu.Unlock()
+			return token.Token{}, &token.RetryAfterError{After: v.retryAfter, Err: fmt.Errorf("%w: vault shutting down", token.ErrUnavailable)}
+		}
+		f = &flight{done: make(chan struct{})}
+		v.flight[key] = f
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			fctx, cancel := context.WithTimeout(v.base, v.refreshTimeout)
+			defer cancel()
+			f.tok, f.err = fn(fctx)
+			v.mu.Lock()
+			delete(v.flight, key)
+			v.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	v.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return token.Token{}, ctx.Err()
+	}
+}
+
+// cache keeps access tokens in memory, by credential ID and version: a
+// token is only served for the version of the credential it was refreshed
+// from, so a rotation or a reconnect elsewhere retires it.
+type cache struct {
+	mu sync.Mutex
+	m  map[int64]cacheEntry
+}
+
+type cacheEntry struct {
+	version  int64
+	tok      token.Token
+	obtained time.Time
+}
+
+// usable reports whether e can be served to a request asking for minValid.
+// A token that can never satisfy minValid (short-lived tokens) is served
+// for the first half of its life, instead of being refreshed every time.
+func (e cacheEntry) usable(now time.Time, minValid time.Duration) bool {
+	need := minValid
+	if half := e.tok.ExpiresAt.Sub(e.obtained) / 2; half < need {
+		need = half
+	}
+	return e.tok.Valid(now, need)
+}
+
+func (c *cache) get(id, version int64) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || e.version != version {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (c *cache) put(id int64, e cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]cacheEntry{}
+	}
+	c.m[id] = e
+}
+
+func (c *cache) drop(id int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}

@@ -1,0 +1,275 @@
+// Package vault is the runner's vault: it holds users' Azure DevOps
+// credentials sealed to the runner's key, registers environments, refreshes
+// Entra ID grants and serves fresh tokens to environments over
+// POST /v1/token.
+//
+// The vault keeps access tokens in memory only; refresh tokens and PATs are
+// sealed before they reach the store and opened only to be used.
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
+)
+
+// Provider is how the vault gets credentials for one Azure DevOps host.
+type Provider struct {
+	Host  string    // lower case, ":port" only when not 443
+	OAuth Refresher // nil: OAuth (Connect) is not enabled for this host
+	PAT   bool      // PATs may be stored for this host
+}
+
+// Backoff bounds the retries of transient refresh failures.
+type Backoff struct {
+	Attempts int           // total tries, the first included (default 4)
+	Base     time.Duration // first delay, doubled each time (default 250ms)
+	Max      time.Duration // cap of one delay (default 2s)
+}
+
+// Config configures a Vault. Keys and Store are required.
+type Config struct {
+	Keys      sealbox.KeyPair
+	Store     store.Store
+	Providers []Provider
+	// PublicURL is the base of the links made by the default Linker.
+	PublicURL string
+	// Links makes connect_url links (default PublicURLLinker{PublicURL}).
+	Links  Linker
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger     // default slog.Default()
+	// Registry receives the metrics and serves /metrics (default: a new
+	// registry of its own).
+	Registry *prometheus.Registry
+	Backoff  Backoff
+	// RetryAfter is the Retry-After sent with 503 when the identity
+	// provider stays down (default 10s).
+	RetryAfter time.Duration
+	// RefreshTimeout bounds one refresh, retries included (default 30s).
+	RefreshTimeout time.Duration
+	// PATHorizon is the expires_at given for a PAT whose expiry is unknown
+	// (default 1h): the sidecar asks again after it.
+	PATHorizon time.Duration
+	// Sleep waits between retries (default: a timer honouring ctx). Tests
+	// replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Vault serves tokens to environments. It is safe for concurrent use.
+type Vault struct {
+	keys      sealbox.KeyPair
+	st        store.Store
+	providers map[string]Provider
+	links     Linker
+	now       func() time.Time
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	m         *metrics
+	backoff   Backoff
+	retryAfter,
+	refreshTimeout,
+	patHorizon time.Duration
+	sleep func(ctx context.Context, d time.Duration) error
+	mux   *http.ServeMux
+
+	cache cache
+
+	// base is the parent of every refresh: a refresh outlives the request
+	// that started it (its result is shared, its rotated refresh token must
+	// be saved), but not Close.
+	base   context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	flight map[int64]*flight
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New returns a Vault. Call Close to stop its refreshes.
+func New(cfg Config) (*Vault, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("vault: no store")
+	}
+	if cfg.Keys.Public == (sealbox.PublicKey{}) {
+		return nil, errors.New("vault: no key pair")
+	}
+	v := &Vault{
+		keys:           cfg.Keys,
+		st:             cfg.Store,
+		providers:      map[string]Provider{},
+		links:          cfg.Links,
+		now:            cfg.Now,
+		log:            cfg.Logger,
+		reg:            cfg.Registry,
+		backoff:        cfg.Backoff,
+		retryAfter:     cfg.RetryAfter,
+		refreshTimeout: cfg.RefreshTimeout,
+		patHorizon:     cfg.PATHorizon,
+		sleep:          cfg.Sleep,
+		flight:         map[int64]*flight{},
+	}
+	for _, p := range cfg.Providers {
+		p.Host = NormalizeHost(p.Host)
+		if _, dup := v.providers[p.Host]; dup {
+			return nil, fmt.Errorf("vault: provider %s configured twice", p.Host)
+		}
+		v.providers[p.Host] = p
+	}
+	if v.links == nil {
+		v.links = PublicURLLinker{PublicURL: cfg.PublicURL}
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.Default()
+	}
+	if v.reg == nil {
+		v.reg = prometheus.NewRegistry()
+	}
+	if v.backoff.Attempts <= 0 {
+		v.backoff.Attempts = 4
+	}
+	if v.backoff.Base <= 0 {
+		v.backoff.Base = 250 * time.Millisecond
+	}
+	if v.backoff.Max <= 0 {
+		v.backoff.Max = 2 * time.Second
+	}
+	if v.retryAfter <= 0 {
+		v.retryAfter = 10 * time.Second
+	}
+	if v.refreshTimeout <= 0 {
+		v.refreshTimeout = 30 * time.Second
+	}
+	if v.patHorizon <= 0 {
+		v.patHorizon = time.Hour
+	}
+	if v.sleep == nil {
+		v.sleep = sleepCtx
+	}
+	v.m = newMetrics(v.reg)
+	v.base, v.cancel = context.WithCancel(context.Background())
+	v.mux = http.NewServeMux()
+	v.mux.HandleFunc("POST "+vaultapi.TokenPath, v.serveToken)
+	v.mux.HandleFunc("GET /healthz", v.serveHealth)
+	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
+	return v, nil
+}
+
+// Mux returns the vault's HTTP routes: POST /v1/token, GET /healthz,
+// GET /metrics. The Connect and PAT pages mount their own routes on it
+// (/connect, /oauth/callback, /pat) before serving starts.
+func (v *Vault) Mux() *http.ServeMux { return v.mux }
+
+// PublicKey returns the runner's public key.
+func (v *Vault) PublicKey() sealbox.PublicKey { return v.keys.Public }
+
+// Store returns the vault's store.
+func (v *Vault) Store() store.Store { return v.st }
+
+// Close stops refreshes in flight and waits for them. It does not close the
+// store, which the caller opened.
+func (v *Vault) Close() error {
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+	v.cancel()
+	v.wg.Wait()
+	return nil
+}
+
+// Credential is a user's credential as given to PutCredential, with its
+// secret in the clear (in memory only).
+type Credential struct {
+	Owner string
+	Host  string
+	Org   string     // "" or store.AllOrgs: every organization of the host
+	Kind  store.Kind // store.OAuth (Secret is a refresh token) or store.PAT
+	// Secret is the refresh token or the PAT; it is sealed to the runner's
+	// key before it is stored.
+	Secret    secret.String
+	ExpiresAt time.Time // zero: unknown
+}
+
+// ErrHostNotConfigured is returned for a host that no provider serves.
+var ErrHostNotConfigured = errors.New("vault: host not configured on this runner")
+
+// PutCredential seals c's secret to the runner's key and stores it,
+// replacing the owner's credential of the same host, org and kind (a user
+// who connects again gets a fresh, usable credential). It is what the
+// Connect and PAT pages call.
+func (v *Vault) PutCredential(ctx context.Context, c Credential) (store.Credential, error) {
+	host := NormalizeHost(c.Host)
+	p, ok := v.providers[host]
+	if !ok {
+		return store.Credential{}, fmt.Errorf("%w: %s", ErrHostNotConfigured, host)
+	}
+	switch {
+	case c.Kind == store.OAuth && p.OAuth == nil:
+		return store.Credential{}, fmt.Errorf("vault: OAuth is not enabled for %s", host)
+	case c.Kind == store.PAT && !p.PAT:
+		return store.Credential{}, fmt.Errorf("vault: PATs are not enabled for %s", host)
+	case c.Kind != store.OAuth && c.Kind != store.PAT:
+		return store.Credential{}, fmt.Errorf("vault: unknown credential kind %q", c.Kind)
+	}
+	if c.Owner == "" || c.Secret.IsZero() {
+		return store.Credential{}, errors.New("vault: a credential needs an owner and a secret")
+	}
+	sealed, err := sealbox.Seal(v.keys.Public, []byte(c.Secret.Reveal()))
+	if err != nil {
+		return store.Credential{}, err
+	}
+	org := normalizeOrg(c.Org)
+	if org == "" {
+		org = store.AllOrgs
+	}
+	sc, err := v.st.PutCredential(ctx, store.Credential{
+		Owner: c.Owner, Host: host, Org: org, Kind: c.Kind,
+		Sealed: sealed, ExpiresAt: c.ExpiresAt, Status: store.StatusOK,
+	})
+	if err != nil {
+		return store.Credential{}, err
+	}
+	v.cache.drop(sc.ID)
+	v.log.Info("credential stored", "owner", c.Owner, "host", host, "org", org, "kind", string(c.Kind), "credential_id", sc.ID)
+	return sc, nil
+}
+
+// NormalizeHost lower-cases host and drops a ":443" port.
+func NormalizeHost(host string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ":443")
+}
+
+// normalizeOrg lower-cases an organization name: Azure DevOps treats them
+// case-insensitively.
+func normalizeOrg(org string) string { return strings.ToLower(strings.TrimSpace(org)) }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (v *Vault) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
