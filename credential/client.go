@@ -1,0 +1,77 @@
+package credential
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// DefaultClientTimeout is Client.Timeout's default: long enough for the
+// sidecar to fetch a token from the vault, short enough that git never
+// seems to hang.
+const DefaultClientTimeout = 30 * time.Second
+
+// Client asks the sidecar's Server over its Unix socket: one connection,
+// one request, one answer.
+type Client struct {
+	Socket  string        // path of the socket; DefaultSocketPath() when empty
+	Timeout time.Duration // whole round trip; DefaultClientTimeout when zero
+}
+
+// Do sends req with action and returns the answer (an empty Credential
+// when the server had nothing). It refuses a socket in an insecure
+// directory (CheckSocketDir), since an erase carries the rejected password,
+// and returns an error wrapping ErrNoServer when nothing listens.
+func (c *Client) Do(ctx context.Context, action string, req *Credential) (*Credential, error) {
+	path := c.Socket
+	if path == "" {
+		path = DefaultSocketPath()
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultClientTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	body, err := Append([]byte("action="+action+"\ntimeout=0\n"), req)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
+		if isNotExist(err) {
+			return nil, fmt.Errorf("%w at %s", ErrNoServer, path)
+		}
+		return nil, err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, dialError(path, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// Closing the connection when ctx ends unblocks a read or write.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	if _, err := conn.Write(body); err != nil {
+		return nil, fmt.Errorf("credential: send to %s: %w", path, err)
+	}
+	if err := conn.(*net.UnixConn).CloseWrite(); err != nil {
+		return nil, fmt.Errorf("credential: send to %s: %w", path, err)
+	}
+	ans, err := Read(bufio.NewReader(&limitReader{r: conn, n: maxRequest}))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("credential: no answer from %s within %s", path, timeout)
+		}
+		return nil, fmt.Errorf("credential: answer from %s: %w", path, err)
+	}
+	return ans, nil
+}

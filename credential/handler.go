@@ -1,0 +1,115 @@
+package credential
+
+import (
+	"context"
+	"errors"
+
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+)
+
+// NewTokenHandler returns the Handler that answers git with tokens from src
+// for Azure DevOps hosts (hosts.Match; a nil hosts means Azure DevOps
+// Services only):
+//
+//   - other hosts, and plain http: no answer, so git asks its next helper
+//     and no credential ever travels unencrypted;
+//   - get: an Entra token is a non-secret user name (token.DefaultUsername)
+//     and the token as password — or, when git advertised
+//     capability[]=authtype (git 2.46+), authtype=Bearer, credential=<token>
+//     and ephemeral=1; a PAT is user name and password;
+//     password_expiry_utc whenever the expiry is known;
+//   - get when the user must connect (*token.ConnectError) or the source
+//     failed: quit=1 and a MessageKey line for stderr, so git neither
+//     prompts nor hangs; token.ErrNoCredential: no answer;
+//   - erase: token.Invalidator.Invalidate with the rejected secret;
+//   - store: nothing (see ServeCredential).
+//
+// The key is token.Key{Host: azdo.NormalizeHost(host), Org: azdo.OrgFor(...)}.
+func NewTokenHandler(src token.Source, hosts *azdo.Hosts) Handler {
+	return &tokenHandler{src: src, hosts: hosts}
+}
+
+type tokenHandler struct {
+	src   token.Source
+	hosts *azdo.Hosts
+}
+
+// ServeCredential implements Handler.
+func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *Credential) (*Credential, error) {
+	if req.Host == "" || req.Protocol != "https" || !h.hosts.Match(req.Host) {
+		return nil, nil
+	}
+	key := token.Key{
+		Host: azdo.NormalizeHost(req.Host),
+		Org:  azdo.OrgFor(req.Host, req.Path, req.Username),
+	}
+	switch action {
+	case ActionGet:
+		return h.get(ctx, key, req), nil
+	case ActionErase:
+		if inv, ok := h.src.(token.Invalidator); ok {
+			rejected := token.Token{Kind: token.Basic, Username: req.Username, Secret: req.Password}
+			if req.AuthType != "" || !req.Credential.IsZero() {
+				rejected = token.Token{Kind: token.Bearer, Secret: req.Credential}
+			}
+			if !rejected.Secret.IsZero() {
+				inv.Invalidate(key, rejected)
+			}
+		}
+		return nil, nil
+	default:
+		// store: the vault owns credentials and refreshes them; git must
+		// not push a token back into any store, and there is nothing to
+		// keep here that the source does not already have.
+		return nil, nil
+	}
+}
+
+func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) *Credential {
+	tok, err := h.src.Token(ctx, key)
+	if errors.Is(err, token.ErrNoCredential) {
+		return nil
+	}
+	if err != nil {
+		// Source errors never carry secrets (token.Source's contract), and
+		// *token.ConnectError's message names the connect URL.
+		msg := "azdo-sidecar: " + err.Error()
+		var ce *token.ConnectError
+		if !errors.As(err, &ce) {
+			msg = "azdo-sidecar: no token for " + key.String() + ": " + err.Error()
+		}
+		return &Credential{Quit: true, Extra: []Attr{{MessageKey, oneLine(msg)}}}
+	}
+	ans := &Credential{PasswordExpiry: tok.ExpiresAt}
+	if tok.Kind == token.Bearer && req.HasCapability(CapAuthType) {
+		ans.Capabilities = []string{CapAuthType}
+		ans.AuthType = "Bearer"
+		ans.Credential = tok.Secret
+		// ephemeral: git must not hand the token to storing helpers.
+		ans.Ephemeral = true
+		return ans
+	}
+	ans.Username = tok.User()
+	if tok.Kind == token.Bearer || ans.Username == tok.Secret.Reveal() {
+		// An Entra token is never paired with a user name from the source,
+		// and no source may slip a secret into the user name.
+		ans.Username = token.DefaultUsername
+	}
+	ans.Password = tok.Secret
+	return ans
+}
+
+// oneLine makes s safe for one protocol line and one line of stderr.
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\n' || c == '\r' || c == 0 {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 1024 {
+		b = append(b[:1021], "..."...)
+	}
+	return string(b)
+}

@@ -1,0 +1,110 @@
+package credential
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Socket errors.
+var (
+	// ErrInsecureSocketDir means the socket's directory is not a directory
+	// owned by the current user, or others may write to it: a socket there
+	// could be replaced by someone else's.
+	ErrInsecureSocketDir = errors.New("credential: insecure socket directory")
+	// ErrSocketInUse means another process already serves the socket.
+	ErrSocketInUse = errors.New("credential: socket already in use")
+	// ErrNoServer means nothing listens on the socket (missing or refused).
+	ErrNoServer = errors.New("credential: no sidecar listening on the socket")
+)
+
+// DefaultSocketPath returns the contract's default socket:
+// $XDG_RUNTIME_DIR/azdo-sidecar/sock, else /tmp/azdo-sidecar-<uid>/sock.
+func DefaultSocketPath() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "azdo-sidecar", "sock")
+	}
+	return filepath.Join(os.TempDir(), "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
+}
+
+// CheckSocketDir returns ErrInsecureSocketDir unless dir is a real directory
+// (not a symlink) owned by the current user that neither group nor others
+// may write to.
+func CheckSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("credential: socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory", ErrInsecureSocketDir, dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrInsecureSocketDir, dir, st.Uid, os.Getuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; want 0700 (chmod 0700 %s)", ErrInsecureSocketDir, dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// Listen listens on the Unix socket path for a Server. It creates the
+// directory with mode 0700 when missing and refuses an insecure one
+// (CheckSocketDir); it removes a stale socket left by a dead process but
+// returns ErrSocketInUse when a live one answers; the socket gets mode 0600.
+// Closing the listener removes the socket file.
+func Listen(path string) (net.Listener, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("credential: socket path %q must be absolute", path)
+	}
+	dir := filepath.Dir(path)
+	// Create the last element with 0700 from the start (not chmod after the
+	// fact), so no one can get into it in between.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("credential: socket directory: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("credential: socket directory: %w", err)
+	}
+	if err := CheckSocketDir(dir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("credential: %s exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("credential: remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("credential: listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("credential: socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+// dialError maps a failed dial to ErrNoServer when nothing listens.
+func dialError(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("%w at %s", ErrNoServer, path)
+	}
+	return fmt.Errorf("credential: connect to %s: %w", path, err)
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
