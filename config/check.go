@@ -36,6 +36,9 @@ func NormalizeHost(key, s string) (string, error) {
 	}
 	host, port := s, ""
 	if h, p, err := net.SplitHostPort(s); err == nil {
+		if p == "" {
+			return "", bad("has a bad port")
+		}
 		host, port = h, p
 	} else if strings.Count(s, ":") == 1 {
 		return "", bad("has a bad port")

@@ -17,6 +17,8 @@ const maxFileSize = 1 << 20
 type fileValue struct {
 	values []string
 	list   bool // written as a YAML sequence
+	nested bool // a mapping, or a list of non-scalars: no flag value
+	line   int
 }
 
 // readFlagFile reads a YAML mapping of flag names to scalars or sequences of
@@ -39,7 +41,7 @@ func readFlagFile(path string) (map[string]fileValue, error) {
 		if _, dup := out[k]; dup {
 			return nil, errorf(k, ErrBadValue, "%s line %d: key set twice", path, root.Content[i].Line)
 		}
-		fv := fileValue{}
+		fv := fileValue{line: root.Content[i].Line}
 		switch v.Kind {
 		case yaml.ScalarNode:
 			if v.Tag != "!!null" {
@@ -49,13 +51,13 @@ func readFlagFile(path string) (map[string]fileValue, error) {
 			fv.list = true
 			for _, e := range v.Content {
 				if e.Kind != yaml.ScalarNode {
-					return nil, errorf(k, ErrBadValue, "%s line %d: list items must be plain values", path, e.Line)
+					fv.nested = true
 				}
 				fv.values = append(fv.values, e.Value)
 			}
 		default:
-			// A nested mapping: only meaningful for FileKeys; recorded empty.
-			fv.list = true
+			// Only meaningful for Options.FileKeys (azdo-vault's providers).
+			fv.nested = true
 		}
 		out[k] = fv
 	}

@@ -154,19 +154,22 @@ func (p *preparer) load(c *cli.Context) error {
 			continue
 		}
 		if !p.known[name] {
-			return errorf(key, ErrUnknownKey, "unknown key in %s; allowed keys: %s", path, p.allowed())
+			return errorf(key, ErrUnknownKey, "%s line %d: unknown key; allowed keys: %s", path, fv.line, p.allowed())
 		}
 		f := lookupFlag(c, name)
 		if f == nil || c.IsSet(name) {
 			continue // another command's setting, or overridden by flag/env
 		}
 		vals := fv.values
+		if fv.nested {
+			return errorf(key, ErrBadValue, "%s line %d: want a value or a list of values", path, fv.line)
+		}
 		if fv.list && !isMulti(f) {
-			return errorf(key, ErrBadValue, "in %s: a single value is allowed, not a list", path)
+			return errorf(key, ErrBadValue, "%s line %d: a single value is allowed, not a list", path, fv.line)
 		}
 		for _, s := range vals {
 			if err := c.Set(name, s); err != nil {
-				return errorf(key, ErrBadValue, "in %s: %v", path, err)
+				return errorf(key, ErrBadValue, "%s line %d: %v", path, fv.line, err)
 			}
 		}
 	}
