@@ -152,6 +152,8 @@ func writeJSON(w http.ResponseWriter, code int, body any) int {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(body)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // connect_url keeps its "&"
+	enc.Encode(body)
 	return code
 }

@@ -1,14 +1,48 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 )
 
-// serveCommand is `azdo-vault serve`. Placeholder: owned by the vault
-// engineer.
+// shutdownGrace bounds the drain on SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+// serveDeps is what serve builds before it listens; mounters get it to add
+// their routes (the Connect and PAT pages) to the vault's mux.
+type serveDeps struct {
+	Vault  *vault.Vault
+	File   *config.VaultFile
+	Keys   sealbox.KeyPair
+	Client *http.Client // trusts system roots, SSL_CERT_FILE and --upstream-ca-file
+	// OAuth holds each OAuth-enabled host's provider settings, with the
+	// client secret opened (in memory only).
+	OAuth map[string]vault.OAuthSettings
+}
+
+// mounters add routes to the vault before it serves. A page package wires
+// itself in with one line in its own file of this command:
+//
+//	func init() { mounters = append(mounters, mountConnect) }
+var mounters []func(ctx context.Context, d *serveDeps) error
+
+// serveCommand is `azdo-vault serve`.
 func serveCommand(e *cliapp.Env) *cli.Command {
 	kf := config.KeyFileFlag()
 	kf.Required = true
@@ -24,14 +58,168 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate `FILE` (PEM); without it, plain HTTP for a TLS-terminating ingress", TakesFile: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert", TakesFile: true},
 		},
-		Action: func(c *cli.Context) error {
-			if err := config.CheckPrivateFile(config.FlagKeyFile, c.String(config.FlagKeyFile)); err != nil {
-				return err
-			}
-			if _, err := config.LoadVaultFile(c.String(config.ConfigFlag)); err != nil {
-				return err
-			}
-			return cliapp.NotImplemented(c)
-		},
+		Action: func(c *cli.Context) error { return serve(c, e) },
 	}
+}
+
+func serve(c *cli.Context, e *cliapp.Env) error {
+	ctx := c.Context
+	log := e.Log
+	kp, err := vault.LoadKeyFile(c.String(config.FlagKeyFile))
+	if err != nil {
+		return err
+	}
+	vf, err := config.LoadVaultFile(c.String(config.ConfigFlag))
+	if err != nil {
+		return err
+	}
+	certFile, keyFile := c.String("tls-cert"), c.String("tls-key")
+	if (certFile == "") != (keyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	client, err := upstreamClient(c.String(config.FlagUpstreamCAFile))
+	if err != nil {
+		return err
+	}
+	oauth, err := openOAuth(vf, kp)
+	if err != nil {
+		return err
+	}
+	providers, err := vault.NewProviders(ctx, oauth, patHosts(vf), client)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, c.String(config.FlagStore), time.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := vault.New(vault.Config{
+		Keys:      kp,
+		Store:     st,
+		Providers: providers,
+		PublicURL: vf.PublicURL,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	deps := &serveDeps{Vault: v, File: vf, Keys: kp, Client: client, OAuth: oauth}
+	for _, m := range mounters {
+		if err := m(ctx, deps); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.String(config.FlagListen))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           v.Mux(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	ready, _ := json.Marshal(struct {
+		Listen    string `json:"listen"`
+		PublicKey string `json:"public_key"`
+	}{ln.Addr().String(), kp.Public.String()})
+	fmt.Fprintf(e.Stdout, "%s\n", ready)
+	log.Info("vault serving", "listen", ln.Addr().String(), "tls", certFile != "", "providers", len(providers), "public_key", kp.Public.String())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-served
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// openOAuth opens each OAuth provider's sealed client secret with the
+// runner's key; the first one that was sealed to another key stops the
+// start with a message naming this runner's public key.
+func openOAuth(vf *config.VaultFile, kp sealbox.KeyPair) (map[string]vault.OAuthSettings, error) {
+	out := map[string]vault.OAuthSettings{}
+	for i, p := range vf.Providers {
+		if p.OAuth == nil {
+			continue
+		}
+		sec, err := vault.OpenClientSecret(kp, p.Host, p.OAuth.ClientSecretSealed)
+		if err != nil {
+			return nil, fmt.Errorf("providers[%d].oauth.client_secret_sealed: %w", i, err)
+		}
+		out[p.Host] = vault.OAuthSettings{
+			Host:         p.Host,
+			IssuerURL:    p.OAuth.IssuerURL,
+			ClientID:     p.OAuth.ClientID,
+			ClientSecret: sec,
+			RedirectURL:  vf.CallbackURL(),
+		}
+	}
+	return out, nil
+}
+
+func patHosts(vf *config.VaultFile) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range vf.Providers {
+		out[p.Host] = p.PAT != nil && p.PAT.Enabled
+	}
+	return out
+}
+
+// defaultBundle is Debian's system bundle, added when SSL_CERT_FILE makes
+// Go load that file instead of it: the contract wants both.
+const defaultBundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// upstreamClient is the client for the identity provider and self-hosted
+// servers: system roots, SSL_CERT_FILE and caFile; timeouts everywhere.
+func upstreamClient(caFile string) (*http.Client, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if os.Getenv("SSL_CERT_FILE") != "" {
+		if pem, err := os.ReadFile(defaultBundle); err == nil {
+			roots.AppendCertsFromPEM(pem)
+		}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--upstream-ca-file: %s holds no PEM certificate", caFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.ResponseHeaderTimeout = 20 * time.Second
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
