@@ -84,11 +84,15 @@ func (h *Hosts) selfHostedByName(name string) (string, bool) {
 }
 
 // NormalizeHost returns hostport in lower case, without trailing dots on the
-// host name and without the default port ":443". It does not validate, and
-// NormalizeHost(NormalizeHost(x)) == NormalizeHost(x).
+// host name and without the default port ":443". It does not validate: a
+// malformed hostport comes back only lower-cased. NormalizeHost is
+// idempotent.
 func NormalizeHost(hostport string) string {
 	hp := strings.ToLower(hostport)
-	host, port := splitHostPort(hp)
+	host, port, ok := splitHostPort(hp)
+	if !ok {
+		return hp
+	}
 	// One trailing dot is the fully qualified form of the same name; more
 	// are invalid, and trimming them all keeps NormalizeHost idempotent.
 	host = strings.TrimRight(host, ".")
@@ -119,29 +123,32 @@ func legacyOrg(n string) string {
 	return label
 }
 
-// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port" without
-// failing; a bare IPv6 address is returned as the host. Brackets are kept
-// off the returned host.
-func splitHostPort(hp string) (host, port string) {
-	if strings.HasPrefix(hp, "[") {
-		end := strings.IndexByte(hp, ']')
-		if end < 0 {
-			return hp, ""
+// splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port"; a bare
+// IPv6 address is returned as the host. Brackets are kept off the returned
+// host. ok is false for a stray bracket.
+func splitHostPort(hp string) (host, port string, ok bool) {
+	if rest, isV6 := strings.CutPrefix(hp, "["); isV6 {
+		host, rest, found := strings.Cut(rest, "]")
+		if !found || strings.ContainsAny(host, "[]") {
+			return "", "", false
 		}
-		host = hp[1:end]
-		rest := hp[end+1:]
-		if p, ok := strings.CutPrefix(rest, ":"); ok {
-			return host, p
+		if rest == "" {
+			return host, "", true
 		}
-		return host, ""
+		port, hasPort := strings.CutPrefix(rest, ":")
+		if !hasPort || strings.ContainsAny(port, "[]:") {
+			return "", "", false
+		}
+		return host, port, true
+	}
+	if strings.ContainsAny(hp, "[]") {
+		return "", "", false
 	}
 	if strings.Count(hp, ":") > 1 {
-		return hp, "" // bare IPv6 address
+		return hp, "", true // bare IPv6 address
 	}
-	if i := strings.LastIndexByte(hp, ':'); i >= 0 {
-		return hp[:i], hp[i+1:]
-	}
-	return hp, ""
+	host, port, _ = strings.Cut(hp, ":")
+	return host, port, true
 }
 
 // joinHostPort is net.JoinHostPort that leaves out an empty port.
@@ -157,7 +164,7 @@ func joinHostPort(host, port string) string {
 
 // hostOnly returns the host name of a normalized host[:port].
 func hostOnly(hp string) string {
-	h, _ := splitHostPort(hp)
+	h, _, _ := splitHostPort(hp)
 	return h
 }
 
@@ -171,9 +178,9 @@ func validateHostPort(e string) (string, error) {
 		return "", fmt.Errorf("not a bare host name: no scheme, path, user or spaces allowed")
 	}
 	hp := strings.ToLower(e)
-	host, port := splitHostPort(hp)
-	if strings.HasPrefix(hp, "[") && !strings.Contains(hp, "]") {
-		return "", fmt.Errorf("unclosed '[' in IPv6 address")
+	host, port, ok := splitHostPort(hp)
+	if !ok {
+		return "", fmt.Errorf("misplaced '[' or ']' (an IPv6 address is written [::1]:8443)")
 	}
 	if port != "" || strings.HasSuffix(hp, ":") {
 		n, err := strconv.Atoi(port)
