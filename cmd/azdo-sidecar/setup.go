@@ -1,14 +1,20 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"os"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 )
 
 // setupCommand is `azdo-sidecar setup`: URL-scoped git configuration for
-// every Azure DevOps host. Placeholder: owned by the token/setup engineer.
+// every Azure DevOps host (see package gitsetup).
 func setupCommand(e *cliapp.Env) *cli.Command {
 	return &cli.Command{
 		Name:  "setup",
@@ -24,6 +30,78 @@ func setupCommand(e *cliapp.Env) *cli.Command {
 			config.StateDirFlag(),
 			config.HostFlag(),
 		},
-		Action: cliapp.NotImplemented,
+		Action: func(c *cli.Context) error {
+			opts, err := setupOptions(c)
+			if err != nil {
+				return err
+			}
+			return runSetup(c, opts, c.Bool("undo"), e.Stdout, e.Stderr)
+		},
 	}
+}
+
+// setupOptions turns the command line into gitsetup.Options.
+func setupOptions(c *cli.Context) (gitsetup.Options, error) {
+	mode, err := gitsetup.ParseMode(c.String("mode"))
+	if err != nil {
+		return gitsetup.Options{}, cliapp.UsageError{Err: err}
+	}
+	self, err := config.Hosts(c)
+	if err != nil {
+		return gitsetup.Options{}, err
+	}
+	hosts, err := azdo.NewHosts(self)
+	if err != nil {
+		return gitsetup.Options{}, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return gitsetup.Options{}, fmt.Errorf("setup: locating this binary for the credential helper: %w", err)
+	}
+	// The socket is passed to the helper only when chosen explicitly: its
+	// default depends on XDG_RUNTIME_DIR, which git's environment may lack
+	// or set differently, and the helper computes the same default.
+	return gitsetup.Options{
+		Scope:         gitsetup.Scope{Global: c.Bool("global"), System: c.Bool("system"), File: c.String("file")},
+		Mode:          mode,
+		Listen:        c.String(config.FlagListen),
+		StateDir:      config.StateDir(c),
+		Hosts:         hosts,
+		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket)),
+	}, nil
+}
+
+// runSetup applies or undoes opts and reports on stdout (what changed)
+// and stderr (what the user must know).
+func runSetup(c *cli.Context, opts gitsetup.Options, undo bool, stdout, stderr io.Writer) error {
+	var res gitsetup.Result
+	var err error
+	if undo {
+		res, err = gitsetup.Undo(c.Context, opts)
+	} else {
+		res, err = gitsetup.Apply(c.Context, opts)
+	}
+	for _, s := range res.Removed {
+		fmt.Fprintf(stdout, "- %s\n", s)
+	}
+	for _, s := range res.Written {
+		fmt.Fprintf(stdout, "+ %s\n", s)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(stderr, "azdo-sidecar setup: note: %s\n", n)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case undo && !res.Changed():
+		fmt.Fprintf(stdout, "nothing to undo in git config %s\n", opts.Scope)
+	case undo:
+		fmt.Fprintf(stdout, "removed %d settings from git config %s\n", len(res.Removed), opts.Scope)
+	case !res.Changed():
+		fmt.Fprintf(stdout, "git config %s already set up (mode %s); nothing changed\n", opts.Scope, res.Mode)
+	default:
+		fmt.Fprintf(stdout, "git config %s set up for Azure DevOps (mode %s): %d added, %d removed\n", opts.Scope, res.Mode, len(res.Written), len(res.Removed))
+	}
+	return nil
 }
