@@ -288,4 +288,3 @@ func TestDefaultSocketPath(t *testing.T) {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
 	}
 }
-
