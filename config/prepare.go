@@ -42,7 +42,7 @@ func Prepare(app *cli.App, opts Options) {
 		p.flag(f)
 	}
 	for _, cmd := range app.Commands {
-		p.command(cmd)
+		p.command(cmd, false)
 	}
 }
 
@@ -68,14 +68,19 @@ func (p *preparer) flag(f cli.Flag) {
 	}
 }
 
-func (p *preparer) command(cmd *cli.Command) {
+// command prepares cmd and its subcommands. A command gets its own --config
+// unless an ancestor has one (credential's get/store/erase use credential's)
+// or it is a flagless parent (env of env create).
+func (p *preparer) command(cmd *cli.Command, inherited bool) {
 	has := false
 	for _, f := range cmd.Flags {
 		if slices.Contains(f.Names(), ConfigFlag) {
 			has = true
 		}
 	}
-	if !has {
+	flaglessParent := len(cmd.Flags) == 0 && len(cmd.Subcommands) > 0
+	if !has && !inherited && !flaglessParent {
+		has = true
 		cmd.Flags = append(cmd.Flags, &cli.StringFlag{
 			Name:      ConfigFlag,
 			Usage:     "YAML `FILE` of settings; its keys are the flag names",
@@ -121,7 +126,7 @@ func (p *preparer) command(cmd *cli.Command) {
 		return nil
 	}
 	for _, sub := range cmd.Subcommands {
-		p.command(sub)
+		p.command(sub, inherited || has)
 	}
 }
 

@@ -68,12 +68,12 @@ func TokenSourceFlags() []cli.Flag {
 
 // HostFlag is --host, the self-hosted Azure DevOps Server hosts.
 func HostFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT]` (repeatable); dev.azure.com and *.visualstudio.com are always included"}
+	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT]`; dev.azure.com and *.visualstudio.com are always included"}
 }
 
 // ResolveFlag is --resolve, curl-style address overrides.
 func ResolveFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: FlagResolve, Usage: "dial ADDR for upstream HOST:PORT, like curl (`HOST:PORT:ADDR`, repeatable)"}
+	return &cli.StringSliceFlag{Name: FlagResolve, Usage: "`HOST:PORT:ADDR`: dial ADDR (an IP, optionally with its own port) when the upstream is HOST:PORT, like curl"}
 }
 
 // UpstreamCAFileFlag is --upstream-ca-file, extra roots for upstream TLS.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+)
+
+var update = flag.Bool("update", false, "rewrite the README's generated reference")
+
+// TestReadmeReference keeps the README's configuration reference equal to
+// the flag definitions. After changing a flag, regenerate with
+//
+//	go test ./cmd/azdo-vault -run TestReadmeReference -update
+func TestReadmeReference(t *testing.T) {
+	e := cliapp.NewEnv(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	want := config.Reference(newApp(e))
+	const path, section = "../../README.md", "azdo-vault reference"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin, end := "<!-- BEGIN GENERATED: "+section+" -->\n", "<!-- END GENERATED: "+section+" -->"
+	readme := string(data)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no %q … %q section", path, strings.TrimSpace(begin), end)
+	}
+	got := readme[i+len(begin) : j]
+	if got == want {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(readme[:i+len(begin)]+want+readme[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for k := 0; k < len(g) || k < len(w); k++ {
+		var gl, wl string
+		if k < len(g) {
+			gl = g[k]
+		}
+		if k < len(w) {
+			wl = w[k]
+		}
+		if gl != wl {
+			t.Fatalf("%s: the %s section differs from the flag definitions; regenerate with\n\tgo test ./cmd/azdo-vault -run TestReadmeReference -update\nfirst difference, line %s:\n\tREADME: %s\n\tflags:  %s", path, section, strconv.Itoa(k+1), gl, wl)
+		}
+	}
+}
