@@ -284,7 +284,7 @@ func TestDefaultSocketPath(t *testing.T) {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
 	}
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	if got, want := DefaultSocketPath(), filepath.Join(os.TempDir(), fmt.Sprintf("azdo-sidecar-%d", os.Getuid()), "sock"); got != want {
+	if got, want := DefaultSocketPath(), filepath.Join("/tmp", fmt.Sprintf("azdo-sidecar-%d", os.Getuid()), "sock"); got != want {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
 	}
 }

@@ -27,10 +27,12 @@ var (
 // DefaultSocketPath returns the contract's default socket:
 // $XDG_RUNTIME_DIR/azdo-sidecar/sock, else /tmp/azdo-sidecar-<uid>/sock.
 func DefaultSocketPath() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+	// Same rule as config.DefaultSocket, which cannot be imported here
+	// (it links the CLI framework).
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "azdo-sidecar", "sock")
 	}
-	return filepath.Join(os.TempDir(), "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
+	return filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
 }
 
 // CheckSocketDir returns ErrInsecureSocketDir unless dir is a real directory
