@@ -5,10 +5,11 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/sidecar"
 )
 
 // serveCommand is `azdo-sidecar serve`: the proxy, the credential socket and
-// the metrics endpoint. Placeholder: owned by the proxy engineer.
+// the metrics endpoint, until SIGTERM.
 func serveCommand(e *cliapp.Env) *cli.Command {
 	flags := []cli.Flag{config.ListenFlag(), config.SocketFlag(), config.StateDirFlag()}
 	flags = append(flags, config.TokenSourceFlags()...)
@@ -20,23 +21,66 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 		config.MetricsListenFlag(),
 		&cli.BoolFlag{Name: "insecure-listen-any", Usage: "allow --listen and --metrics-listen on a non-loopback address (anyone who reaches the proxy gets your Azure DevOps access)"},
 		&cli.DurationFlag{Name: "refresh-margin", Value: config.DefaultRefreshMargin, Usage: "renew a token this `DURATION` before it expires"},
+		&cli.DurationFlag{Name: "drain-timeout", Value: sidecar.DefaultDrainTimeout, Usage: "on SIGTERM, wait at most `DURATION` for requests in flight and open tunnels"},
 	)
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the HTTPS proxy and the credential socket; print a JSON ready line on stdout",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			ts := config.TokenSourceFrom(c)
-			if err := ts.Validate(); err != nil {
+			opts, err := serveOptions(c, e)
+			if err != nil {
 				return err
 			}
-			if _, err := config.Hosts(c); err != nil {
-				return err
-			}
-			if _, err := config.Resolves(c); err != nil {
-				return err
-			}
-			return cliapp.NotImplemented(c)
+			return sidecar.Run(c.Context, opts, e.Stdout)
 		},
 	}
+}
+
+// serveOptions turns the settings of c into sidecar.Options, reading the
+// secret files once.
+func serveOptions(c *cli.Context, e *cliapp.Env) (sidecar.Options, error) {
+	ts := config.TokenSourceFrom(c)
+	if err := ts.Validate(); err != nil {
+		return sidecar.Options{}, err
+	}
+	hosts, err := config.Hosts(c)
+	if err != nil {
+		return sidecar.Options{}, err
+	}
+	if _, err := config.Resolves(c); err != nil {
+		return sidecar.Options{}, err
+	}
+	opts := sidecar.Options{
+		Listen:            c.String(config.FlagListen),
+		MetricsListen:     c.String(config.FlagMetricsListen),
+		Socket:            config.SocketPath(c),
+		StateDir:          config.StateDir(c),
+		InsecureListenAny: c.Bool("insecure-listen-any"),
+		SelfHosted:        hosts,
+		Resolve:           c.StringSlice(config.FlagResolve),
+		UpstreamCAFile:    c.String(config.FlagUpstreamCAFile),
+		UpstreamProxy:     c.String(config.FlagUpstreamProxy),
+		RefreshMargin:     c.Duration("refresh-margin"),
+		DrainTimeout:      c.Duration("drain-timeout"),
+		Logger:            e.Log,
+	}
+	switch ts.Mode() {
+	case config.ModePAT:
+		opts.Mode = sidecar.ModePAT
+		if opts.PAT, err = ts.ReadPAT(); err != nil {
+			return sidecar.Options{}, err
+		}
+	case config.ModeVault:
+		opts.Mode = sidecar.ModeVault
+		opts.VaultURL, opts.VaultCAFile = ts.VaultURL, ts.VaultCAFile
+		if opts.EnvToken, err = ts.ReadEnvToken(); err != nil {
+			return sidecar.Options{}, err
+		}
+	default:
+		opts.Mode = sidecar.ModeNone
+		e.Log.Warn("serve: no token source configured; Azure DevOps requests will be answered with an explanation",
+			"want", "--pat-file or AZDO_PAT (standalone), or --vault-url and --env-token-file (vault)")
+	}
+	return opts, nil
 }

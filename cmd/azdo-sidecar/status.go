@@ -1,19 +1,166 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/sidecar"
 )
 
 // statusCommand is `azdo-sidecar status`: what the running sidecar serves,
-// never a secret. Placeholder: owned by the proxy engineer.
+// never a secret. It asks the sidecar's metrics listener for /status and
+// checks this shell's GIT_SSL_CAINFO against the sidecar's CA.
 func statusCommand(e *cliapp.Env) *cli.Command {
 	return &cli.Command{
-		Name:   "status",
-		Usage:  "show what the running sidecar serves (hosts, token kind, expiry, counters)",
-		Flags:  []cli.Flag{config.SocketFlag(), config.StateDirFlag(), config.MetricsListenFlag()},
-		Action: cliapp.NotImplemented,
+		Name:  "status",
+		Usage: "show what the running sidecar serves (hosts, token kind, expiry, counters)",
+		Flags: []cli.Flag{config.SocketFlag(), config.StateDirFlag(), config.MetricsListenFlag(),
+			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"}},
+		Action: func(c *cli.Context) error {
+			st, err := fetchStatus(c.Context, c.String(config.FlagMetricsListen))
+			if err != nil {
+				return err
+			}
+			ca := checkGitCAInfo(os.Getenv("GIT_SSL_CAINFO"), st.Ready.CAFile)
+			if c.Bool("json") {
+				enc := json.NewEncoder(e.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					sidecar.Status
+					GitSSLCAInfo caInfoCheck `json:"git_ssl_cainfo"`
+				}{st, ca})
+			}
+			printStatus(e.Stdout, st, ca, time.Now())
+			return nil
+		},
 	}
+}
+
+func fetchStatus(ctx context.Context, addr string) (sidecar.Status, error) {
+	var st sidecar.Status
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+sidecar.StatusPath, nil)
+	if err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("status: no sidecar answers on %s (is `azdo-sidecar serve` running? pass its --metrics-listen): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status: %s answered %s", addr, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return st, fmt.Errorf("status: bad answer from %s: %w", addr, err)
+	}
+	return st, nil
+}
+
+// caInfoCheck says whether GIT_SSL_CAINFO, which overrides every
+// http.<url>.sslCAInfo, lets git trust the sidecar's CA.
+type caInfoCheck struct {
+	Set       bool   `json:"set"`
+	Path      string `json:"path,omitempty"`
+	HasCA     bool   `json:"contains_sidecar_ca"`
+	Readable  bool   `json:"readable"`
+	Diagnosis string `json:"diagnosis"`
+}
+
+func checkGitCAInfo(path, caFile string) caInfoCheck {
+	if path == "" {
+		return caInfoCheck{Diagnosis: "not set: git uses http.<url>.sslCAInfo as written by `azdo-sidecar setup`"}
+	}
+	ch := caInfoCheck{Set: true, Path: path}
+	bundle, err := os.ReadFile(path)
+	if err != nil {
+		ch.Diagnosis = "set but unreadable; git will fail TLS to every host: " + err.Error()
+		return ch
+	}
+	ch.Readable = true
+	ca, err := os.ReadFile(caFile)
+	if err == nil {
+		ch.HasCA = containsCert(bundle, ca)
+	}
+	if ch.HasCA {
+		ch.Diagnosis = "set and contains the sidecar CA: git trusts the proxy"
+	} else {
+		ch.Diagnosis = "set and does NOT contain the sidecar CA: it overrides http.<url>.sslCAInfo, so git rejects the proxy's certificate; run `azdo-sidecar setup` (it handles GIT_SSL_CAINFO) or append " + caFile + " to " + path
+	}
+	return ch
+}
+
+// containsCert reports whether the PEM bundle holds the first certificate
+// of the PEM cert.
+func containsCert(bundle, cert []byte) bool {
+	want, _ := pem.Decode(cert)
+	if want == nil {
+		return false
+	}
+	for {
+		var b *pem.Block
+		b, bundle = pem.Decode(bundle)
+		if b == nil {
+			return false
+		}
+		if b.Type == "CERTIFICATE" && bytes.Equal(b.Bytes, want.Bytes) {
+			return true
+		}
+	}
+}
+
+func printStatus(w io.Writer, st sidecar.Status, ca caInfoCheck, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "mode:\t%s\n", st.Mode)
+	fmt.Fprintf(tw, "proxy:\t%s\n", st.Ready.Proxy)
+	fmt.Fprintf(tw, "socket:\t%s\n", st.Ready.Socket)
+	fmt.Fprintf(tw, "ca file:\t%s\n", st.Ready.CAFile)
+	fmt.Fprintf(tw, "metrics:\t%s\n", st.Ready.Metrics)
+	fmt.Fprintf(tw, "hosts:\t%v\n", st.Hosts)
+	fmt.Fprintf(tw, "up since:\t%s\n", st.StartedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "refresh margin:\t%s\n", st.RefreshMargin)
+	fmt.Fprintf(tw, "requests:\tazdo %d, other %d, refused %d; %d credentials injected, %d auth retries\n",
+		st.Proxy.Requests.Azdo, st.Proxy.Requests.Other, st.Proxy.Requests.Refused, st.Proxy.Injections, st.Proxy.AuthRetries)
+	fmt.Fprintf(tw, "token source:\t%d fetches, %d errors, %d cache hits\n", st.Cache.Fetches, st.Cache.Errors, st.Cache.Hits)
+	fmt.Fprintf(tw, "GIT_SSL_CAINFO:\t%s\n", ca.Diagnosis)
+	tw.Flush()
+	if len(st.Tokens) == 0 {
+		fmt.Fprintln(w, "tokens: none fetched yet")
+		return
+	}
+	fmt.Fprintln(w, "tokens:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  HOST\tORG\tKIND\tEXPIRES\tLAST ERROR")
+	for _, t := range st.Tokens {
+		exp := "-"
+		if !t.ExpiresAt.IsZero() {
+			exp = t.ExpiresAt.UTC().Format(time.RFC3339) + " (in " + t.ExpiresAt.Sub(now).Round(time.Second).String() + ")"
+		}
+		kind := string(t.Kind)
+		if kind == "" {
+			kind = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.Host, orDash(t.Org), kind, exp, orDash(t.LastError))
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,0 +1,479 @@
+// Package sidecar runs `azdo-sidecar serve`: the HTTPS proxy, the credential
+// socket and the metrics/health/status endpoint, around one token cache. It
+// prints the JSON ready line once everything listens and drains gracefully
+// when its context ends.
+package sidecar
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/credential"
+	"github.com/azdo-sidecar/azdo-sidecar/proxy"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/token/vaultsource"
+)
+
+// Mode is where tokens come from.
+type Mode string
+
+// Token source modes.
+const (
+	ModeNone  Mode = "none"  // unconfigured: every Azure DevOps request is answered with an explanation
+	ModePAT   Mode = "pat"   // standalone: one static PAT
+	ModeVault Mode = "vault" // the runner's vault
+)
+
+// Options configure a sidecar. Secrets are secret.String from the moment
+// they were read.
+type Options struct {
+	Listen            string // proxy address, e.g. 127.0.0.1:3128 (port 0 picks one)
+	MetricsListen     string // /metrics, /healthz, /status
+	Socket            string // credential socket path
+	StateDir          string // where ca.pem is written
+	InsecureListenAny bool   // allow non-loopback listen addresses
+
+	Mode        Mode
+	PAT         secret.String // ModePAT
+	VaultURL    string        // ModeVault
+	EnvToken    secret.String // ModeVault
+	VaultCAFile string        // ModeVault, optional
+
+	SelfHosted     []string // --host
+	Resolve        []string // --resolve, HOST:PORT:ADDR
+	UpstreamCAFile string
+	UpstreamProxy  string
+	RefreshMargin  time.Duration // 0: token.DefaultMargin
+	DrainTimeout   time.Duration // 0: DefaultDrainTimeout
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// DefaultDrainTimeout is how long SIGTERM waits for requests in flight and
+// open tunnels before cutting them; Kubernetes allows 30 s by default.
+const DefaultDrainTimeout = 20 * time.Second
+
+// Ready is the JSON line printed on stdout once the sidecar serves.
+type Ready struct {
+	Proxy   string `json:"proxy"`
+	Socket  string `json:"socket"`
+	CAFile  string `json:"ca_file"`
+	Metrics string `json:"metrics"`
+}
+
+// ErrNotLoopback is returned for a non-loopback listen address without
+// InsecureListenAny.
+var ErrNotLoopback = errors.New("sidecar: listen address is not loopback")
+
+// Sidecar is a running sidecar.
+type Sidecar struct {
+	opts    Options
+	log     *slog.Logger
+	hosts   *azdo.Hosts
+	cache   *token.Cache
+	proxy   *proxy.Proxy
+	cred    *credential.Server
+	metrics *http.Server
+	ready   Ready
+	started time.Time
+
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	errs   []error
+	closed chan struct{}
+}
+
+// Start builds and starts every part; on error nothing is left running.
+func Start(opts Options) (s *Sidecar, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.RefreshMargin <= 0 {
+		opts.RefreshMargin = token.DefaultMargin
+	}
+	for _, a := range []string{opts.Listen, opts.MetricsListen} {
+		if err := checkLoopback(a, opts.InsecureListenAny); err != nil {
+			return nil, err
+		}
+	}
+	hosts, err := azdo.NewHosts(opts.SelfHosted)
+	if err != nil {
+		return nil, err
+	}
+	resolve, err := proxy.ParseResolve(opts.Resolve)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := upstreamRoots(opts.UpstreamCAFile)
+	if err != nil {
+		return nil, err
+	}
+	var upstreamProxy *url.URL
+	if opts.UpstreamProxy != "" {
+		if upstreamProxy, err = url.Parse(opts.UpstreamProxy); err != nil || upstreamProxy.Host == "" {
+			return nil, fmt.Errorf("sidecar: --upstream-proxy must be a URL like http://proxy.example:8080")
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sm := newSourceMetrics(reg)
+
+	src, err := baseSource(opts)
+	if err != nil {
+		return nil, err
+	}
+	s = &Sidecar{opts: opts, log: opts.Logger, hosts: hosts, started: opts.Now(), closed: make(chan struct{})}
+	s.cache = token.NewCache(src, token.CacheOptions{Margin: opts.RefreshMargin, Now: opts.Now, OnFetch: sm.observe})
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+			s.cache.Close()
+		}
+	}()
+
+	s.proxy, err = proxy.New(proxy.Config{
+		Hosts:         hosts,
+		OrgFor:        azdo.OrgFor,
+		SelfHosted:    hosts.SelfHosted(),
+		Source:        s.cache,
+		UpstreamRoots: roots,
+		Resolve:       resolve,
+		UpstreamProxy: upstreamProxy,
+		Logger:        opts.Logger,
+		Registerer:    reg,
+		Now:           opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	caFile, err := writeCA(opts.StateDir, s.proxy.CA().CertPEM())
+	if err != nil {
+		return nil, err
+	}
+
+	proxyLn, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: proxy listen: %w", err)
+	}
+	cleanup = append(cleanup, func() { proxyLn.Close() })
+	if upstreamProxy != nil && sameAddr(upstreamProxy.Host, proxyLn.Addr().String()) {
+		return nil, fmt.Errorf("sidecar: --upstream-proxy %s is this proxy itself", upstreamProxy.Redacted())
+	}
+	metricsLn, err := net.Listen("tcp", opts.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: metrics listen: %w", err)
+	}
+	cleanup = append(cleanup, func() { metricsLn.Close() })
+	credLn, err := credential.Listen(opts.Socket)
+	if err != nil {
+		return nil, err
+	}
+
+	s.cred = &credential.Server{Handler: credential.NewTokenHandler(s.cache, hosts), Logger: opts.Logger}
+	s.metrics = &http.Server{
+		Handler:           s.mux(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	s.ready = Ready{Proxy: proxyLn.Addr().String(), Socket: opts.Socket, CAFile: caFile, Metrics: metricsLn.Addr().String()}
+
+	s.serve("proxy", func() error { return s.proxy.Serve(proxyLn) }, http.ErrServerClosed)
+	s.serve("credential", func() error { return s.cred.Serve(credLn) }, credential.ErrServerClosed)
+	s.serve("metrics", func() error { return s.metrics.Serve(metricsLn) }, http.ErrServerClosed)
+	s.log.Info("sidecar: serving", "mode", string(opts.Mode), "proxy", s.ready.Proxy, "socket", s.ready.Socket,
+		"ca_file", s.ready.CAFile, "metrics", s.ready.Metrics, "hosts", s.hostList())
+	return s, nil
+}
+
+// serve runs one server in a goroutine the Sidecar owns.
+func (s *Sidecar) serve(name string, f func() error, closed error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, closed) {
+			s.log.Error("sidecar: server stopped", "server", name, "err", err)
+			s.errMu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.errMu.Unlock()
+			select {
+			case <-s.closed:
+			default:
+				close(s.closed)
+			}
+		}
+	}()
+}
+
+// Ready returns the addresses the sidecar serves on.
+func (s *Sidecar) Ready() Ready { return s.ready }
+
+// Failed is closed when one of the servers stopped on its own.
+func (s *Sidecar) Failed() <-chan struct{} { return s.closed }
+
+// Shutdown drains the proxy (requests in flight, open tunnels) and the
+// credential socket until ctx is done, then stops everything and waits for
+// every goroutine the sidecar started.
+func (s *Sidecar) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.proxy.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("proxy drain: %w", err))
+	}
+	if err := s.cred.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("credential drain: %w", err))
+	}
+	if err := s.metrics.Shutdown(ctx); err != nil {
+		s.metrics.Close()
+	}
+	s.wg.Wait()
+	s.cache.Close()
+	s.errMu.Lock()
+	errs = append(errs, s.errs...)
+	s.errMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Run starts the sidecar, prints the ready line on stdout, serves until ctx
+// ends (SIGTERM), then drains for at most DrainTimeout. A drain cut short is
+// logged, not an error: the process still exits 0.
+func Run(ctx context.Context, opts Options, stdout io.Writer) error {
+	s, err := Start(opts)
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(s.Ready())
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		s.log.Warn("sidecar: cannot write the ready line", "err", err)
+	}
+	var failed bool
+	select {
+	case <-ctx.Done():
+		s.log.Info("sidecar: shutting down, draining connections", "timeout", s.opts.DrainTimeout)
+	case <-s.Failed():
+		failed = true
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	err = s.Shutdown(dctx)
+	if failed {
+		return err
+	}
+	if err != nil {
+		s.log.Warn("sidecar: drain cut short", "err", err)
+	} else {
+		s.log.Info("sidecar: stopped")
+	}
+	return nil
+}
+
+// baseSource is the token source of opts.Mode, before the cache.
+func baseSource(opts Options) (token.Source, error) {
+	switch opts.Mode {
+	case ModePAT:
+		if opts.PAT.IsZero() {
+			return nil, errors.New("sidecar: standalone mode without a PAT")
+		}
+		return token.NewStatic(opts.PAT), nil
+	case ModeVault:
+		return vaultsource.New(vaultsource.Options{
+			URL:      opts.VaultURL,
+			EnvToken: opts.EnvToken,
+			CAFile:   opts.VaultCAFile,
+			MinValid: opts.RefreshMargin,
+		})
+	case ModeNone, "":
+		return unconfigured{}, nil
+	}
+	return nil, fmt.Errorf("sidecar: unknown mode %q", opts.Mode)
+}
+
+// unconfigured answers every token request with an explanation.
+type unconfigured struct{}
+
+func (unconfigured) Token(_ context.Context, key token.Key) (token.Token, error) {
+	return token.Token{}, fmt.Errorf("azdo-sidecar runs without a token source for %s (start it with --pat-file or AZDO_PAT, or --vault-url and --env-token-file): %w", key, token.ErrNoCredential)
+}
+
+// checkLoopback refuses addresses reachable from other machines.
+func checkLoopback(addr string, insecureAny bool) error {
+	if insecureAny {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("sidecar: listen address %q: %w", addr, err)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: %q (anyone who reaches it gets your Azure DevOps access; pass --insecure-listen-any to allow it)", ErrNotLoopback, addr)
+}
+
+func sameAddr(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	ia, ib := net.ParseIP(ha), net.ParseIP(hb)
+	if strings.EqualFold(ha, "localhost") {
+		ia = net.IPv4(127, 0, 0, 1)
+	}
+	return ia != nil && ib != nil && (ia.Equal(ib) || (ia.IsLoopback() && ib.IsLoopback()))
+}
+
+// upstreamRoots is the system pool plus the PEM file, if any.
+func upstreamRoots(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if file == "" {
+		return pool, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: --upstream-ca-file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("sidecar: --upstream-ca-file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// writeCA writes the CA certificate to dir/ca.pem (0644) in a 0700
+// directory, atomically, and returns its path.
+func writeCA(dir string, pem []byte) (string, error) {
+	if dir == "" {
+		return "", errors.New("sidecar: no state directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("sidecar: state directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("sidecar: state directory: %w", err)
+	}
+	path := filepath.Join(dir, "ca.pem")
+	tmp, err := os.CreateTemp(dir, ".ca-*.pem")
+	if err != nil {
+		return "", fmt.Errorf("sidecar: write CA: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(pem); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("sidecar: write CA: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("sidecar: write CA: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("sidecar: write CA: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("sidecar: write CA: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path, nil
+	}
+	return abs, nil
+}
+
+func (s *Sidecar) hostList() []string {
+	return append([]string{azdo.ServicesHost, "*" + ".visualstudio.com"}, s.hosts.SelfHosted()...)
+}
+
+// sourceMetrics observe calls to the real token source (behind the cache).
+type sourceMetrics struct {
+	fetches *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+func newSourceMetrics(reg prometheus.Registerer) *sourceMetrics {
+	m := &sourceMetrics{
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "azdo_sidecar_token_source_fetches_total",
+			Help: "Calls from the token cache to the token source (vault or PAT), by result.",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "azdo_sidecar_token_source_fetch_seconds",
+			Help:    "Latency of calls to the token source.",
+			Buckets: []float64{.001, .005, .025, .1, .5, 2, 10, 30},
+		}),
+	}
+	reg.MustRegister(m.fetches, m.latency)
+	return m
+}
+
+func (m *sourceMetrics) observe(_ token.Key, took time.Duration, err error) {
+	m.latency.Observe(took.Seconds())
+	result := "ok"
+	var ce *token.ConnectError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		result = "connect_required"
+	case errors.Is(err, token.ErrUnauthorized):
+		result = "unauthorized"
+	case errors.Is(err, token.ErrNoCredential):
+		result = "no_credential"
+	case errors.Is(err, token.ErrUnavailable):
+		result = "unavailable"
+	default:
+		result = "error"
+	}
+	m.fetches.WithLabelValues(result).Inc()
+}
+
+// mux serves /metrics, /healthz and /status.
+func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s.Status())
+	})
+	return mux
+}
