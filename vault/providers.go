@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/entra"
 )
 
 // OAuthSettings are one host's OAuth ("Azure DevOps (Entra ID)") settings
@@ -20,12 +23,24 @@ type OAuthSettings struct {
 	RedirectURL  string // <public_url>/oauth/callback
 }
 
-// errOAuthUnavailable is returned while the Entra ID provider is missing.
-var errOAuthUnavailable = errors.New("vault: OAuth refresh through Entra ID is not built in yet")
+// EntraConfig returns the vault/entra configuration of o.
+func (o OAuthSettings) EntraConfig(client *http.Client, now func() time.Time) entra.Config {
+	return entra.Config{
+		Host:         o.Host,
+		IssuerURL:    o.IssuerURL,
+		ClientID:     o.ClientID,
+		ClientSecret: o.ClientSecret,
+		RedirectURL:  o.RedirectURL,
+		HTTPClient:   client,
+		Now:          now,
+	}
+}
 
-// NewProviders builds the vault's providers: for every host in pat (true:
-// PATs enabled) and every host in oauth, with an Entra ID refresher for the
-// latter. client is used for discovery and token requests.
+// NewProviders builds the vault's providers: one for every host in pat
+// (true: PATs enabled) and in oauth, with an Entra ID refresher for the
+// latter. An issuer that cannot be reached now (a transient failure) does
+// not stop the vault: discovery is retried on the next refresh. Any other
+// discovery failure is a configuration error and is returned.
 func NewProviders(ctx context.Context, oauth map[string]OAuthSettings, pat map[string]bool, client *http.Client) ([]Provider, error) {
 	hosts := map[string]bool{}
 	for h := range oauth {
@@ -38,8 +53,8 @@ func NewProviders(ctx context.Context, oauth map[string]OAuthSettings, pat map[s
 	for h := range hosts {
 		p := Provider{Host: h, PAT: pat[h]}
 		if o, ok := oauth[h]; ok {
-			r, err := newEntraRefresher(ctx, o, client)
-			if err != nil {
+			r := &EntraRefresher{Config: o.EntraConfig(client, nil)}
+			if _, err := r.provider(ctx); err != nil && entra.ClassOf(err) != entra.Transient {
 				return nil, fmt.Errorf("provider %s: %w", h, err)
 			}
 			p.OAuth = r
@@ -50,6 +65,56 @@ func NewProviders(ctx context.Context, oauth map[string]OAuthSettings, pat map[s
 	return out, nil
 }
 
-func newEntraRefresher(ctx context.Context, o OAuthSettings, client *http.Client) (Refresher, error) {
-	return nil, errOAuthUnavailable
+// EntraRefresher is a Refresher over vault/entra: it discovers the issuer
+// on first use (and again after a failed discovery) and classifies
+// *entra.Error into *RefreshError.
+type EntraRefresher struct {
+	Config entra.Config
+
+	mu sync.Mutex
+	p  *entra.Provider
+}
+
+// provider returns the discovered provider, discovering it if needed.
+func (r *EntraRefresher) provider(ctx context.Context) (*entra.Provider, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p != nil {
+		return r.p, nil
+	}
+	p, err := entra.New(ctx, r.Config)
+	if err != nil {
+		return nil, err
+	}
+	r.p = p
+	return p, nil
+}
+
+// Refresh implements Refresher.
+func (r *EntraRefresher) Refresh(ctx context.Context, refresh secret.String) (Grant, error) {
+	p, err := r.provider(ctx)
+	if err != nil {
+		return Grant{}, fromEntra(err)
+	}
+	g, err := p.Refresh(ctx, refresh)
+	if err != nil {
+		return Grant{}, fromEntra(err)
+	}
+	return Grant{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, ExpiresAt: g.ExpiresAt}, nil
+}
+
+// fromEntra classifies an error of vault/entra.
+func fromEntra(err error) error {
+	var e *entra.Error
+	if !errors.As(err, &e) {
+		return &RefreshError{Class: Transient, Reason: "error", Err: err}
+	}
+	class := Transient
+	switch e.Class {
+	case entra.Permanent:
+		class = Permanent
+	case entra.Misconfigured:
+		class = Misconfigured
+	}
+	return &RefreshError{Class: class, Reason: e.Reason(), RetryAfter: e.RetryAfter, Err: err}
 }
