@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
 )
 
@@ -106,5 +112,136 @@ func TestSetupWithGitSSLCAINFO(t *testing.T) {
 	out, errOut, err = runSidecar(t, g, bin, "setup")
 	if err != nil || !strings.Contains(out, "mode helper") || strings.Contains(out, ".proxy") || !strings.Contains(errOut, "GIT_SSL_CAPATH") {
 		t.Fatalf("setup with GIT_SSL_CAPATH: err %v, stdout %q, stderr %q; want helper mode only and a note", err, out, errOut)
+	}
+}
+
+// setupSidecar is a running `azdo-sidecar serve` started for the setup
+// tests.
+type setupSidecar struct {
+	ready struct {
+		Proxy  string `json:"proxy"`
+		Socket string `json:"socket"`
+		CAFile string `json:"ca_file"`
+	}
+	state  string
+	stderr *lockedBuffer
+}
+
+// startSetupSidecar runs serve in standalone mode with the world's PAT,
+// reaching the emulator through --resolve, and stops it with SIGTERM at the
+// end of the test.
+func startSetupSidecar(t *testing.T, w *world, bin string) *setupSidecar {
+	t.Helper()
+	dir := t.TempDir()
+	s := &setupSidecar{state: filepath.Join(dir, "state"), stderr: &lockedBuffer{}}
+	patFile := filepath.Join(dir, "pat")
+	if err := os.WriteFile(patFile, []byte(w.pat.Reveal()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := w.git.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--socket", filepath.Join(dir, "sock"), "--state-dir", s.state, "--pat-file", patFile,
+		"--resolve", testenv.ResolveFlag("dev.azure.com", w.emu), "--upstream-ca-file", w.emu.CAFile())
+	cmd.Stderr = s.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("sidecar exit after SIGTERM: %v\n%s", err, s.stderr)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("sidecar did not stop within 30s of SIGTERM")
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case line, ok := <-lines:
+		if !ok || json.Unmarshal([]byte(line), &s.ready) != nil || s.ready.Proxy == "" {
+			t.Fatalf("sidecar ready line %q; stderr:\n%s", line, s.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no ready line from the sidecar after 30s:\n%s", s.stderr)
+	}
+	return s
+}
+
+// TestSetupThenPlainGit is the user's path: serve, setup, then plain
+// `git clone` and `git push` of https://dev.azure.com/... with no other
+// configuration — and with GIT_SSL_CAINFO exported to the system bundle, as
+// on these machines, which only the sslCAPath line setup writes gets past.
+// The helper-only mode is checked the same way, git talking to the
+// emulator directly.
+func TestSetupThenPlainGit(t *testing.T) {
+	bin := testenv.Binary(t, "azdo-sidecar")
+	testenv.Binary(t, "git-credential-azdo")
+	tests := []struct {
+		name string
+		mode string
+	}{
+		{"proxy", "proxy"},
+		{"both", "both"},
+		{"helper", "helper"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t) // Reach configures direct access; proxy modes start from a clean config
+			if tt.mode != "helper" {
+				w.git = testenv.NewGit(t)
+				w.git.Setenv("GIT_SSL_CAINFO", "/etc/ssl/certs/ca-certificates.crt")
+			}
+			sc := startSetupSidecar(t, w, bin)
+			out, errOut, err := runSidecar(t, w.git, bin, "setup", "--mode", tt.mode, "--listen", sc.ready.Proxy,
+				"--state-dir", sc.state, "--socket", sc.ready.Socket)
+			if err != nil {
+				t.Fatalf("setup: %v\n%s%s", err, out, errOut)
+			}
+			dir := filepath.Join(w.git.Home, "site")
+			w.git.Run(t, "clone", "--quiet", repoURL, dir)
+			if got := w.git.Run(t, "-C", dir, "rev-parse", "HEAD"); got != w.seed.Head {
+				t.Fatalf("cloned HEAD = %s; want %s", got, w.seed.Head)
+			}
+			os.WriteFile(filepath.Join(dir, "setup.txt"), []byte(tt.name+"\n"), 0o644)
+			w.git.Run(t, "-C", dir, "add", "setup.txt")
+			w.git.Run(t, "-C", dir, "commit", "--quiet", "-m", "setup "+tt.name)
+			w.git.Run(t, "-C", dir, "push", "--quiet", "origin", "main")
+
+			authed := 0
+			for _, r := range w.emu.Requests() {
+				if r.CredKind == azdoemu.CredBasicPAT && r.CredHash == azdoemu.CredentialHash(w.pat) {
+					authed++
+				}
+			}
+			if authed == 0 {
+				t.Errorf("no request reached the emulator with the PAT")
+			}
+			assertNoSecret(t, w.emu, w.pat)
+			b, _ := os.ReadFile(w.git.Config)
+			for _, s := range []string{string(b), out, errOut, sc.stderr.String()} {
+				if strings.Contains(s, w.pat.Reveal()) {
+					t.Errorf("the PAT appears in git config, setup output or the sidecar's log")
+				}
+			}
+			if _, err := os.Stat(filepath.Join(w.git.Home, ".git-credentials")); err == nil {
+				t.Errorf("a credential was stored on disk (~/.git-credentials)")
+			}
+		})
 	}
 }
