@@ -31,6 +31,13 @@ func NewStatic(pat secret.String) Source {
 
 type static struct{ tok Token }
 
+// String describes s without the PAT: fmt does not call the redacting
+// methods of a secret.String reached through unexported fields.
+func (s static) String() string { return "token.Static(" + s.tok.String() + ")" }
+
+// Format makes every verb, %+v and %#v included, print String.
+func (s static) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
 func (s static) Token(ctx context.Context, key Key) (Token, error) {
 	if err := ctx.Err(); err != nil {
 		return Token{}, err

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,11 @@ func TestStatic(t *testing.T) {
 	}
 	if tok.Kind != Basic || tok.User() != DefaultUsername || tok.Secret.Reveal() != "mypat" || !tok.ExpiresAt.IsZero() {
 		t.Fatalf("NewStatic(...).Token() = %v; want a basic PAT for %q without expiry", tok, DefaultUsername)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(verb, src); strings.Contains(out, "mypat") {
+			t.Errorf("Sprintf(%q, NewStatic(pat)) = %q; leaks the PAT", verb, out)
+		}
 	}
 	if _, err := NewStatic(secret.String{}).Token(context.Background(), key); !errors.Is(err, ErrNoCredential) {
 		t.Fatalf("empty static PAT: err = %v; want ErrNoCredential", err)
