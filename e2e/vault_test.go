@@ -578,3 +578,59 @@ func TestVaultStoreHoldsNoPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestVaultVerify: verify passes a good configuration and names a wrong
+// client secret, an unknown client ID, a resource missing from the tenant
+// and an unreachable issuer precisely, with a non-zero exit.
+func TestVaultVerify(t *testing.T) {
+	w := newVaultWorld(t, entraemu.Config{})
+	issuer := w.entra.IssuerURL(w.entra.TenantID())
+	good := w.seal(w.pub, vaultClientSecret.Reveal())
+	tests := []struct {
+		name     string
+		sealed   string
+		clientID string
+		issuer   string
+		setup    func()
+		want     []string // in the error output; none: success
+	}{
+		{name: "good", sealed: good, clientID: vaultClientID, issuer: issuer},
+		{name: "oauth2 issuer form", sealed: good, clientID: vaultClientID, issuer: strings.TrimSuffix(issuer, "/v2.0") + "/oauth2/v2.0"},
+		{name: "wrong client secret", sealed: w.seal(w.pub, "not-the-secret"), clientID: vaultClientID, issuer: issuer,
+			want: []string{"client secret", "is wrong", "AADSTS7000215"}},
+		{name: "unknown client id", sealed: good, clientID: "11111111-2222-3333-4444-555555555555", issuer: issuer,
+			want: []string{"does not exist", "AADSTS700016", "11111111-2222-3333-4444-555555555555"}},
+		{name: "resource not in tenant", sealed: good, clientID: vaultClientID, issuer: issuer,
+			setup: func() { w.entra.SetResourceAvailable(w.entra.TenantID(), false) },
+			want:  []string{"not available in this tenant", "AADSTS500011"}},
+		{name: "unreachable issuer", sealed: good, clientID: vaultClientID, issuer: "https://127.0.0.1:1/" + w.entra.TenantID() + "/v2.0",
+			want: []string{"Cannot reach", "127.0.0.1:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.entra.SetResourceAvailable(w.entra.TenantID(), true)
+			if tt.setup != nil {
+				tt.setup()
+			}
+			w.writeConfig(tt.sealed, tt.clientID, tt.issuer)
+			out, err := w.run("", "verify", "--config", w.cfgFile, "--key-file", w.keyFile, "--upstream-ca-file", w.caFile)
+			if len(tt.want) == 0 {
+				if err != nil || !strings.Contains(out, "ok") {
+					t.Fatalf("verify = %v\n%s; want success", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("verify = success\n%s; want a failure naming %q", out, tt.want)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(out, s) {
+					t.Errorf("verify output lacks %q:\n%s", s, out)
+				}
+			}
+			if strings.Contains(out, vaultClientSecret.Reveal()) || strings.Contains(out, "not-the-secret") {
+				t.Errorf("verify output shows a client secret")
+			}
+		})
+	}
+}

@@ -1,14 +1,28 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/entra"
 )
 
-// verifyCommand is `azdo-vault verify --config FILE`. Placeholder: owned by
-// the vault engineer.
+// verifyTimeout bounds the checks of one provider.
+const verifyTimeout = 30 * time.Second
+
+// verifyCommand is `azdo-vault verify --config FILE`: for every OAuth
+// provider, the sealed client secret opens with this runner's key, OIDC
+// discovery of the issuer works, the signing keys and token endpoint answer,
+// and the client ID and secret are accepted (client-credentials grant). It
+// stops at the first failure with what the administrator must fix.
 func verifyCommand(e *cliapp.Env) *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
@@ -19,10 +33,55 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 			config.UpstreamCAFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			if _, err := config.LoadVaultFile(c.String(config.ConfigFlag)); err != nil {
+			vf, err := config.LoadVaultFile(c.String(config.ConfigFlag))
+			if err != nil {
 				return err
 			}
-			return cliapp.NotImplemented(c)
+			client, err := upstreamClient(c.String(config.FlagUpstreamCAFile))
+			if err != nil {
+				return err
+			}
+			for i, p := range vf.Providers {
+				at := fmt.Sprintf("providers[%d] (%s)", i, p.Host)
+				if p.OAuth == nil {
+					fmt.Fprintf(e.Stdout, "%s: PAT only, nothing to verify\n", at)
+					continue
+				}
+				keyFile := c.String(config.FlagKeyFile)
+				if keyFile == "" {
+					return fmt.Errorf("%s: --key-file is required to open oauth.client_secret_sealed", at)
+				}
+				kp, err := vault.LoadKeyFile(keyFile)
+				if err != nil {
+					return err
+				}
+				sec, err := vault.OpenClientSecret(kp, p.Host, p.OAuth.ClientSecretSealed)
+				if err != nil {
+					return fmt.Errorf("%s: %w", at, err)
+				}
+				o := vault.OAuthSettings{Host: p.Host, IssuerURL: p.OAuth.IssuerURL, ClientID: p.OAuth.ClientID, ClientSecret: sec, RedirectURL: vf.CallbackURL()}
+				if err := verifyOne(c.Context, o, client); err != nil {
+					return fmt.Errorf("%s: %w", at, err)
+				}
+				fmt.Fprintf(e.Stdout, "%s: ok: issuer %s discovered, token endpoint accepts client %s\n", at, p.OAuth.IssuerURL, p.OAuth.ClientID)
+			}
+			return nil
 		},
 	}
+}
+
+// verifyOne runs discovery and Verify for one provider; an *entra.Error
+// becomes its advice followed by the precise failure.
+func verifyOne(ctx context.Context, o vault.OAuthSettings, client *http.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	p, err := entra.New(ctx, o.EntraConfig(client, nil))
+	if err == nil {
+		err = p.Verify(ctx)
+	}
+	var ee *entra.Error
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%s\n  (%w)", ee.Advice(), err)
+	}
+	return err
 }
