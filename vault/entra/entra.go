@@ -148,8 +148,8 @@ func NormalizeIssuer(raw string) (base, tenant string, err error) {
 	}
 	i := strings.LastIndex(p, "/")
 	tenant = p[i+1:]
-	if i < 0 || tenant == "" || tenant == TenantPlaceholder {
-		return "", "", fmt.Errorf("%w (got %q: no tenant)", ErrIssuerURL, raw)
+	if i < 0 || !tenantRE.MatchString(tenant) {
+		return "", "", fmt.Errorf("%w (got %q: no tenant ID or domain)", ErrIssuerURL, raw)
 	}
 	u.Path = p + "/v2.0"
 	u.RawPath = ""
@@ -159,6 +159,10 @@ func NormalizeIssuer(raw string) (base, tenant string, err error) {
 // statusRE matches go-oidc's report of a non-200 discovery answer,
 // "<status code> <status text>: <body>".
 var statusRE = regexp.MustCompile(`^[1-5][0-9]{2} [^:]*: `)
+
+// tenantRE matches a tenant segment: a tenant ID, a domain, "common" or
+// "organizations".
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 

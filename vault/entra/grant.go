@@ -3,8 +3,13 @@ package entra
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -24,27 +29,76 @@ func (p *Provider) AuthCodeURL(state, nonce, pkceVerifier string) string {
 // Refresh redeems refreshToken for a new access token. The returned
 // Grant's RefreshToken replaces the old one (Entra rotates it); store it
 // before anything else. Failures are *Error, classified; Permanent ones
-// must never be retried.
+// must never be retried. Refresh makes exactly one request: retrying is the
+// caller's decision.
+//
+// The request names the scopes again, as Entra's v2.0 documentation asks,
+// so that the access token is for Azure DevOps whatever else the original
+// grant covered; x/oauth2's refresh cannot send a scope, so the request is
+// made here.
 func (p *Provider) Refresh(ctx context.Context, refreshToken secret.String) (Grant, error) {
+	endpoint := p.TokenURL()
+	fail := func(err error) (Grant, error) {
+		return Grant{}, classify("refresh", endpoint, p.cfg.ClientID, err, p.cfg.ClientSecret, refreshToken)
+	}
 	if refreshToken.IsZero() {
-		return Grant{}, &Error{Op: "refresh", URL: p.TokenURL(), ClientID: p.cfg.ClientID, Code: "invalid_grant", Class: Permanent, Description: "no refresh token stored"}
+		return Grant{}, &Error{Op: "refresh", URL: endpoint, ClientID: p.cfg.ClientID, Code: "invalid_grant", Class: Permanent, Description: "no refresh token stored"}
 	}
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	ctx = oidc.ClientContext(ctx, p.client)
-	// An expired token makes the source refresh at once.
-	src := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken.Reveal(), Expiry: time.Unix(1, 0)})
-	tok, err := src.Token()
-	if err != nil {
-		return Grant{}, classify("refresh", p.TokenURL(), p.cfg.ClientID, err, p.cfg.ClientSecret, refreshToken)
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {refreshToken.Reveal()},
+		"client_id":     {p.cfg.ClientID},
+		"client_secret": {p.cfg.ClientSecret.Reveal()},
+		"scope":         {strings.Join(Scopes, " ")},
 	}
-	g := p.grant(tok)
-	// x/oauth2 carries the old refresh token over when the answer has none;
-	// report "not rotated" as a zero RefreshToken instead.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err != nil {
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail(&oauth2.RetrieveError{Response: resp, Body: body})
+	}
+	var tj struct {
+		AccessToken  string          `json:"access_token"`
+		RefreshToken string          `json:"refresh_token"`
+		ExpiresIn    json.RawMessage `json:"expires_in"`
+		Error        string          `json:"error"`
+	}
+	if err := json.Unmarshal(body, &tj); err != nil || tj.Error != "" {
+		return fail(&oauth2.RetrieveError{Response: resp, Body: body})
+	}
+	if tj.AccessToken == "" {
+		return Grant{}, &Error{Op: "refresh", URL: endpoint, ClientID: p.cfg.ClientID, Code: "invalid_response", Class: Transient, Status: resp.StatusCode, Description: "token answer without access_token"}
+	}
+	g := p.grant(&oauth2.Token{AccessToken: tj.AccessToken, RefreshToken: tj.RefreshToken, ExpiresIn: parseSeconds(tj.ExpiresIn)})
 	if g.RefreshToken.Equal(refreshToken) {
 		g.RefreshToken = secret.String{}
 	}
 	return g, nil
+}
+
+// parseSeconds reads expires_in, a number or (older endpoints) a string;
+// 0 when absent or invalid.
+func parseSeconds(raw json.RawMessage) int64 {
+	s := strings.Trim(string(raw), `"`)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // grant converts an oauth2 token, with the expiry from expires_in and the
