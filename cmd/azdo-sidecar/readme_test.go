@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's generated reference")
@@ -71,4 +73,61 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return ""
+}
+
+// TestCIRunsReadmeTestCommand: the test command the README shows is the one
+// .ci/run runs.
+func TestCIRunsReadmeTestCommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(l, "go test ") {
+			cmd = l
+			break
+		}
+	}
+	if cmd == "" {
+		t.Fatal("README.md shows no `go test` command line")
+	}
+	if !slices.Contains(strings.Split(string(ci), "\n"), cmd) {
+		t.Errorf(".ci/run does not run the README's test command %q", cmd)
+	}
+	if !strings.Contains(string(readme), "./.ci/run") {
+		t.Errorf("README.md does not tell to run ./.ci/run")
+	}
+	if fi, err := os.Stat("../../.ci/run"); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf(".ci/run is not executable (%v)", err)
+	}
+}
+
+// TestDockerfileBuildsExistingThings: the binaries the Dockerfile builds are
+// main packages of this module, and its -X flags name the version variables.
+func TestDockerfileBuildsExistingThings(t *testing.T) {
+	data, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, bin := range []string{"azdo-sidecar", "git-credential-azdo"} {
+		if !strings.Contains(df, "./cmd/"+bin) || !strings.Contains(df, "/out/"+bin) {
+			t.Errorf("Dockerfile does not build and copy %s", bin)
+		}
+		if _, err := os.Stat("../" + bin + "/main.go"); err != nil {
+			t.Errorf("Dockerfile builds ./cmd/%s: %v", bin, err)
+		}
+	}
+	_ = version.Version // the -X targets below must keep existing
+	_ = version.Commit
+	for _, x := range []string{"internal/version.Version=", "internal/version.Commit=", "CGO_ENABLED=0", "-trimpath", "USER nonroot", `ENTRYPOINT ["/usr/local/bin/azdo-sidecar", "serve"]`} {
+		if !strings.Contains(df, x) {
+			t.Errorf("Dockerfile lacks %q", x)
+		}
+	}
 }
