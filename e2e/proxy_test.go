@@ -27,8 +27,12 @@ type scBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *scBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *scBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *scBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *scBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // sidecarProc is a running `azdo-sidecar serve`.
 type sidecarProc struct {
@@ -332,3 +336,35 @@ func TestProxyStatusCommand(t *testing.T) {
 	}
 }
 
+// TestProxySelfHostedIPHost clones from a self-hosted server addressed by
+// IP: the leaf carries the IP in its SANs with an empty subject, which is
+// what GnuTLS (Debian's git) needs under the CA's name constraints.
+func TestProxySelfHostedIPHost(t *testing.T) {
+	emu := testenv.StartAzDO(t, azdoemu.Config{})
+	pat := azdoemu.NewPAT()
+	if err := emu.AddPAT(azdoemu.PAT{Token: pat, Org: "contoso"}); err != nil {
+		t.Fatal(err)
+	}
+	seed := testenv.Seed(t, emu, "contoso", "Web", "site", testenv.SeedOptions{Commits: 2})
+	host := emu.Addr()
+	if emu.Port() == 443 {
+		host = emu.IP()
+	}
+	g := testenv.NewGit(t)
+	sc := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()}, "--host", host, "--upstream-ca-file", emu.CAFile())
+	useProxy(t, g, sc, "https://"+host+"/")
+	dir := filepath.Join(g.Home, "site")
+	url := "https://" + host + "/contoso/Web/_git/site"
+	if out, err := g.RunErr("clone", "--quiet", url, dir); err != nil {
+		t.Fatalf("clone %s through the proxy: %v\n%s", url, err, out)
+	}
+	if got := g.Run(t, "-C", dir, "rev-parse", "HEAD"); got != seed.Head {
+		t.Errorf("HEAD = %s; want %s", got, seed.Head)
+	}
+	for _, r := range emu.Requests() {
+		if r.CredKind != azdoemu.CredBasicPAT {
+			t.Errorf("request %s %s: cred %s; want basic-pat", r.Method, r.Path, r.CredKind)
+		}
+	}
+	assertNoLeak(t, sc, emu, pat)
+}
