@@ -124,6 +124,9 @@ const (
 	OutageUnavailable
 	// OutageReset closes every connection without an answer.
 	OutageReset
+	// OutageThrottled answers every request with 429 and Retry-After,
+	// like Entra's throttling (AADSTS50196).
+	OutageThrottled
 )
 
 // Errors of the control methods.

@@ -501,3 +501,68 @@ func TestVerifyAccessTokenRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestThrottled(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	seed, _ := f.srv.IssueTokensForTest(upn)
+	f.srv.SetOutageMode(entraemu.OutageThrottled)
+	_, err := refresh(f, f.srv.TenantID(), seed.RefreshToken)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusTooManyRequests || re.Response.Header.Get("Retry-After") != "2" {
+		t.Errorf("refresh while throttled = %v; want 429 with Retry-After 2", err)
+	}
+}
+
+// TestConcurrentRefreshStrict shows what a vault without single flight
+// would cause: of 20 concurrent refreshes with one token, exactly one wins
+// and the rest are counted as double use.
+func TestConcurrentRefreshStrict(t *testing.T) {
+	f := newFixture(t, entraemu.Config{StrictRotation: true})
+	seed, _ := f.srv.IssueTokensForTest(upn)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := refresh(f, f.srv.TenantID(), seed.RefreshToken)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		if err == nil {
+			ok++
+		}
+	}
+	if ok != 1 || f.srv.DoubleUseCount() != n-1 {
+		t.Errorf("successes = %d, DoubleUseCount = %d; want 1, %d", ok, f.srv.DoubleUseCount(), n-1)
+	}
+}
+
+func TestRefreshWithScopeKeepsRotating(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	seed, _ := f.srv.IssueTokensForTest(upn)
+	form := url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {seed.RefreshToken.Reveal()},
+		"client_id": {clientID}, "client_secret": {clientSecret.Reveal()},
+		"scope": {entraemu.ResourceID + "/vso.code"},
+	}
+	resp, err := f.http.PostForm(f.srv.TokenURL(f.srv.TenantID()), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+		Scope        string `json:"scope"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+	if resp.StatusCode != 200 || body.RefreshToken == "" || body.Scope != entraemu.ResourceID+"/vso.code" {
+		t.Errorf("refresh with a narrower scope = %d, rotated %t, scope %q; want 200, a new refresh token, %q",
+			resp.StatusCode, body.RefreshToken != "", body.Scope, entraemu.ResourceID+"/vso.code")
+	}
+}

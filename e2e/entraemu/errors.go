@@ -37,6 +37,7 @@ const (
 	CodeRedirectAtToken    = 500117  // invalid_grant: redirect_uri differs from the one authorized
 	CodePKCERequired       = 9002325 // invalid_request: PKCE S256 required (emulator is strict)
 	CodeUnsupportedRespTyp = 700054  // unsupported_response_type
+	CodeThrottled          = 50196   // temporarily_unavailable, HTTP 429
 )
 
 // aadError is one entry of the catalog: the OAuth error, the HTTP status of
@@ -74,6 +75,7 @@ var catalog = map[int]aadError{
 	CodeTransient:          {"temporarily_unavailable", 503, "A transient error has occurred. Please try again."},
 	CodeRedirectAtToken:    {"invalid_grant", 400, "The reply uri specified in the request isn't expected: it differs from the one used in the authorization request."},
 	CodePKCERequired:       {"invalid_request", 400, "Proof Key for Code Exchange is required: code_challenge with code_challenge_method 'S256'."},
+	CodeThrottled:          {"temporarily_unavailable", 429, "The server terminated an operation because it encountered a client request loop or too many requests. Please retry later."},
 	CodeUnsupportedRespTyp: {"unsupported_response_type", 400, "The provided value for the input parameter 'response_type' is not allowed for this request. Expected value: 'code'."},
 }
 

@@ -46,6 +46,10 @@ func (s *Server) outageMiddleware(next http.Handler) http.Handler {
 			body, status := newErrorBody(s.base, s.now(), CodeTransient)
 			w.Header().Set("Retry-After", "1")
 			writeJSON(w, status, body)
+		case OutageThrottled:
+			body, status := newErrorBody(s.base, s.now(), CodeThrottled)
+			w.Header().Set("Retry-After", "2")
+			writeJSON(w, status, body)
 		case OutageReset:
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
@@ -474,6 +478,13 @@ func (s *Server) redeemRefreshLocked(r *http.Request, t tenantRef, a *app, now t
 		req, bad := parseScopes(sp, false)
 		if bad != "" {
 			return nil, failure(CodeInvalidScope, bad)
+		}
+		// offline_access and openid stay granted for the grant's life:
+		// a refresh always returns a new refresh token.
+		for _, keep := range []string{"offline_access", "openid"} {
+			if slices.Contains(g.scopes, keep) && !slices.Contains(req, keep) {
+				req = append(req, keep)
+			}
 		}
 		scopes = req
 	}

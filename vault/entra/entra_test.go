@@ -279,6 +279,7 @@ func TestRefreshErrorClasses(t *testing.T) {
 		{name: "wrong secret", cfg: func(c *entra.Config) { c.ClientSecret = secret.New("wrong-secret-also-private") }, wantClass: entra.Misconfigured, wantCode: "invalid_client", wantAADSTS: 7000215, wantAdvice: "client secret"},
 		{name: "resource not in tenant", setup: func(f *fixture) { _ = f.emu.SetResourceAvailable(f.emu.TenantID(), false) }, wantClass: entra.Misconfigured, wantCode: "invalid_resource", wantAADSTS: 500011, wantAdvice: "another Entra ID tenant"},
 		{name: "outage", setup: func(f *fixture) { f.emu.SetOutage(true) }, wantClass: entra.Transient, wantCode: "temporarily_unavailable", wantAADSTS: 90033, wantAdvice: "retries"},
+		{name: "throttled", setup: func(f *fixture) { f.emu.SetOutageMode(entraemu.OutageThrottled) }, wantClass: entra.Transient, wantCode: "temporarily_unavailable", wantAADSTS: 50196, wantAdvice: "retries"},
 		{name: "connection reset", setup: func(f *fixture) { f.emu.SetOutageMode(entraemu.OutageReset) }, wantClass: entra.Transient, wantCode: "network", wantAdvice: "Cannot reach"},
 	}
 	for _, tt := range tests {
@@ -316,8 +317,8 @@ func TestRefreshErrorClasses(t *testing.T) {
 			if !strings.Contains(strings.ToLower(e.Advice()), strings.ToLower(tt.wantAdvice)) {
 				t.Errorf("Advice() = %q; want it to mention %q", e.Advice(), tt.wantAdvice)
 			}
-			if tt.name == "outage" && e.RetryAfter != time.Second {
-				t.Errorf("RetryAfter = %v; want 1s", e.RetryAfter)
+			if want := map[string]time.Duration{"outage": time.Second, "throttled": 2 * time.Second}[tt.name]; e.RetryAfter != want {
+				t.Errorf("RetryAfter = %v; want %v", e.RetryAfter, want)
 			}
 			if got := f.emu.Counts().RefreshToken - before; got != 1 {
 				t.Errorf("refresh requests = %d; want exactly 1 (no hidden retry)", got)
