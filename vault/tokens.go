@@ -99,7 +99,7 @@ func (v *Vault) connectKind(p Provider) store.Kind {
 }
 
 func (v *Vault) connectError(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string) error {
-	u, err := v.links.ConnectURL(ctx, LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect})
+	u, err := (*v.links.Load()).ConnectURL(ctx, LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect})
 	if err != nil {
 		return fmt.Errorf("vault: connect link: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,7 +74,7 @@ type Vault struct {
 	keys      sealbox.KeyPair
 	st        store.Store
 	providers map[string]Provider
-	links     Linker
+	links     atomic.Pointer[Linker]
 	now       func() time.Time
 	log       *slog.Logger
 	reg       *prometheus.Registry
@@ -110,7 +111,6 @@ func New(cfg Config) (*Vault, error) {
 		keys:           cfg.Keys,
 		st:             cfg.Store,
 		providers:      map[string]Provider{},
-		links:          cfg.Links,
 		now:            cfg.Now,
 		log:            cfg.Logger,
 		reg:            cfg.Registry,
@@ -128,9 +128,10 @@ func New(cfg Config) (*Vault, error) {
 		}
 		v.providers[p.Host] = p
 	}
-	if v.links == nil {
-		v.links = PublicURLLinker{PublicURL: cfg.PublicURL}
+	if cfg.Links == nil {
+		cfg.Links = PublicURLLinker{PublicURL: cfg.PublicURL}
 	}
+	v.SetLinker(cfg.Links)
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -174,6 +175,10 @@ func New(cfg Config) (*Vault, error) {
 // GET /metrics. The Connect and PAT pages mount their own routes on it
 // (/connect, /oauth/callback, /pat) before serving starts.
 func (v *Vault) Mux() *http.ServeMux { return v.mux }
+
+// SetLinker replaces the maker of connect_url links (the Connect flow
+// installs its signed, single-use links). Safe to call while serving.
+func (v *Vault) SetLinker(l Linker) { v.links.Store(&l) }
 
 // PublicKey returns the runner's public key.
 func (v *Vault) PublicKey() sealbox.PublicKey { return v.keys.Public }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
@@ -732,3 +733,51 @@ func TestPutCredentialRefusesUnknownHostOrKind(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseStopsRefreshInFlight: Close cancels a refresh that is waiting on
+// the identity provider and returns once its goroutine is gone.
+func TestCloseStopsRefreshInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	h.entra.set(func(f *fakeEntra) { f.gate = make(chan struct{}) }) // never opened
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env, _ := h.st.EnvironmentByTokenHash(ctx, HashEnvToken(h.envTok))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.v.Token(ctx, env, token.Key{Host: host, Org: "contoso"}, 0)
+		errc <- err
+	}()
+	for h.entra.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() { h.v.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return while a refresh was in flight")
+	}
+	if err := <-errc; err == nil {
+		t.Errorf("Token during Close = nil error; want a failure")
+	}
+	if _, err := h.v.Token(ctx, env, token.Key{Host: host, Org: "contoso"}, 0); !errors.Is(err, token.ErrUnavailable) {
+		t.Errorf("Token after Close = %v; want ErrUnavailable", err)
+	}
+}
+
+// TestSetLinker: the Connect flow's links replace the default ones.
+func TestSetLinker(t *testing.T) {
+	h := newHarness(t)
+	h.v.SetLinker(linkerFunc(func(_ context.Context, r LinkRequest) (string, error) {
+		return "https://signed.example.test/c/" + r.Owner + "/" + r.Host, nil
+	}))
+	a := h.token("contoso", 0)
+	if a.code != 404 || a.err.ConnectURL != "https://signed.example.test/c/ann/dev.azure.com" {
+		t.Errorf("connect_url = %q (%d); want the installed linker's", a.err.ConnectURL, a.code)
+	}
+}
+
+type linkerFunc func(context.Context, LinkRequest) (string, error)
+
+func (f linkerFunc) ConnectURL(ctx context.Context, r LinkRequest) (string, error) { return f(ctx, r) }
