@@ -27,7 +27,8 @@ type Seeded struct {
 }
 
 // Seed creates org/project/repo on the emulator (unless it exists) and
-// pushes opts.Commits commits to opts.Branch, each adding a file of
+// pushes opts.Commits commits to opts.Branch (a new branch starts from the
+// default branch), each adding a file of
 // opts.Bytes random bytes. It pushes through the file system, not HTTP, so
 // seeding costs no authentication and shows up in no request log.
 func Seed(t testing.TB, s *azdoemu.Server, org, project, repo string, opts SeedOptions) Seeded {
@@ -52,8 +53,13 @@ func Seed(t testing.TB, s *azdoemu.Server, org, project, repo string, opts SeedO
 	work := filepath.Join(g.Home, "seed")
 	g.Run(t, "init", "--quiet", "--initial-branch="+opts.Branch, work)
 	g.Dir = work
-	if _, err := g.RunIn(work, "fetch", "--quiet", bare, opts.Branch); err == nil {
-		g.Run(t, "reset", "--quiet", "--hard", "FETCH_HEAD")
+	// Build on the branch, or else on the default branch, so that branches
+	// share history (pull requests need a merge base).
+	for _, from := range []string{opts.Branch, "HEAD"} {
+		if _, err := g.RunIn(work, "fetch", "--quiet", bare, from); err == nil {
+			g.Run(t, "reset", "--quiet", "--hard", "FETCH_HEAD")
+			break
+		}
 	}
 	rng := rand.New(rand.NewChaCha8(seedBytes(opts.Seed)))
 	buf := make([]byte, opts.Bytes)
