@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/version"
+)
+
+func testApp() *cli.App {
+	return newApp(cliapp.NewEnv(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+}
+
+// TestVaultFileAcceptsServeFlags: the vault config file may set every flag
+// of `serve` (and the global flags), so LoadVaultFile must know them all.
+// When this fails, add the new flag's name to config.VaultFlagKeys.
+func TestVaultFileAcceptsServeFlags(t *testing.T) {
+	app := testApp()
+	flags := slices.Clone(app.Flags)
+	for _, c := range app.Commands {
+		if c.Name == "serve" {
+			flags = append(flags, c.Flags...)
+		}
+	}
+	for _, f := range flags {
+		name := f.Names()[0]
+		if name == config.ConfigFlag {
+			continue
+		}
+		if !slices.Contains(config.VaultFlagKeys, name) {
+			t.Errorf("azdo-vault flag --%s is not in config.VaultFlagKeys; a vault config file setting %q would be rejected", name, name)
+		}
+	}
+}
+
+func TestEveryFlagReadsEnv(t *testing.T) {
+	var walk func(path string, flags []cli.Flag, cmds []*cli.Command)
+	walk = func(path string, flags []cli.Flag, cmds []*cli.Command) {
+		for _, f := range flags {
+			d := f.(cli.DocGenerationFlag)
+			if got, want := d.GetEnvVars(), []string{config.EnvName(f.Names()[0])}; !slices.Equal(got, want) {
+				t.Errorf("%s --%s: EnvVars = %q; want %q", path, f.Names()[0], got, want)
+			}
+		}
+		for _, c := range cmds {
+			walk(path+" "+c.Name, c.Flags, c.Subcommands)
+		}
+	}
+	app := testApp()
+	walk("azdo-vault", app.Flags, app.Commands)
+}
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"azdo-vault", "--version"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), version.Get().String()) || errb.Len() != 0 {
+		t.Errorf("azdo-vault --version = %d, stdout %q, stderr %q; want 0 and the version on stdout", code, out.String(), errb.String())
+	}
+}
