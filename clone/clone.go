@@ -370,10 +370,10 @@ func (c *cloner) fetch(ctx context.Context, r *git.Repository, repo azdo.Repo, s
 // fetchPlan is what to fetch and check out for a target.
 type fetchPlan struct {
 	specs  []config.RefSpec
-	branch string               // check out this branch (Default, Branch, File on a branch)
+	branch string                 // check out this branch (Default, Branch, File on a branch)
 	ref    plumbing.ReferenceName // or this local ref's commit, detached (Tag) or on a pr/N branch (PullRequest)
-	commit plumbing.Hash        // or this commit, detached (Commit)
-	head   string               // the remote's default branch, for origin/HEAD
+	commit plumbing.Hash          // or this commit, detached (Commit)
+	head   string                 // the remote's default branch, for origin/HEAD
 }
 
 const (
