@@ -23,6 +23,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -78,6 +79,9 @@ type Config struct {
 	RefreshInactivity time.Duration
 	// CodeLifetime is how long an authorization code may be redeemed.
 	CodeLifetime time.Duration
+	// Logf receives the HTTP server's diagnostics (TLS handshake errors,
+	// say); they are discarded when nil. Pass t.Logf in tests.
+	Logf func(format string, args ...any)
 	// StrictRotation makes a refresh token invalid once it has been used:
 	// a second use fails with invalid_grant (AADSTS70000). Reuse is counted
 	// by DoubleUseCount whether or not this is set.
@@ -282,7 +286,7 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(logfWriter{cfg.Logf}, "entraemu: ", 0),
 	}
 	return s, nil
 }
@@ -669,4 +673,14 @@ func (s *Server) withUser(upn string, f func(*userState)) error {
 	}
 	f(u)
 	return nil
+}
+
+// logfWriter adapts Config.Logf to an io.Writer for log.Logger.
+type logfWriter struct{ logf func(string, ...any) }
+
+func (w logfWriter) Write(p []byte) (int, error) {
+	if w.logf != nil {
+		w.logf("%s", strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }

@@ -566,3 +566,21 @@ func TestRefreshWithScopeKeepsRotating(t *testing.T) {
 			resp.StatusCode, body.RefreshToken != "", body.Scope, entraemu.ResourceID+"/vso.code")
 	}
 }
+
+func TestClientCredentialsNeedTenant(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	for _, tenant := range []string{"common", "organizations"} {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {entraemu.ResourceID + "/.default"},
+			"client_id": {clientID}, "client_secret": {clientSecret.Reveal()}}
+		resp, err := f.http.PostForm(f.srv.TokenURL(tenant), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body entraemu.ErrorBody
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || len(body.ErrorCodes) != 1 || body.ErrorCodes[0] != entraemu.CodeTenantRequired {
+			t.Errorf("client_credentials on %s = %d %v; want 400 [%d]", tenant, resp.StatusCode, body.ErrorCodes, entraemu.CodeTenantRequired)
+		}
+	}
+}

@@ -38,6 +38,7 @@ const (
 	CodePKCERequired       = 9002325 // invalid_request: PKCE S256 required (emulator is strict)
 	CodeUnsupportedRespTyp = 700054  // unsupported_response_type
 	CodeThrottled          = 50196   // temporarily_unavailable, HTTP 429
+	CodeTenantRequired     = 9001023 // invalid_request: grant needs a tenant-specific endpoint
 )
 
 // aadError is one entry of the catalog: the OAuth error, the HTTP status of
@@ -75,6 +76,7 @@ var catalog = map[int]aadError{
 	CodeTransient:          {"temporarily_unavailable", 503, "A transient error has occurred. Please try again."},
 	CodeRedirectAtToken:    {"invalid_grant", 400, "The reply uri specified in the request isn't expected: it differs from the one used in the authorization request."},
 	CodePKCERequired:       {"invalid_request", 400, "Proof Key for Code Exchange is required: code_challenge with code_challenge_method 'S256'."},
+	CodeTenantRequired:     {"invalid_request", 400, "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint. (emulator: client credentials need a tenant-specific endpoint, as MSAL requires)"},
 	CodeThrottled:          {"temporarily_unavailable", 429, "The server terminated an operation because it encountered a client request loop or too many requests. Please retry later."},
 	CodeUnsupportedRespTyp: {"unsupported_response_type", 400, "The provided value for the input parameter 'response_type' is not allowed for this request. Expected value: 'code'."},
 }

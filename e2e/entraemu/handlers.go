@@ -550,10 +550,12 @@ func (s *Server) clientCredentialsLocked(r *http.Request, t tenantRef, a *app, n
 	if _, bad := parseScopes(sp, true); bad != "" {
 		return nil, failure(CodeInvalidScope, bad)
 	}
-	tid := t.tid
-	if tid == "" {
-		tid = s.cfg.TenantID
+	// App-only tokens need a tenant: Entra refuses or guesses on common
+	// and organizations, and MSAL refuses them; the emulator refuses.
+	if t.multi() {
+		return nil, failure(CodeTenantRequired)
 	}
+	tid := t.tid
 	if strings.HasPrefix(sp, ResourceID+"/") && s.tenants[tid].noAzureDevOps {
 		return nil, failure(CodeResourceNotFound, ResourceID, tid)
 	}

@@ -76,6 +76,12 @@ type Config struct {
 	// Now is the clock for token expiry and ID token checks; time.Now
 	// when nil.
 	Now func() time.Time
+	// VerifyTenant is the tenant (ID or domain) Verify's client-credentials
+	// check uses when IssuerURL names common or organizations: app-only
+	// tokens need a tenant, and Entra refuses or guesses one there.
+	// Optional; without it Verify returns ErrCredentialsUnchecked for such
+	// issuers.
+	VerifyTenant string
 }
 
 // Grant is a successful token answer.
@@ -175,6 +181,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	if cfg.ClientID == "" {
 		return nil, errors.New("entra: client ID is empty")
+	}
+	if cfg.VerifyTenant != "" && !tenantRE.MatchString(cfg.VerifyTenant) {
+		return nil, fmt.Errorf("entra: verify tenant %q is not a tenant ID or domain", cfg.VerifyTenant)
 	}
 	p := &Provider{cfg: cfg, now: cfg.Now, client: limitClient(cfg.HTTPClient), discovery: base, tenant: tenant}
 	if p.now == nil {

@@ -328,6 +328,17 @@ func TestRefreshErrorClasses(t *testing.T) {
 	}
 }
 
+func TestVerifyCommonWithoutTenant(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	p := f.provider(t, f.emu.IssuerURL("common"))
+	if err := p.Verify(context.Background()); !errors.Is(err, entra.ErrCredentialsUnchecked) {
+		t.Errorf("Verify(common) = %v; want ErrCredentialsUnchecked", err)
+	}
+	if n := f.emu.Counts().ClientCredentials; n != 0 {
+		t.Errorf("client credential requests = %d; want 0 (not sent to common)", n)
+	}
+}
+
 func TestRefreshEmptyToken(t *testing.T) {
 	f := newFixture(t, entraemu.Config{})
 	p := f.provider(t, f.emu.IssuerURL(f.emu.TenantID()))
@@ -364,7 +375,11 @@ func TestVerify(t *testing.T) {
 		wantAdvice string
 	}{
 		{name: "ok"},
-		{name: "ok common", issuer: func(f *fixture) string { return f.emu.IssuerURL("common") }},
+		{name: "common with verify tenant", issuer: func(f *fixture) string { return f.emu.IssuerURL("common") }, cfg: func(c *entra.Config) { c.VerifyTenant = "contoso.onmicrosoft.com" }},
+		{name: "common with verify tenant, wrong secret", issuer: func(f *fixture) string { return f.emu.IssuerURL("organizations") }, cfg: func(c *entra.Config) {
+			c.VerifyTenant = "contoso.onmicrosoft.com"
+			c.ClientSecret = secret.New("wrong-in-organizations")
+		}, wantClass: entra.Misconfigured, wantAADSTS: 7000215, wantInMsg: "/contoso.onmicrosoft.com/oauth2/v2.0/token", wantAdvice: "client secret"},
 		{name: "wrong secret", cfg: func(c *entra.Config) { c.ClientSecret = secret.New("not-the-secret-either") }, wantClass: entra.Misconfigured, wantAADSTS: 7000215, wantInMsg: "invalid_client AADSTS7000215", wantAdvice: "client secret"},
 		{name: "unknown client id", cfg: func(c *entra.Config) { c.ClientID = "deadbeef-0000-0000-0000-000000000000" }, wantClass: entra.Misconfigured, wantAADSTS: 700016, wantInMsg: "AADSTS700016", wantAdvice: "deadbeef-0000-0000-0000-000000000000 does not exist"},
 		{name: "resource not in tenant", setup: func(f *fixture) { _ = f.emu.SetResourceAvailable(f.emu.TenantID(), false) }, wantClass: entra.Misconfigured, wantAADSTS: 500011, wantInMsg: "AADSTS500011", wantAdvice: "issuer_url"},

@@ -52,6 +52,11 @@ var (
 	// ErrIDToken means an ID token failed verification (signature,
 	// audience, issuer, expiry or nonce).
 	ErrIDToken = errors.New("entra: ID token rejected")
+	// ErrCredentialsUnchecked is returned by Verify for a common or
+	// organizations issuer without Config.VerifyTenant: discovery and keys
+	// were checked, the client secret could not be. Report it as a
+	// warning, not a failure.
+	ErrCredentialsUnchecked = errors.New("entra: client ID and secret not checked: the issuer names no tenant (common/organizations); set a verify tenant to check them")
 	// ErrNoRefreshToken means a grant came back without a refresh token
 	// (offline_access was not granted).
 	ErrNoRefreshToken = errors.New("entra: no refresh token in the grant (offline_access missing?)")
@@ -143,6 +148,8 @@ var aadstsClass = map[int]Class{
 	90002:   Misconfigured, // tenant not found
 	70011:   Misconfigured, // invalid scope
 	1002012: Misconfigured, // client credentials scope must be /.default
+	9001023: Misconfigured, // grant not supported on common
+	900023:  Misconfigured, // tenant identifier not valid
 	90033:   Transient,     // transient error
 	50196:   Transient,     // request loop (throttling)
 }
@@ -308,6 +315,8 @@ func (e *Error) Advice() string {
 		return "Administrator: Azure DevOps (resource " + ResourceID + ") is not available in this tenant. The organization is probably connected to another Entra ID tenant: use that tenant in issuer_url."
 	case 90002:
 		return "Administrator: the tenant in issuer_url does not exist. Use the directory (tenant) ID of the Entra ID tenant your Azure DevOps organization is connected to."
+	case 9001023, 900023:
+		return "Administrator: this request needs a tenant-specific endpoint, not common or organizations. Use issuer_url https://login.microsoftonline.com/<tenant-id>/v2.0 (or give verify a tenant)."
 	case 70011, 1002012:
 		return "Administrator: Entra ID rejected the requested scopes. The vault asks for " + strings.Join(Scopes, " ") + "; check the API permissions of " + app + " (Azure DevOps: vso.code, vso.code_write)."
 	case 65001:

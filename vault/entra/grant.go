@@ -167,7 +167,8 @@ func (p *Provider) Exchange(ctx context.Context, code, pkceVerifier, nonce strin
 // Verify is the verify command's check of this provider, beyond the
 // discovery New already did: the signing keys can be fetched, and the
 // token endpoint accepts the client ID and secret (a client-credentials
-// grant for Azure DevOps). It returns the first failure, an *Error whose
+// grant for Azure DevOps, at Config.VerifyTenant for a common or
+// organizations issuer). It returns the first failure, an *Error whose
 // Advice says what the administrator must fix.
 func (p *Provider) Verify(ctx context.Context) error {
 	ctx, cancel := p.callContext(ctx)
@@ -175,15 +176,22 @@ func (p *Provider) Verify(ctx context.Context) error {
 	if err := p.verifyKeys(ctx); err != nil {
 		return err
 	}
+	tokenURL := p.TokenURL()
+	if p.issuerTemplate != "" {
+		if p.cfg.VerifyTenant == "" {
+			return ErrCredentialsUnchecked
+		}
+		tokenURL = strings.Replace(tokenURL, "/"+p.tenant+"/oauth2/", "/"+p.cfg.VerifyTenant+"/oauth2/", 1)
+	}
 	cc := clientcredentials.Config{
 		ClientID:     p.cfg.ClientID,
 		ClientSecret: p.cfg.ClientSecret.Reveal(),
-		TokenURL:     p.TokenURL(),
+		TokenURL:     tokenURL,
 		Scopes:       []string{VerifyScope},
 		AuthStyle:    oauth2.AuthStyleInParams,
 	}
 	if _, err := cc.Token(oidc.ClientContext(ctx, p.client)); err != nil {
-		return classify("verify", p.TokenURL(), p.cfg.ClientID, err, p.cfg.ClientSecret)
+		return classify("verify", tokenURL, p.cfg.ClientID, err, p.cfg.ClientSecret)
 	}
 	return nil
 }
