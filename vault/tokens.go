@@ -261,12 +261,15 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 	c.Status, c.Reason = store.StatusOK, ""
 	saved, err := v.st.UpdateCredential(ctx, c)
 	if errors.Is(err, store.ErrConflict) {
-		// Another replica rotated (or the user reconnected) meanwhile; its
-		// row wins. Our access token is still good; do not cache it
-		// against a version it does not belong to.
-		v.m.refreshes.WithLabelValues(p.Host, "ok").Inc()
-		v.log.Info("credential changed during refresh; kept the stored one", "credential_id", c.ID, "host", p.Host)
-		return tok, nil
+		saved, err = v.resolveConflict(ctx, c)
+		if err == nil && saved.ID == 0 {
+			// Another replica rotated (or the user reconnected) meanwhile;
+			// its row wins. Our access token is still good; do not cache it
+			// against a version it does not belong to.
+			v.m.refreshes.WithLabelValues(p.Host, "ok").Inc()
+			v.log.Info("credential changed during refresh; kept the stored one", "credential_id", c.ID, "host", p.Host)
+			return tok, nil
+		}
 	}
 	if err != nil {
 		// Without the rotated refresh token saved, the grant could be lost:
@@ -278,6 +281,29 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 	v.cache.put(saved.ID, cacheEntry{version: saved.Version, tok: tok, obtained: now})
 	v.log.Info("refreshed", "credential_id", c.ID, "owner", c.Owner, "host", p.Host, "expires_at", exp.UTC().Format(time.RFC3339))
 	return tok, nil
+}
+
+// resolveConflict decides what to do when saving a rotated grant lost its
+// compare-and-swap. If the row was meanwhile marked reconnect_required —
+// another replica presented the same refresh token after we did, and a
+// provider that enforces single use refused it — the grant we just
+// obtained proves the credential works, so ours is written over the mark.
+// Any other change (a rotation that succeeded elsewhere, a reconnect) wins:
+// then it returns a zero Credential and no error.
+func (v *Vault) resolveConflict(ctx context.Context, ours store.Credential) (store.Credential, error) {
+	cur, err := v.st.Credential(ctx, ours.ID)
+	if err != nil {
+		return store.Credential{}, err
+	}
+	if cur.Status == store.StatusOK {
+		return store.Credential{}, nil
+	}
+	cur.Sealed, cur.Status, cur.Reason = ours.Sealed, store.StatusOK, ""
+	saved, err := v.st.UpdateCredential(ctx, cur)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Credential{}, nil
+	}
+	return saved, err
 }
 
 // reasonLabel makes a bounded metric label of a refresh failure: the class

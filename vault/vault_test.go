@@ -781,3 +781,73 @@ func TestSetLinker(t *testing.T) {
 type linkerFunc func(context.Context, LinkRequest) (string, error)
 
 func (f linkerFunc) ConnectURL(ctx context.Context, r LinkRequest) (string, error) { return f(ctx, r) }
+
+// meddlingRefresher changes the stored credential while a refresh is at
+// the provider, as another replica or the user would.
+type meddlingRefresher struct {
+	*fakeEntra
+	meddle func(ctx context.Context)
+}
+
+func (m *meddlingRefresher) Refresh(ctx context.Context, rt secret.String) (Grant, error) {
+	g, err := m.fakeEntra.Refresh(ctx, rt)
+	if m.meddle != nil {
+		m.meddle(ctx)
+		m.meddle = nil
+	}
+	return g, err
+}
+
+func TestSaveGrantConflicts(t *testing.T) {
+	tests := []struct {
+		name       string
+		change     func(c *store.Credential, h *harness)
+		wantStored string // the refresh token the store ends with
+		wantStatus store.Status
+	}{
+		{
+			name: "another replica marked it reconnect_required: our fresh grant wins",
+			change: func(c *store.Credential, h *harness) {
+				c.Status, c.Reason = store.StatusReconnectRequired, "invalid_grant AADSTS70000"
+			},
+			wantStored: "rt-rotated-1-secretvalue",
+			wantStatus: store.StatusOK,
+		},
+		{
+			name: "another replica rotated it: theirs wins",
+			change: func(c *store.Credential, h *harness) {
+				c.Sealed, _ = sealbox.Seal(h.keys.Public, []byte("rt-other-replica-secretvalue"))
+			},
+			wantStored: "rt-other-replica-secretvalue",
+			wantStatus: store.StatusOK,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			c := h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+			m := &meddlingRefresher{fakeEntra: h.entra}
+			m.meddle = func(ctx context.Context) {
+				cur, err := h.st.Credential(ctx, c.ID)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				tt.change(&cur, h)
+				if _, err := h.st.UpdateCredential(ctx, cur); err != nil {
+					t.Error(err)
+				}
+			}
+			h.v.providers[host] = Provider{Host: host, OAuth: m, PAT: true}
+			if a := h.token("contoso", 300); a.code != 200 || a.ok.Token != "at-1-secretvalue" {
+				t.Fatalf("token = %d %s; want 200 at-1", a.code, a.raw)
+			}
+			if got := h.storedRefreshToken(c.ID); got != tt.wantStored {
+				t.Errorf("stored refresh token = %q; want %q", got, tt.wantStored)
+			}
+			if sc, _ := h.st.Credential(context.Background(), c.ID); sc.Status != tt.wantStatus {
+				t.Errorf("status = %q; want %q", sc.Status, tt.wantStatus)
+			}
+		})
+	}
+}
