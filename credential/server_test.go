@@ -422,3 +422,31 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestListenTakesOverGitDaemon: when the sidecar was down, git's
+// "credential-cache --socket=<ours> store" spawned git's own daemon on our
+// path; Listen asks it to exit and takes the path back.
+func TestListenTakesOverGitDaemon(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := filepath.Join(socketDir(t), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sock")
+	cmd := exec.Command("git", "credential-cache", "--timeout=60", "--socket="+path, "store")
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+t.TempDir())
+	cmd.Stdin = strings.NewReader("protocol=https\nhost=dev.azure.com\nusername=u\npassword=p\n\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git credential-cache store: %v (%s)", err, out)
+	}
+	if !live(path) {
+		t.Fatal("git's daemon is not listening on the socket")
+	}
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen(socket of git's daemon) = %v; want it taken over", err)
+	}
+	ln.Close()
+}

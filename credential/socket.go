@@ -3,6 +3,7 @@ package credential
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -58,7 +59,9 @@ func CheckSocketDir(dir string) error {
 // Listen listens on the Unix socket path for a Server. It creates the
 // directory with mode 0700 when missing and refuses an insecure one
 // (CheckSocketDir); it removes a stale socket left by a dead process but
-// returns ErrSocketInUse when a live one answers; the socket gets mode 0600.
+// returns ErrSocketInUse when a live one answers (after asking it to exit:
+// git's credential-cache daemon obeys, see askExit); the socket gets mode
+// 0600.
 // Closing the listener removes the socket file.
 func Listen(path string) (net.Listener, error) {
 	if !filepath.IsAbs(path) {
@@ -80,12 +83,10 @@ func Listen(path string) (net.Listener, error) {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("credential: %s exists and is not a socket", path)
 		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
+		if live(path) && (!askExit(path) || live(path)) {
 			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
 		}
-		if err := os.Remove(path); err != nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("credential: remove stale socket: %w", err)
 		}
 	}
@@ -110,3 +111,33 @@ func dialError(path string, err error) error {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// live reports whether something accepts connections on the socket path.
+func live(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// askExit sends "action=exit" to the socket and waits for it to close. The
+// one live process that obeys is git's own credential-cache daemon: when
+// the sidecar is down, "git credential-cache --socket=<our socket> store"
+// spawns that daemon on our path, and it must give the path back. A
+// sidecar ignores the request. It reports whether the exchange completed.
+func askExit(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return true
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("action=exit\ntimeout=0\n\n")); err != nil {
+		return false
+	}
+	_ = c.(*net.UnixConn).CloseWrite()
+	_, err = io.Copy(io.Discard, io.LimitReader(c, maxRequest))
+	return err == nil
+}
