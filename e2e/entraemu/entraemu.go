@@ -678,6 +678,7 @@ func (s *Server) withUser(upn string, f func(*userState)) error {
 // logfWriter adapts Config.Logf to an io.Writer for log.Logger.
 type logfWriter struct{ logf func(string, ...any) }
 
+// Write implements io.Writer.
 func (w logfWriter) Write(p []byte) (int, error) {
 	if w.logf != nil {
 		w.logf("%s", strings.TrimRight(string(p), "\n"))

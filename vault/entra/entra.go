@@ -367,6 +367,7 @@ func limitClient(c *http.Client) *http.Client {
 // go-oidc's discovery reads bodies whole.
 type limitTransport struct{ base http.RoundTripper }
 
+// RoundTrip implements http.RoundTripper.
 func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
