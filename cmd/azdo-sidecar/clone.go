@@ -1,27 +1,192 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/clone"
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/token/vaultsource"
 )
 
 // cloneCommand is `azdo-sidecar clone URL [DIR]`, a go-git clone of any
 // Azure DevOps repository, branch, commit, tag, pull-request or file URL.
-// Placeholder: owned by the URL/clone engineer.
 func cloneCommand(e *cliapp.Env) *cli.Command {
 	flags := []cli.Flag{
 		&cli.IntFlag{Name: "depth", Usage: "shallow clone with `N` commits of history (0: full)"},
-		&cli.BoolFlag{Name: "recurse-submodules", Usage: "clone submodules too"},
+		&cli.BoolFlag{Name: "recurse-submodules", Usage: "clone submodules too (those on Azure DevOps hosts, with the same credentials)"},
 	}
 	flags = append(flags, config.TokenSourceFlags()...)
 	flags = append(flags, config.SocketFlag(), config.HostFlag(), config.ResolveFlag(), config.UpstreamCAFileFlag(), config.UpstreamProxyFlag())
 	return &cli.Command{
-		Name:      "clone",
-		Usage:     "clone an Azure DevOps repository (any clone, web or SSH URL); progress on stderr",
+		Name:  "clone",
+		Usage: "clone an Azure DevOps repository (any clone, web or SSH URL); progress on stderr",
+		Description: "Token source: --vault-url/--env-token-file, --pat-file or AZDO_PAT; without one, the running\n" +
+			"sidecar is asked through --socket. For a file URL the file's path is printed on stdout.",
 		ArgsUsage: "URL [DIR]",
 		Flags:     flags,
-		Action:    cliapp.NotImplemented,
+		Action: func(c *cli.Context) error {
+			o, err := cloneOptions(c, e)
+			if err != nil {
+				return err
+			}
+			res, err := clone.Clone(c.Context, o)
+			if err != nil {
+				return err
+			}
+			where := res.Branch
+			if where == "" {
+				where = "detached HEAD"
+			}
+			fmt.Fprintf(e.Stderr, "Cloned %s into %s at %s (%s)\n", res.Target.Repo.CloneURL(), res.Dir, where, res.Head)
+			if res.File != "" {
+				fmt.Fprintln(e.Stdout, res.File)
+			}
+			return nil
+		},
 	}
+}
+
+// cloneOptions turns the settings of c into clone.Options.
+func cloneOptions(c *cli.Context, e *cliapp.Env) (clone.Options, error) {
+	if c.NArg() < 1 || c.NArg() > 2 {
+		return clone.Options{}, cliapp.UsageError{Err: errors.New("clone takes URL [DIR]")}
+	}
+	depth := c.Int("depth")
+	if depth < 0 {
+		return clone.Options{}, cliapp.UsageError{Err: fmt.Errorf("--depth %d: want 0 (full history) or more", depth)}
+	}
+	selfHosted, err := config.Hosts(c)
+	if err != nil {
+		return clone.Options{}, err
+	}
+	hosts, err := azdo.NewHosts(selfHosted)
+	if err != nil {
+		return clone.Options{}, err
+	}
+	hc, err := cloneHTTPClient(c)
+	if err != nil {
+		return clone.Options{}, err
+	}
+	src, err := cloneTokenSource(c)
+	if err != nil {
+		return clone.Options{}, err
+	}
+	return clone.Options{
+		URL:               c.Args().Get(0),
+		Dir:               c.Args().Get(1),
+		Depth:             depth,
+		RecurseSubmodules: c.Bool("recurse-submodules"),
+		Hosts:             hosts,
+		Tokens:            src,
+		HTTPClient:        hc,
+		Progress:          e.Stderr,
+	}, nil
+}
+
+// cloneHTTPClient builds the client for Azure DevOps from --resolve,
+// --upstream-ca-file and --upstream-proxy.
+func cloneHTTPClient(c *cli.Context) (*http.Client, error) {
+	resolves, err := config.Resolves(c)
+	if err != nil {
+		return nil, err
+	}
+	ho := clone.HTTPOptions{Resolve: map[string]string{}}
+	for _, r := range resolves {
+		ho.Resolve[strings.ToLower(net.JoinHostPort(r.Host, r.Port))] = r.Addr
+	}
+	if f := c.String(config.FlagUpstreamCAFile); f != "" {
+		roots, err := x509.SystemCertPool()
+		if err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", config.FlagUpstreamCAFile, err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--%s %s: no PEM certificate in it", config.FlagUpstreamCAFile, f)
+		}
+		ho.RootCAs = roots
+	}
+	if p := c.String(config.FlagUpstreamProxy); p != "" {
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("--%s: want http://host:port or https://host:port", config.FlagUpstreamProxy)
+		}
+		ho.Proxy = http.ProxyURL(u)
+	}
+	return clone.NewHTTPClient(ho), nil
+}
+
+// cloneTokenSource is the vault, the PAT of standalone mode, or else the
+// running sidecar behind --socket.
+func cloneTokenSource(c *cli.Context) (token.Source, error) {
+	ts := config.TokenSourceFrom(c)
+	if err := ts.Validate(); err != nil {
+		return nil, err
+	}
+	switch ts.Mode() {
+	case config.ModePAT:
+		pat, err := ts.ReadPAT()
+		if err != nil {
+			return nil, err
+		}
+		return token.NewStatic(pat), nil
+	case config.ModeVault:
+		envTok, err := ts.ReadEnvToken()
+		if err != nil {
+			return nil, err
+		}
+		return vaultsource.New(vaultsource.Options{URL: ts.VaultURL, EnvToken: envTok, CAFile: ts.VaultCAFile})
+	}
+	return socketSource{client: &credential.Client{Socket: config.SocketPath(c)}}, nil
+}
+
+// socketSource asks the running sidecar for tokens over its credential
+// socket, as git's credential helper does.
+type socketSource struct{ client *credential.Client }
+
+// Token implements token.Source.
+func (s socketSource) Token(ctx context.Context, key token.Key) (token.Token, error) {
+	path := key.Org
+	if key.Host == azdo.ServicesHost && key.Org != "" {
+		path = key.Org + "/"
+	}
+	req := &credential.Credential{
+		Capabilities: []string{credential.CapAuthType},
+		Protocol:     "https",
+		Host:         key.Host,
+		Path:         path,
+	}
+	ans, err := s.client.Do(ctx, credential.ActionGet, req)
+	if errors.Is(err, credential.ErrNoServer) {
+		return token.Token{}, fmt.Errorf("no token source: pass --pat-file (or set %s) or --vault-url, or start `azdo-sidecar serve` first (%v): %w", config.EnvPAT, err, token.ErrNoCredential)
+	}
+	if err != nil {
+		return token.Token{}, fmt.Errorf("%w: %v", token.ErrUnavailable, err)
+	}
+	if msg, ok := ans.Get(credential.MessageKey); ok && ans.Quit {
+		return token.Token{}, errors.New(msg)
+	}
+	if strings.EqualFold(ans.AuthType, "Bearer") && !ans.Credential.IsZero() {
+		return token.Token{Kind: token.Bearer, Secret: ans.Credential, ExpiresAt: ans.PasswordExpiry}, nil
+	}
+	if ans.Password.IsZero() {
+		return token.Token{}, fmt.Errorf("the sidecar has no credential for %s: %w", key, token.ErrNoCredential)
+	}
+	return token.Token{Kind: token.Basic, Username: ans.Username, Secret: ans.Password, ExpiresAt: ans.PasswordExpiry}, nil
 }
