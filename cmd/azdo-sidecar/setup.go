@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,32 +34,40 @@ func setupCommand(e *cliapp.Env) *cli.Command {
 			config.HostFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			opts, err := setupOptions(c)
+			opts, note, err := setupOptions(c)
 			if err != nil {
 				return err
+			}
+			if note != "" {
+				fmt.Fprintf(e.Stderr, "azdo-sidecar setup: note: %s\n", note)
 			}
 			return runSetup(c, opts, c.Bool("undo"), e.Stdout, e.Stderr)
 		},
 	}
 }
 
-// setupOptions turns the command line into gitsetup.Options.
-func setupOptions(c *cli.Context) (gitsetup.Options, error) {
+// setupOptions turns the command line into gitsetup.Options, and a note
+// for the user when it had to narrow the mode.
+func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	mode, err := gitsetup.ParseMode(c.String("mode"))
 	if err != nil {
-		return gitsetup.Options{}, cliapp.UsageError{Err: err}
+		return gitsetup.Options{}, "", cliapp.UsageError{Err: err}
 	}
 	self, err := config.Hosts(c)
 	if err != nil {
-		return gitsetup.Options{}, err
+		return gitsetup.Options{}, "", err
 	}
 	hosts, err := azdo.NewHosts(self)
 	if err != nil {
-		return gitsetup.Options{}, err
+		return gitsetup.Options{}, "", err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return gitsetup.Options{}, fmt.Errorf("setup: locating this binary for the credential helper: %w", err)
+	exe, err := helperExecutable(mode)
+	note := ""
+	if err != nil && mode == gitsetup.ModeBoth {
+		// The proxy alone makes git work; the helper can be added later.
+		mode, note = gitsetup.ModeProxy, err.Error()+"; configured the proxy only"
+	} else if err != nil {
+		return gitsetup.Options{}, "", err
 	}
 	// The socket is passed to the helper only when chosen explicitly: its
 	// default depends on XDG_RUNTIME_DIR, which git's environment may lack
@@ -68,7 +79,39 @@ func setupOptions(c *cli.Context) (gitsetup.Options, error) {
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
 		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket)),
-	}, nil
+	}, note, nil
+}
+
+// helperExecutable returns the binary the credential helper runs: this
+// one, unless it is a temporary `go run` build that will be gone when git
+// needs it; then an installed azdo-sidecar or git-credential-azdo on PATH.
+func helperExecutable(mode gitsetup.Mode) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("setup: locating this binary for the credential helper: %w", err)
+	}
+	if mode == gitsetup.ModeProxy || !isGoRunBuild(exe) {
+		return exe, nil
+	}
+	for _, name := range []string{"azdo-sidecar", "git-credential-azdo"} {
+		if p, err := exec.LookPath(name); err == nil && !isGoRunBuild(p) {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("setup: this is a temporary `go run` build (%s), which git could not run later as the credential helper; install the binaries (go install ./cmd/...) and run setup again for the helper", exe)
+}
+
+// isGoRunBuild reports whether path is inside a go build cache work
+// directory ($TMPDIR/go-buildNNN/...), which `go run` deletes on exit.
+func isGoRunBuild(path string) bool {
+	for _, part := range strings.Split(filepath.ToSlash(path), "/") {
+		if strings.HasPrefix(part, "go-build") {
+			return true
+		}
+	}
+	return false
 }
 
 // runSetup applies or undoes opts and reports on stdout (what changed)
