@@ -3,6 +3,7 @@ package credential
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -17,7 +18,9 @@ import (
 //   - get: an Entra token is a non-secret user name (token.DefaultUsername)
 //     and the token as password — or, when git advertised
 //     capability[]=authtype (git 2.46+), authtype=Bearer, credential=<token>
-//     and ephemeral=1; a PAT is user name and password;
+//     and ephemeral=1; a PAT is user name and password; when the URL
+//     named the org as user (https://{org}@dev.azure.com/...), that user
+//     name is kept;
 //     password_expiry_utc whenever the expiry is known;
 //   - get when the user must connect (*token.ConnectError) or the source
 //     failed: quit=1 and a MessageKey line for stderr, so git neither
@@ -55,6 +58,13 @@ func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *
 			}
 			if !rejected.Secret.IsZero() {
 				inv.Invalidate(key, rejected)
+				// git's erase carries the user name of our answer, not the
+				// URL's: without a path, the get that fetched the token may
+				// have had no org. Invalidate drops a token only if it is the
+				// rejected one, so trying that key too is safe.
+				if k := (token.Key{Host: key.Host, Org: azdo.OrgFor(req.Host, req.Path, "")}); k != key {
+					inv.Invalidate(k, rejected)
+				}
 			}
 		}
 		return nil, nil
@@ -91,9 +101,18 @@ func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) 
 		return ans
 	}
 	ans.Username = tok.User()
-	if tok.Kind == token.Bearer || ans.Username == tok.Secret.Reveal() {
-		// An Entra token is never paired with a user name from the source,
-		// and no source may slip a secret into the user name.
+	if tok.Kind == token.Bearer {
+		// An Entra token is never paired with a user name from the source.
+		ans.Username = token.DefaultUsername
+	}
+	if req.Username != "" && strings.EqualFold(req.Username, key.Org) {
+		// https://{org}@dev.azure.com/...: keep the org git already has as
+		// user name (Azure DevOps accepts any), so that git's later erase
+		// names the same org as this get.
+		ans.Username = req.Username
+	}
+	if ans.Username == tok.Secret.Reveal() {
+		// No source may slip a secret into the user name.
 		ans.Username = token.DefaultUsername
 	}
 	ans.Password = tok.Secret

@@ -72,8 +72,10 @@ func TestTokenHandlerGet(t *testing.T) {
 			"username=azdo-sidecar\npassword=p\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"bearer ignores source user name", ado, token.Token{Kind: token.Bearer, Username: "x", Secret: secret.New("t")}, nil,
 			"username=azdo-sidecar\npassword=t\n", token.Key{Host: "dev.azure.com", Org: "org"}},
-		{"org from user name", "protocol=https\nhost=dev.azure.com\nusername=Contoso\n", pat, nil,
-			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "dev.azure.com", Org: "contoso"}},
+		{"org from user name is kept as user name", "protocol=https\nhost=dev.azure.com\nusername=Contoso\n", bearer, nil,
+			"username=Contoso\npassword=" + jwt + "\npassword_expiry_utc=1900000000\n", token.Key{Host: "dev.azure.com", Org: "contoso"}},
+		{"user name that is not the org is replaced", "protocol=https\nhost=dev.azure.com\npath=org/p/_git/r\nusername=someone\n", pat, nil,
+			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"org from subdomain", "protocol=https\nhost=Contoso.VisualStudio.com\n", pat, nil,
 			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "contoso.visualstudio.com", Org: "contoso"}},
 		{"default port dropped", "protocol=https\nhost=dev.azure.com:443\npath=org/p/_git/r\n", pat, nil,
@@ -113,6 +115,41 @@ func TestTokenHandlerGet(t *testing.T) {
 				t.Errorf("source asked for %v; want [%v]", src.keys, tt.wantKey)
 			}
 		})
+	}
+}
+
+// TestTokenHandlerEraseMatchesGet: whatever user name git sends back with
+// erase, the token the get handed out is the one invalidated.
+func TestTokenHandlerEraseMatchesGet(t *testing.T) {
+	tests := []struct{ name, get string }{
+		{"path", "protocol=https\nhost=dev.azure.com\npath=org/p/_git/r\n"},
+		{"org@ without path", "protocol=https\nhost=dev.azure.com\nusername=org\n"},
+		{"nothing", "protocol=https\nhost=dev.azure.com\n"},
+		{"legacy host", "protocol=https\nhost=org.visualstudio.com\n"},
+	}
+	for _, tt := range tests {
+		for _, kind := range []token.Kind{token.Basic, token.Bearer} {
+			t.Run(tt.name+"/"+string(kind), func(t *testing.T) {
+				src := &fakeSource{tok: token.Token{Kind: kind, Username: "vault-user", Secret: secret.New("tok-" + string(kind))}}
+				h := NewTokenHandler(src, nil)
+				req, _ := Parse([]byte(tt.get))
+				ans, _ := h.ServeCredential(context.Background(), ActionGet, req)
+				// git's erase: the request with the answer's user name and password.
+				erase := *req
+				erase.Username, erase.Password = ans.Username, ans.Password
+				h.ServeCredential(context.Background(), ActionErase, &erase)
+				getKey := src.keys[0]
+				found := false
+				for i, k := range src.keys[1:] {
+					if k == getKey && src.invalidated[i].Secret.Equal(ans.Password) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("get used key %v; erase invalidated %v; want the get's key", getKey, src.keys[1:])
+				}
+			})
+		}
 	}
 }
 
