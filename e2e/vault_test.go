@@ -425,7 +425,8 @@ func TestVaultEnvironmentTokens(t *testing.T) {
 // and persists the rotated refresh token; a restart in between changes
 // nothing (strict rotation: reusing an old refresh token would fail).
 func TestVaultRefreshAcrossExpiry(t *testing.T) {
-	w := newVaultWorld(t, entraemu.Config{StrictRotation: true, AccessTokenLifetime: 4 * time.Second})
+	// Served from memory for half its life (3s), expired after 6s.
+	w := newVaultWorld(t, entraemu.Config{StrictRotation: true, AccessTokenLifetime: 6 * time.Second})
 	initial := w.connect(vaultUser)
 	w.start()
 	_, env := w.envCreate(vaultUser, time.Hour)
@@ -452,7 +453,7 @@ func TestVaultRefreshAcrossExpiry(t *testing.T) {
 	// Restart, then cross the expiry.
 	w.proc.stop(t)
 	w.start()
-	time.Sleep(4 * time.Second)
+	time.Sleep(6 * time.Second)
 	b := w.token(env, "contoso")
 	if b.code != 200 || b.ok.Token == a.ok.Token {
 		t.Fatalf("token across expiry after restart = %d %s; want a new one", b.code, b.raw)

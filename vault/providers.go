@@ -55,6 +55,10 @@ func NewProviders(ctx context.Context, oauth map[string]OAuthSettings, pat map[s
 		if o, ok := oauth[h]; ok {
 			r := &EntraRefresher{Config: o.EntraConfig(client, nil)}
 			if _, err := r.provider(ctx); err != nil && entra.ClassOf(err) != entra.Transient {
+				var ee *entra.Error
+				if errors.As(err, &ee) {
+					return nil, fmt.Errorf("provider %s: %s (%w)", h, ee.Advice(), err)
+				}
 				return nil, fmt.Errorf("provider %s: %w", h, err)
 			}
 			p.OAuth = r

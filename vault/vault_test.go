@@ -90,7 +90,7 @@ func (f *fakeEntra) Refresh(ctx context.Context, rt secret.String) (Grant, error
 func (f *fakeEntra) set(fn func(f *fakeEntra)) { f.mu.Lock(); defer f.mu.Unlock(); fn(f) }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clock
 	keys   sealbox.KeyPair
 	dbPath string
@@ -124,7 +124,7 @@ const (
 	defaultUser = "ann"
 )
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	kp, err := sealbox.Generate()
 	if err != nil {
