@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# bench/clone.sh — go-git clone (azdo-sidecar clone's engine) vs `git clone`
+# of the same ~100 MiB repository from the strict Azure DevOps emulator,
+# interleaved rounds, medians and their ratio (on demand, not CI).
+#
+# Usage: bench/clone.sh [ROUNDS] [MIB]   (defaults 5 and 100)
+# Needs: go, git 2.39+ (git-http-backend), root or the CONNECT tunnel
+# fallback of e2e/testenv.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BENCH_ROUNDS=${1:-5} BENCH_MB=${2:-100} \
+	go test -tags bench -run '^TestCloneBench$' -count=1 -timeout 30m -v ./bench/ | grep -E 'round|seeded|ratio|FAIL|ok'
