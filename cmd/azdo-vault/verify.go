@@ -31,6 +31,7 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 			&cli.StringFlag{Name: config.ConfigFlag, Required: true, Usage: "vault config `FILE` (YAML)", TakesFile: true},
 			config.KeyFileFlag(),
 			config.UpstreamCAFileFlag(),
+			&cli.StringFlag{Name: "verify-tenant", Usage: "`TENANT` (ID or domain) in which to check the client ID and secret when issuer_url names common or organizations"},
 		},
 		Action: func(c *cli.Context) error {
 			vf, err := config.LoadVaultFile(c.String(config.ConfigFlag))
@@ -60,7 +61,12 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 					return fmt.Errorf("%s: %w", at, err)
 				}
 				o := vault.OAuthSettings{Host: p.Host, IssuerURL: p.OAuth.IssuerURL, ClientID: p.OAuth.ClientID, ClientSecret: sec, RedirectURL: vf.CallbackURL()}
-				if err := verifyOne(c.Context, o, client); err != nil {
+				err = verifyOne(c.Context, o, c.String("verify-tenant"), client)
+				if errors.Is(err, entra.ErrCredentialsUnchecked) {
+					fmt.Fprintf(e.Stdout, "%s: warning: issuer %s discovered, but %v (--verify-tenant)\n", at, p.OAuth.IssuerURL, err)
+					continue
+				}
+				if err != nil {
 					return fmt.Errorf("%s: %w", at, err)
 				}
 				fmt.Fprintf(e.Stdout, "%s: ok: issuer %s discovered, token endpoint accepts client %s\n", at, p.OAuth.IssuerURL, p.OAuth.ClientID)
@@ -72,10 +78,12 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 
 // verifyOne runs discovery and Verify for one provider; an *entra.Error
 // becomes its advice followed by the precise failure.
-func verifyOne(ctx context.Context, o vault.OAuthSettings, client *http.Client) error {
+func verifyOne(ctx context.Context, o vault.OAuthSettings, tenant string, client *http.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
-	p, err := entra.New(ctx, o.EntraConfig(client, nil))
+	cfg := o.EntraConfig(client, nil)
+	cfg.VerifyTenant = tenant
+	p, err := entra.New(ctx, cfg)
 	if err == nil {
 		err = p.Verify(ctx)
 	}
