@@ -561,3 +561,25 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCloneCanceled: a clone interrupted (SIGTERM, a deadline) stops
+// promptly and leaves nothing behind.
+func TestCloneCanceled(t *testing.T) {
+	f := newFixture(t)
+	testenv.Seed(t, f.emu, "contoso", "p", "r", testenv.SeedOptions{})
+	f.emu.InjectFault(azdoemu.Fault{Kind: azdoemu.FaultDelay, Delay: 20 * time.Second, PathContains: "git-upload-pack"})
+	o := f.options(t, "https://dev.azure.com/contoso/p/_git/r")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Clone(ctx, o)
+	if err == nil {
+		t.Fatalf("Clone under a 500ms deadline with a 20s stall succeeded; want error")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Clone returned after %s; want promptly after the deadline", d)
+	}
+	if _, err := os.Stat(o.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after a canceled clone, %s exists (%v); want it removed", o.Dir, err)
+	}
+}

@@ -105,12 +105,16 @@ func TestCloneCommand(t *testing.T) {
 	// The clone is a normal git repository: git fetch and git push go
 	// through the running sidecar, which injects the credential.
 	t.Run("fetch and push through the sidecar", func(t *testing.T) {
-		dir := filepath.Join(t.TempDir(), "site")
-		if _, stderr, err := runSidecar(t, g, bin, "clone", repoURL, dir); err != nil {
-			t.Fatalf("clone: %v\n%s", err, stderr)
-		}
 		w.git = testenv.NewGit(t) // no direct route to the emulator: only the sidecar
 		sc := startSetupSidecar(t, w, bin)
+		// Without a token source of its own, clone asks the running
+		// sidecar through its socket.
+		gs := cloneEnv(t, w)
+		gs.Unsetenv("AZDO_PAT")
+		dir := filepath.Join(t.TempDir(), "site")
+		if _, stderr, err := runSidecar(t, gs, bin, "clone", "--socket", sc.ready.Socket, repoURL, dir); err != nil {
+			t.Fatalf("clone through the sidecar's socket: %v\n%s", err, stderr)
+		}
 		if out, errOut, err := runSidecar(t, w.git, bin, "setup", "--mode", "proxy", "--listen", sc.ready.Proxy,
 			"--state-dir", sc.state, "--socket", sc.ready.Socket); err != nil {
 			t.Fatalf("setup: %v\n%s%s", err, out, errOut)
