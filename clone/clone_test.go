@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
@@ -581,5 +582,41 @@ func TestCloneCanceled(t *testing.T) {
 	}
 	if _, err := os.Stat(o.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after a canceled clone, %s exists (%v); want it removed", o.Dir, err)
+	}
+}
+
+// TestWorkaroundAsksForMultiAckOnly checks what go-git asks of a server
+// advertising everything while a clone runs: multi_ack, and neither
+// multi_ack_detailed (whose "common"/"ready" answers go-git cannot read)
+// nor thin-pack.
+func TestWorkaroundAsksForMultiAckOnly(t *testing.T) {
+	adv := capability.NewList()
+	for _, c := range []capability.Capability{capability.MultiACK, capability.MultiACKDetailed, capability.ThinPack, capability.Sideband64k, capability.OFSDelta} {
+		if err := adv.Set(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cloner{o: Options{}, received: new(atomic.Int64)}
+	c.defaults()
+	globalMu.Lock()
+	restore := c.withGoGit()
+	transport.FilterUnsupportedCapabilities(adv)
+	restore()
+	globalMu.Unlock()
+	req := packp.NewUploadRequestFromCapabilities(adv)
+	tests := []struct {
+		name string
+		c    capability.Capability
+		want bool
+	}{
+		{"multi_ack", capability.MultiACK, true},
+		{"multi_ack_detailed", capability.MultiACKDetailed, false},
+		{"thin-pack", capability.ThinPack, false},
+		{"side-band-64k", capability.Sideband64k, true},
+	}
+	for _, tt := range tests {
+		if got := req.Capabilities.Supports(tt.c); got != tt.want {
+			t.Errorf("%s: upload request asks for %s = %v; want %v", tt.name, tt.c, got, tt.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -132,6 +133,9 @@ func cloneHTTPClient(c *cli.Context) (*http.Client, error) {
 	return clone.NewHTTPClient(ho), nil
 }
 
+// cloneMinValid is how long a token from the vault must stay valid.
+const cloneMinValid = 15 * time.Minute
+
 // cloneTokenSource is the vault, the PAT of standalone mode, or else the
 // running sidecar behind --socket.
 func cloneTokenSource(c *cli.Context) (token.Source, error) {
@@ -151,7 +155,9 @@ func cloneTokenSource(c *cli.Context) (token.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return vaultsource.New(vaultsource.Options{URL: ts.VaultURL, EnvToken: envTok, CAFile: ts.VaultCAFile})
+		// The token is fetched once, before the transfer starts: ask for
+		// one that outlives a long clone.
+		return vaultsource.New(vaultsource.Options{URL: ts.VaultURL, EnvToken: envTok, CAFile: ts.VaultCAFile, MinValid: cloneMinValid})
 	}
 	return socketSource{client: &credential.Client{Socket: config.SocketPath(c)}}, nil
 }
