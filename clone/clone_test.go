@@ -620,3 +620,30 @@ func TestWorkaroundAsksForMultiAckOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestCloneEmptyRepository: like git, cloning a new, empty repository
+// succeeds with a warning and leaves a repository whose origin is set.
+func TestCloneEmptyRepository(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.emu.CreateRepo("contoso", "p", "empty"); err != nil {
+		t.Fatal(err)
+	}
+	o := f.options(t, "https://dev.azure.com/contoso/p/_git/empty")
+	res, err := Clone(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Clone of an empty repository: %v", err)
+	}
+	if res.Head != "" {
+		t.Errorf("Head = %q; want none", res.Head)
+	}
+	if !strings.Contains(o.Progress.(*syncBuffer).String(), "empty repository") {
+		t.Errorf("progress = %q; want a warning about the empty repository", o.Progress)
+	}
+	if got := f.git.Run(t, "-C", o.Dir, "config", "remote.origin.url"); got != "https://dev.azure.com/contoso/p/_git/empty" {
+		t.Errorf("remote.origin.url = %q", got)
+	}
+	o = f.options(t, "https://dev.azure.com/contoso/p/_git/empty?version=GBmain")
+	if _, err := Clone(context.Background(), o); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("Clone of a branch of an empty repository = %v; want ErrRefNotFound saying it is empty", err)
+	}
+}
