@@ -134,6 +134,9 @@ func Clone(ctx context.Context, o Options) (res *Result, err error) {
 	defer globalMu.Unlock()
 	restore := c.withGoGit()
 	defer restore()
+	// Idle keep-alive connections hold goroutines; a clone is over when
+	// it returns.
+	defer c.o.HTTPClient.CloseIdleConnections()
 
 	res = &Result{Dir: dir, Target: t}
 	c.prog.Printf("Cloning %s into %s", t.Repo.CloneURL(), dir)
