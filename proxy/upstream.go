@@ -235,9 +235,10 @@ func (u *upstream) connectVia(ctx context.Context, pu *url.URL, addr string) (ne
 		_ = c.Close()
 		return nil, fmt.Errorf("proxy: CONNECT via upstream proxy: %w", err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		// Only a refusal has a body; after a 200 the bytes are the tunnel's.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
 		_ = c.Close()
 		return nil, fmt.Errorf("proxy: upstream proxy refused CONNECT %s: %s", addr, resp.Status)
 	}
