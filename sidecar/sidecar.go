@@ -150,14 +150,16 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, err
 	}
 	s = &Sidecar{opts: opts, log: opts.Logger, hosts: hosts, started: opts.Now(), closed: make(chan struct{})}
-	s.cache = token.NewCache(src, token.CacheOptions{Margin: opts.RefreshMargin, Now: opts.Now, OnFetch: sm.observe})
+	cache := token.NewCache(src, token.CacheOptions{Margin: opts.RefreshMargin, Now: opts.Now, OnFetch: sm.observe})
+	s.cache = cache
+	// On failure, undo what was started (s itself is nil by then).
 	var cleanup []func()
 	defer func() {
 		if err != nil {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
-			s.cache.Close()
+			cache.Close()
 		}
 	}()
 

@@ -1,0 +1,144 @@
+package sidecar
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+)
+
+func testOptions(t *testing.T) Options {
+	t.Helper()
+	dir := t.TempDir()
+	return Options{
+		Listen:        "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
+		Socket:        filepath.Join(dir, "run", "sock"),
+		StateDir:      filepath.Join(dir, "state"),
+		Mode:          ModePAT,
+		PAT:           secret.New("sidecar-test-PAT-value"),
+		DrainTimeout:  time.Second,
+	}
+}
+
+func TestStartServesAndWritesCA(t *testing.T) {
+	opts := testOptions(t)
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	r := s.Ready()
+	if strings.HasSuffix(r.Proxy, ":0") || strings.HasSuffix(r.Metrics, ":0") {
+		t.Errorf("Ready() = %+v; want real bound ports", r)
+	}
+	fi, err := os.Stat(r.CAFile)
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("ca.pem mode = %v, %v; want 0644", fi.Mode(), err)
+	}
+	di, err := os.Stat(opts.StateDir)
+	if err != nil || di.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode = %v, %v; want 0700", di.Mode(), err)
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "azdo_sidecar_proxy_requests_total", "/status": `"mode": "pat"`} {
+		resp, err := http.Get("http://" + r.Metrics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %q; want it to contain %q", path, b, want)
+		}
+		if strings.Contains(string(b), opts.PAT.Reveal()) {
+			t.Errorf("GET %s shows the PAT", path)
+		}
+	}
+}
+
+func TestRefusesNonLoopbackListen(t *testing.T) {
+	tests := []struct {
+		name   string
+		listen string
+		any    bool
+		ok     bool
+	}{
+		{"loopback v4", "127.0.0.1:0", false, true},
+		{"loopback v6", "[::1]:0", false, true},
+		{"localhost", "localhost:0", false, true},
+		{"all interfaces", ":0", false, false},
+		{"0.0.0.0", "0.0.0.0:0", false, false},
+		{"0.0.0.0 with --insecure-listen-any", "0.0.0.0:0", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkLoopback(tc.listen, tc.any)
+			if (err == nil) != tc.ok {
+				t.Errorf("checkLoopback(%q, %v) = %v; want ok=%v", tc.listen, tc.any, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrNotLoopback) {
+				t.Errorf("checkLoopback(%q) = %v; want ErrNotLoopback", tc.listen, err)
+			}
+		})
+	}
+	opts := testOptions(t)
+	opts.Listen = "0.0.0.0:0"
+	if _, err := Start(opts); !errors.Is(err, ErrNotLoopback) {
+		t.Errorf("Start with --listen 0.0.0.0:0 = %v; want ErrNotLoopback", err)
+	}
+}
+
+func TestUpstreamProxyToItselfRefused(t *testing.T) {
+	opts := testOptions(t)
+	opts.Listen = "127.0.0.1:0"
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Ready().Proxy
+	s.Shutdown(t.Context())
+	opts = testOptions(t)
+	opts.Listen = addr
+	opts.UpstreamProxy = "http://" + addr
+	if _, err := Start(opts); err == nil || !strings.Contains(err.Error(), "this proxy itself") {
+		t.Errorf("Start with --upstream-proxy pointing at itself = %v; want a refusal", err)
+	}
+}
+
+func TestRunPrintsOneReadyLineAndStopsOnCancel(t *testing.T) {
+	opts := testOptions(t)
+	pr, pw := io.Pipe()
+	ctx, cancel := contextWithCancel(t)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, opts, pw); pw.Close() }()
+	dec := json.NewDecoder(pr)
+	var r Ready
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("ready line: %v", err)
+	}
+	if r.Proxy == "" || r.Socket != opts.Socket || r.CAFile == "" || r.Metrics == "" {
+		t.Errorf("ready = %+v; want every field", r)
+	}
+	cancel()
+	rest, _ := io.ReadAll(pr)
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel = %v; want nil", err)
+	}
+	if len(strings.TrimSpace(string(rest))) != 0 {
+		t.Errorf("stdout after the ready line = %q; want nothing", rest)
+	}
+}
+
+func TestUnconfiguredSourceExplains(t *testing.T) {
+	_, err := unconfigured{}.Token(t.Context(), tokenKey())
+	if err == nil || !strings.Contains(err.Error(), "--pat-file") || !strings.Contains(err.Error(), "--vault-url") {
+		t.Errorf("unconfigured Token() = %v; want it to say how to configure a source", err)
+	}
+}
