@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,7 @@ type serveDeps struct {
 	// OAuth holds each OAuth-enabled host's provider settings, with the
 	// client secret opened (in memory only).
 	OAuth map[string]vault.OAuthSettings
+	Log   *slog.Logger
 }
 
 // mounters add routes to the vault before it serves. A page package wires
@@ -105,7 +107,7 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return err
 	}
 	defer v.Close()
-	deps := &serveDeps{Vault: v, File: vf, Keys: kp, Client: client, OAuth: oauth}
+	deps := &serveDeps{Vault: v, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
 	for _, m := range mounters {
 		if err := m(ctx, deps); err != nil {
 			return err

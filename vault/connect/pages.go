@@ -1,0 +1,137 @@
+package connect
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+)
+
+// securityHeaders are sent with every page: nothing loads from anywhere
+// (no scripts, images or fonts; inline CSS only), forms post only here,
+// no framing, no referrer (a link must never leak through one), no cache.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+	"X-Frame-Options":         "DENY",
+	"Referrer-Policy":         "no-referrer",
+	"Cache-Control":           "no-store",
+	"X-Content-Type-Options":  "nosniff",
+	"Content-Type":            "text/html; charset=utf-8",
+}
+
+const layout = `{{define "top"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} · azdo-vault</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;margin:0;padding:1rem;background:#f6f7f9;color:#1b1f24}
+main{max-width:36rem;margin:0 auto;background:#fff;border:1px solid #d8dde3;border-radius:8px;padding:1rem 1.25rem}
+h1{font-size:1.35rem;margin:.2rem 0 .8rem}
+.ok{border-left:4px solid #1a7f37;padding-left:.75rem}
+.err{border-left:4px solid #cf222e;padding-left:.75rem}
+.warn{border-left:4px solid #bf8700;padding-left:.75rem}
+label{display:block;font-weight:600;margin-top:.8rem}
+input[type=password],input[type=text],input[type=date]{width:100%;box-sizing:border-box;padding:.5rem;font:inherit;border:1px solid #8c959f;border-radius:6px}
+button{margin-top:1rem;padding:.55rem 1.1rem;font:inherit;border:0;border-radius:6px;background:#0969da;color:#fff}
+code{background:#eff1f3;padding:0 .25rem;border-radius:4px;word-break:break-all}
+dt{font-weight:600}dd{margin:0 0 .5rem}
+small{color:#57606a}
+</style></head><body><main>{{end}}
+{{define "bottom"}}</main></body></html>{{end}}
+
+{{define "connected"}}{{template "top" .}}
+<h1 class="ok" id="result">Connected. Return to your environment; git will work now.</h1>
+<p>Azure DevOps on <code>{{.Host}}</code>{{if .Org}} (organization <code>{{.Org}}</code>){{end}} is connected for <code>{{.Owner}}</code>.{{if .Who}} Signed in as <code>{{.Who}}</code>.{{end}}</p>
+<p><small>You can close this page.</small></p>
+{{template "bottom" .}}{{end}}
+
+{{define "problem"}}{{template "top" .}}
+<h1 class="err" id="result">{{.Title}}</h1>
+<p id="message">{{.Message}}</p>
+<p id="who"><strong>{{if eq .Who "administrator"}}Who must fix this: your administrator.{{else}}Who must fix this: you.{{end}}</strong> {{.Fix}}</p>
+{{if .Code}}<p><small>Reference: <code>{{.Code}}</code></small></p>{{end}}
+{{template "bottom" .}}{{end}}
+
+{{define "pat"}}{{template "top" .}}
+<h1>Connect Azure DevOps with a personal access token</h1>
+{{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
+<ol>
+<li>Open <a id="deeplink" href="{{.CreateURL}}" rel="noreferrer noopener" target="_blank">{{.CreateURL}}</a>{{if not .CreateURL}} the <em>Personal access tokens</em> page of your organization{{end}} and choose <em>New Token</em>.</li>
+<li>Name: <code id="name">{{.TokenName}}</code></li>
+<li>Organization: {{if .Org}}<code>{{.Org}}</code>{{else}}yours (enter it below){{end}}, or <em>All accessible organizations</em>.</li>
+<li>Expiration: {{.DefaultDays}} days (the default) or longer.</li>
+<li>Scopes: <em>Custom defined</em>, then <strong id="scope">Code: Read &amp; write</strong>.</li>
+<li>Create it, copy the token and paste it here.</li>
+</ol>
+<form method="post" action="/pat" autocomplete="off">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+{{if .AskOrg}}<label for="org">Organization</label>
+<input type="text" id="org" name="org" value="{{.Org}}" required>{{end}}
+<label for="pat">Personal access token</label>
+<input type="password" id="pat" name="pat" required autocomplete="off" spellcheck="false">
+<label for="expires">Expires on</label>
+<input type="date" id="expires" name="expires" value="{{.Expires}}" required>
+<label><input type="checkbox" name="all_orgs" value="1"{{if .AllOrgs}} checked{{end}}> The token is for all accessible organizations</label>
+<button type="submit" id="save">Check and save</button>
+</form>
+<p><small>The token is checked against {{.Host}} before it is saved, then kept sealed to this runner's key. It is never shown again.</small></p>
+{{template "bottom" .}}{{end}}
+
+{{define "pat_saved"}}{{template "top" .}}
+<h1 class="ok" id="result">Connected. Return to your environment; git will work now.</h1>
+<p>Your personal access token for <code>{{.Host}}</code>{{if .Org}} (organization <code>{{.Org}}</code>){{end}} was checked and saved for <code>{{.Owner}}</code>.</p>
+{{if .Warning}}<p class="warn" id="warning">{{.Warning}}</p>{{end}}
+<p><small>You can close this page.</small></p>
+{{template "bottom" .}}{{end}}
+`
+
+var pages = template.Must(template.New("pages").Parse(layout))
+
+// page is the data of every template; unused fields stay empty.
+type page struct {
+	Title, Host, Org, Owner, Who string
+	// problem
+	Message, Fix, Code string
+	// pat
+	Error, CreateURL, TokenName, CSRF, Expires string
+	AskOrg, AllOrgs                            bool
+	DefaultDays                                int
+	// pat_saved
+	Warning string
+}
+
+// render writes template name with status code and the security headers.
+// The page is rendered to a buffer first, so a template error never leaves
+// half a page.
+func render(w http.ResponseWriter, code int, name string, p page) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, p); err != nil {
+		setHeaders(w)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte("internal error rendering the page\n"))
+		return
+	}
+	setHeaders(w)
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+func setHeaders(w http.ResponseWriter) {
+	for k, v := range securityHeaders {
+		w.Header().Set(k, v)
+	}
+}
+
+// problem is an error page: what happened, who must fix it, and how.
+type problem struct {
+	status int
+	title  string
+	msg    string
+	who    string // "you" or "administrator"
+	fix    string
+	code   string // a safe reference (an OAuth error, an AADSTS code)
+}
+
+func (h *Handler) renderProblem(w http.ResponseWriter, p problem) {
+	render(w, p.status, "problem", page{Title: p.title, Message: p.msg, Who: p.who, Fix: p.fix, Code: p.code})
+}
