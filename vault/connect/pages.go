@@ -35,6 +35,7 @@ button{margin-top:1rem;padding:.55rem 1.1rem;font:inherit;border:0;border-radius
 code{background:#eff1f3;padding:0 .25rem;border-radius:4px;word-break:break-all}
 dt{font-weight:600}dd{margin:0 0 .5rem}
 small{color:#57606a}
+a{overflow-wrap:anywhere}
 </style></head><body><main>{{end}}
 {{define "bottom"}}</main></body></html>{{end}}
 
