@@ -517,5 +517,12 @@ func unwrapURLError(err error) error {
 type goproxyLogger struct{ log *slog.Logger }
 
 func (l goproxyLogger) Printf(format string, v ...any) {
-	l.log.Debug("goproxy: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	if strings.Contains(msg, "Cannot handshake client") {
+		// The most common setup problem: the client does not trust our CA.
+		l.log.Warn("proxy: TLS handshake with the client failed; does it trust the sidecar CA? (http.<url>.sslCAInfo, and GIT_SSL_CAINFO overrides it)",
+			"detail", msg)
+		return
+	}
+	l.log.Debug("goproxy: " + msg)
 }

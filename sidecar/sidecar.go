@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
@@ -188,8 +189,8 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, fmt.Errorf("sidecar: proxy listen: %w", err)
 	}
 	cleanup = append(cleanup, func() { proxyLn.Close() })
-	if upstreamProxy != nil && sameAddr(upstreamProxy.Host, proxyLn.Addr().String()) {
-		return nil, fmt.Errorf("sidecar: --upstream-proxy %s is this proxy itself", upstreamProxy.Redacted())
+	if err := checkNotSelf(upstreamProxy, proxyLn.Addr().String()); err != nil {
+		return nil, err
 	}
 	metricsLn, err := net.Listen("tcp", opts.MetricsListen)
 	if err != nil {
@@ -343,6 +344,43 @@ func checkLoopback(addr string, insecureAny bool) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %q (anyone who reaches it gets your Azure DevOps access; pass --insecure-listen-any to allow it)", ErrNotLoopback, addr)
+}
+
+// checkNotSelf refuses an upstream proxy (--upstream-proxy, or HTTPS_PROXY
+// and HTTP_PROXY when it is not set) that is this proxy: every request
+// would loop. Images that export HTTPS_PROXY for the whole environment
+// must exempt the sidecar's own process.
+func checkNotSelf(upstream *url.URL, self string) error {
+	if upstream != nil {
+		if sameAddr(hostPort(upstream), self) {
+			return fmt.Errorf("sidecar: --upstream-proxy %s is this proxy itself", upstream.Redacted())
+		}
+		return nil
+	}
+	env := httpproxy.FromEnvironment()
+	for name, v := range map[string]string{"HTTPS_PROXY": env.HTTPSProxy, "HTTP_PROXY": env.HTTPProxy} {
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			u, err = url.Parse("http://" + v)
+		}
+		if err == nil && sameAddr(hostPort(u), self) {
+			return fmt.Errorf("sidecar: %s points at this proxy itself (%s); unset it for the sidecar's process or pass --upstream-proxy", name, u.Redacted())
+		}
+	}
+	return nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func sameAddr(a, b string) bool {

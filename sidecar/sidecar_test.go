@@ -142,3 +142,19 @@ func TestUnconfiguredSourceExplains(t *testing.T) {
 		t.Errorf("unconfigured Token() = %v; want it to say how to configure a source", err)
 	}
 }
+
+func TestEnvironmentProxyToItselfRefused(t *testing.T) {
+	opts := testOptions(t)
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Ready().Proxy
+	s.Shutdown(t.Context())
+	t.Setenv("HTTPS_PROXY", "http://"+addr)
+	opts = testOptions(t)
+	opts.Listen = addr
+	if _, err := Start(opts); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY points at this proxy itself") {
+		t.Errorf("Start with HTTPS_PROXY at itself = %v; want a refusal", err)
+	}
+}
