@@ -133,6 +133,9 @@ func TestProxyVaultOAuthExpiryMidSessionAndRevocation(t *testing.T) {
 	if strings.Contains(out, "terminal prompts disabled") || strings.Contains(out, "Username for") {
 		t.Errorf("git tried to prompt:\n%s", out)
 	}
+	if n := strings.Count(out, "/connect?"); n != 1 || !strings.Contains(out, "remote: azdo-sidecar: Azure DevOps (dev.azure.com/contoso): reconnect required") {
+		t.Errorf("git output shows the link %d times or lacks the reconnect line; want once, on its own line:\n%s", n, out)
+	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("git took %s to fail; want fast", d)
 	}

@@ -25,7 +25,7 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 	var ra *token.RetryAfterError
 	switch {
 	case errors.As(err, &ce):
-		msg := "azdo-sidecar: " + ce.Error() + "\n"
+		msg := "azdo-sidecar: " + connectLine(ce) + "\n"
 		if ce.ConnectURL != "" {
 			msg += "azdo-sidecar: open this link in a browser, then run the git command again:\nazdo-sidecar:   " + ce.ConnectURL + "\n"
 		}
@@ -66,4 +66,19 @@ func textResponse(req *http.Request, status int, body string) *http.Response {
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}
+}
+
+// connectLine is the first line of a connect answer: what is required and
+// why, kept short (the link has lines of its own). A reason that is long or
+// repeats a link is left out.
+func connectLine(ce *token.ConnectError) string {
+	verb := "connect"
+	if ce.Reconnect {
+		verb = "reconnect"
+	}
+	line := fmt.Sprintf("Azure DevOps (%s): %s required", ce.Key, verb)
+	if r := strings.TrimSpace(ce.Reason); r != "" && len(r) <= 120 && !strings.Contains(r, "://") && !strings.Contains(r, "\n") {
+		line += " (" + r + ")"
+	}
+	return line
 }
