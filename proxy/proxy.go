@@ -346,7 +346,7 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response
 		return errResp
 	}
 	resp, err := p.send(req, tok)
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && replay {
+	if err == nil && unauthenticated(resp) && replay {
 		drainClose(resp.Body)
 		if inv, ok := p.src.(token.Invalidator); ok {
 			inv.Invalidate(key, tok)
@@ -372,16 +372,30 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response
 	}
 	p.m.upstreamStatus.WithLabelValues(statusClass(resp.StatusCode)).Inc()
 	p.log.Debug("proxy: forwarded", "key", key.String(), "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode)
-	if resp.StatusCode == http.StatusUnauthorized {
+	if unauthenticated(resp) {
 		// The proxy replaces whatever credential the client sends, so a
 		// 401 passed on would only make git prompt for one in vain.
 		drainClose(resp.Body)
 		p.log.Warn("proxy: Azure DevOps rejected the credential", "key", key.String(), "token", tok.String())
 		return textResponse(req, http.StatusForbidden, fmt.Sprintf(
-			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP 401).\nazdo-sidecar: check that it is valid and has the Code (read & write) scope, or connect again.\n",
-			tok.Kind, key))
+			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP %d).\nazdo-sidecar: check that it is valid and has the Code (read & write) scope, or connect again.\n",
+			tok.Kind, key, resp.StatusCode))
 	}
 	return resp
+}
+
+// unauthenticated reports whether Azure DevOps turned the credential down:
+// a 401, or the sign-in quirk it uses for browser-like and REST requests
+// (a redirect to _signin, or 203 with an HTML sign-in page) should the
+// X-TFS-FedAuthRedirect header not have suppressed it.
+func unauthenticated(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusNonAuthoritativeInfo:
+		return true
+	case http.StatusFound, http.StatusSeeOther, http.StatusMovedPermanently, http.StatusTemporaryRedirect:
+		return strings.Contains(strings.ToLower(resp.Header.Get("Location")), "_signin")
+	}
+	return false
 }
 
 // send writes tok into req and sends it upstream. The credential replaces

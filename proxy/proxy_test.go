@@ -569,3 +569,60 @@ func TestShutdownCutsTunnelsAtDeadline(t *testing.T) {
 		t.Errorf("tunnel still open after Shutdown")
 	}
 }
+
+func TestSignInQuirkTreatedAsUnauthenticated(t *testing.T) {
+	up := newUpstreamCA(t)
+	tests := []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"203", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNonAuthoritativeInfo)
+			io.WriteString(w, "<html>sign in</html>")
+		}},
+		{"302 to _signin", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://dev.azure.com/_signin?realm=dev.azure.com", http.StatusFound)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{h: tc.h}
+			srv := up.startUpstream(t, rec, "dev.azure.com")
+			h := startProxy(t, up, harnessOpts{resolve: []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv)}})
+			resp, err := h.client(h.roots).Get("https://dev.azure.com/contoso/_apis/connectionData")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "rejected") {
+				t.Errorf("GET = %d %q; want 403 saying the credential was rejected", resp.StatusCode, b)
+			}
+			if n := len(rec.requests()); n != 2 {
+				t.Errorf("upstream saw %d requests; want 2 (one retry with a fresh token)", n)
+			}
+		})
+	}
+}
+
+func TestTunnelDialFailure(t *testing.T) {
+	up := newUpstreamCA(t)
+	h := startProxy(t, up, harnessOpts{})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", dead, dead)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "cannot reach "+dead) {
+		t.Errorf("CONNECT to a closed port = %d %q; want 502 naming the target", resp.StatusCode, b)
+	}
+}
