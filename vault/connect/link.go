@@ -91,11 +91,11 @@ func (s *Signer) Verify(v string, now time.Time) (Claims, error) {
 	if !ok || len(v) > maxLinkLen {
 		return Claims{}, ErrLinkInvalid
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(m)
+	mac, err := strictB64.DecodeString(m)
 	if err != nil || !hmac.Equal(mac, s.mac("link", p)) {
 		return Claims{}, ErrLinkInvalid
 	}
-	b, err := base64.RawURLEncoding.DecodeString(p)
+	b, err := strictB64.DecodeString(p)
 	if err != nil {
 		return Claims{}, ErrLinkInvalid
 	}
@@ -127,6 +127,10 @@ func (s *Signer) mac(purpose, v string) []byte {
 	h.Write([]byte(v))
 	return h.Sum(nil)
 }
+
+// strictB64 decodes signed values: strict, so that no two encodings of the
+// same bytes are both accepted (a link has exactly one valid spelling).
+var strictB64 = base64.RawURLEncoding.Strict()
 
 // maxLinkLen bounds a signed value before any work is done on it.
 const maxLinkLen = 4096

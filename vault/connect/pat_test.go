@@ -1,0 +1,109 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+)
+
+func TestPATLinks(t *testing.T) {
+	tests := []struct {
+		name, host, org string
+		want            PATURLs
+		ok              bool
+	}{
+		{"dev.azure.com", "dev.azure.com", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com port 443", "Dev.Azure.com:443", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com without org", "dev.azure.com", "", PATURLs{}, false},
+		{"dev.azure.com nested org", "dev.azure.com", "a/b", PATURLs{}, false},
+		{"visualstudio.com", "fabrikam.visualstudio.com", "", PATURLs{"https://fabrikam.visualstudio.com/_details/security/tokens", "https://fabrikam.visualstudio.com/_apis/connectionData"}, true},
+		{"self-hosted collection", "tfs.example.com:8443", "DefaultCollection", PATURLs{"https://tfs.example.com:8443/DefaultCollection/_usersSettings/tokens", "https://tfs.example.com:8443/DefaultCollection/_apis/connectionData"}, true},
+		{"self-hosted virtual dir", "tfs.example.com", "tfs/Default Collection", PATURLs{"https://tfs.example.com/tfs/Default%20Collection/_usersSettings/tokens", "https://tfs.example.com/tfs/Default%20Collection/_apis/connectionData"}, true},
+		{"dot-dot", "tfs.example.com", "../admin", PATURLs{}, false},
+		{"query in org", "dev.azure.com", "contoso?x=1", PATURLs{}, false},
+		{"host with path", "evil.example/x", "contoso", PATURLs{}, false},
+		{"host with userinfo", "a@evil.example", "contoso", PATURLs{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := PATLinks(tc.host, tc.org)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("PATLinks(%q, %q) = %+v, %v; want %+v, %v", tc.host, tc.org, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestCheckPAT(t *testing.T) {
+	const pat = "pat-under-test-0123456789abcdefghijklmnopqrstuvwxyz"
+	user := `{"authenticatedUser":{"id":"7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f","providerDisplayName":"alice"}}`
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    error
+	}{
+		{"valid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, user) }, nil},
+		{"401", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) }, ErrPATInvalid},
+		{"203 sign-in page", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNonAuthoritativeInfo)
+			fmt.Fprint(w, "<html>sign in</html>")
+		}, ErrPATInvalid},
+		{"redirect to sign-in", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/_signin?realm=dev.azure.com", http.StatusFound)
+		}, ErrPATInvalid},
+		{"anonymous", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"authenticatedUser":{"id":"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"}}`)
+		}, ErrPATInvalid},
+		{"no user", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }, ErrPATInvalid},
+		{"server error", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, ErrPATUnchecked},
+		{"not JSON", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>proxy</html>") }, ErrPATUnchecked},
+		{"other redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) }, ErrPATUnchecked},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var sawAuth, sawSuppress bool
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, p, ok := r.BasicAuth()
+				sawAuth = sawAuth || ok && p == pat
+				sawSuppress = sawSuppress || r.Header.Get("X-TFS-FedAuthRedirect") == "Suppress"
+				if r.URL.Path != "/contoso/_apis/connectionData" {
+					http.NotFound(w, r)
+					return
+				}
+				tc.handler(w, r)
+			}))
+			defer srv.Close()
+			err := CheckPAT(context.Background(), srv.Client(), srv.URL+"/contoso/_apis/connectionData", secret.New(pat))
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("CheckPAT(%s) = %v; want %v", tc.name, err, tc.want)
+			}
+			if !sawAuth || !sawSuppress {
+				t.Errorf("request had Basic PAT %v, X-TFS-FedAuthRedirect: Suppress %v; want both", sawAuth, sawSuppress)
+			}
+			if err != nil && strings.Contains(err.Error(), pat) {
+				t.Errorf("CheckPAT error contains the PAT: %v", err)
+			}
+		})
+	}
+}
+
+func TestCheckPATUnreachable(t *testing.T) {
+	const pat = "pat-under-test-unreachable"
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	client := srv.Client()
+	u := srv.URL + "/" + pat + "/_apis/connectionData" // a secret in the URL must not survive into the error either
+	srv.Close()
+	err := CheckPAT(context.Background(), client, u, secret.New(pat))
+	if !errors.Is(err, ErrPATUnchecked) {
+		t.Fatalf("CheckPAT(closed server) = %v; want ErrPATUnchecked", err)
+	}
+	if strings.Contains(err.Error(), pat) {
+		t.Errorf("CheckPAT error contains the PAT: %v", err)
+	}
+}
