@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -574,4 +576,58 @@ func TestConnectPATOrgAndExpiryWarning(t *testing.T) {
 	}
 	w.assertAzDOAccepts("https://dev.azure.com/contoso/_apis/connectionData", basicHeader(a.ok.Username, secret.New(a.ok.Token))[len("Authorization: "):], connectUPN)
 	w.assertNoSecretsLogged(w.pat.Reveal())
+}
+
+// TestConnectVaultBinary: `azdo-vault serve` mounts the pages and hands
+// out signed links under its public_url: a not-connected environment's
+// connect_url goes through the Entra emulator to the callback, after which
+// the binary serves a bearer token.
+func TestConnectVaultBinary(t *testing.T) {
+	w := newVaultWorld(t, entraemu.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	public := "http://" + addr
+	w.entra.RegisterApp(vaultClientID, vaultClientSecret, []string{public + "/oauth/callback"})
+	cfg := fmt.Sprintf("public_url: %s\nproviders:\n  - host: %s\n    oauth:\n      issuer_url: %s\n      client_id: %s\n      client_secret_sealed: %s\n    pat:\n      enabled: true\n",
+		public, vaultHost, w.entra.IssuerURL(w.entra.TenantID()), vaultClientID, w.seal(w.pub, vaultClientSecret.Reveal()))
+	if err := os.WriteFile(w.cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.startErr("--listen", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.proc = p
+	_, envTok := w.envCreate(vaultUser, time.Hour)
+
+	a := w.token(envTok, "contoso")
+	if a.code != http.StatusNotFound || !strings.HasPrefix(a.err.ConnectURL, public+"/connect?link=") {
+		t.Fatalf("token before Connect = %d %s; want 404 with a signed %s/connect link", a.code, a.raw, public)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := w.entra.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	b := &browser{t: t, c: c}
+	done := b.get(b.authorize(a.err.ConnectURL))
+	wantPage(t, "callback", done, http.StatusOK, "Connected. Return to your environment; git will work now.")
+	wantPage(t, "replayed link", b.get(a.err.ConnectURL), http.StatusGone, "already used")
+
+	a = w.token(envTok, "contoso")
+	if a.code != http.StatusOK || a.ok.Type != vaultapi.TypeBearer {
+		t.Fatalf("token after Connect = %d; want 200 bearer", a.code)
+	}
+	if sub, err := w.entra.VerifyAccessToken(a.ok.Token); err != nil || sub != vaultUser {
+		t.Errorf("the served token verifies as %q, %v; want %s", sub, err, vaultUser)
+	}
+	w.proc.stop(t)
+	for _, s := range []string{a.ok.Token, vaultClientSecret.Reveal(), envTok} {
+		if strings.Contains(w.proc.stderr.String(), s) {
+			t.Errorf("vault log contains a secret (%.8s…)", s)
+		}
+	}
 }
