@@ -368,3 +368,27 @@ func TestProxySelfHostedIPHost(t *testing.T) {
 	}
 	assertNoLeak(t, sc, emu, pat)
 }
+
+// TestProxySIGTERMDrainsGitInProgress: SIGTERM arrives while git waits for
+// its first answer; the clone (several requests) still completes and the
+// sidecar exits 0 soon after.
+func TestProxySIGTERMDrainsGitInProgress(t *testing.T) {
+	w := newProxyWorld(t)
+	w.emu.InjectFault(azdoemu.Fault{Kind: azdoemu.FaultDelay, Delay: 1500 * time.Millisecond, PathContains: "/info/refs"})
+	done := make(chan error, 1)
+	var out string
+	go func() {
+		var err error
+		out, err = w.git.RunErr("clone", "--quiet", repoURL, filepath.Join(w.git.Home, "drained"))
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	w.sc.stop(t) // SIGTERM, and requires exit 0
+	if err := <-done; err != nil {
+		t.Fatalf("clone across SIGTERM: %v\n%s", err, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("drain took %s; want it to end soon after the clone", d)
+	}
+}

@@ -88,7 +88,6 @@ type Proxy struct {
 	srv    *http.Server
 	conns  *tracker
 
-	draining atomic.Bool
 	inflight atomic.Int64
 	tunnels  atomic.Int64
 
@@ -190,15 +189,30 @@ func (p *Proxy) Serve(l net.Listener) error {
 	return p.srv.Serve(&trackingListener{Listener: l, t: p.conns})
 }
 
-// Shutdown stops accepting connections, lets intercepted requests in flight
-// and open tunnels finish until ctx is done, then closes every connection.
-// It returns ctx's error when it had to cut connections short.
+// drainQuiet is how long Shutdown waits with nothing in flight before it
+// closes idle intercepted connections: one git command is several requests
+// on one connection (GET info/refs, then POST upload-pack), and the next
+// one follows within milliseconds.
+const drainQuiet = time.Second
+
+// Shutdown stops accepting connections and lets intercepted requests and
+// open tunnels finish until ctx is done: it returns once nothing has been
+// in flight for drainQuiet, then closes every connection. Requests keep
+// being served on connections already open, so a git command in progress
+// completes. It returns ctx's error when it had to cut connections short.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.draining.Store(true)
 	err := p.srv.Shutdown(ctx)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for err == nil && (p.inflight.Load() > 0 || p.tunnels.Load() > 0) {
+	var quietSince time.Time
+	for err == nil {
+		if p.inflight.Load() > 0 || p.tunnels.Load() > 0 {
+			quietSince = time.Time{}
+		} else if quietSince.IsZero() {
+			quietSince = time.Now()
+		} else if time.Since(quietSince) >= drainQuiet || p.conns.len() == 0 {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -277,9 +291,6 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 		p.m.inflight.Dec()
 	}
 	resp := p.intercepted(req, info)
-	if p.draining.Load() {
-		resp.Close = true
-	}
 	return req, p.wrapBody(resp, classAzdo, done)
 }
 
