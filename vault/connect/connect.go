@@ -219,7 +219,7 @@ func (h *Handler) openLink(w http.ResponseWriter, r *http.Request, use bool) (Cl
 
 // linkProblem renders the page for a link that cannot be used.
 func (h *Handler) linkProblem(w http.ResponseWriter, err error) {
-	again := "Run the git command again in your environment: it prints a fresh link. Open it within 15 minutes."
+	again := h.againText()
 	switch {
 	case errors.Is(err, ErrLinkExpired):
 		h.renderProblem(w, problem{status: http.StatusGone, title: "This link has expired", msg: "Connect links are valid for a short time only.", who: "you", fix: again, code: "link_expired"})
@@ -249,6 +249,22 @@ func (h *Handler) provider(ctx context.Context, host string) (OAuthProvider, err
 	}
 	h.provs[host] = p
 	return p, nil
+}
+
+// path returns p under the public URL's path: public_url may carry a
+// prefix that an ingress strips before the vault sees the request.
+func (h *Handler) path(p string) string { return strings.TrimRight(h.public.Path, "/") + p }
+
+// againText tells the user how to get a fresh link.
+func (h *Handler) againText() string {
+	return fmt.Sprintf("Run the git command again in your environment: it prints a fresh link. Open it within %s.", minutes(h.linkTTL))
+}
+
+func minutes(d time.Duration) string {
+	if m := int(d.Round(time.Minute) / time.Minute); m != 1 {
+		return fmt.Sprintf("%d minutes", m)
+	}
+	return "1 minute"
 }
 
 // secureCookies reports whether cookies get the Secure attribute: when the

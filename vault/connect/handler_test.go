@@ -79,7 +79,11 @@ type syncWriter struct {
 	w  io.Writer
 }
 
-func (s syncWriter) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.w.Write(p) }
+func (s syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
 
 func newTestPages(t *testing.T) *testPages {
 	t.Helper()
@@ -425,5 +429,28 @@ func TestPATSessionReloadAndSave(t *testing.T) {
 	defer tp.logMu.Unlock()
 	if strings.Contains(tp.logs.String(), goodPAT) {
 		t.Errorf("log contains the PAT")
+	}
+}
+
+// TestPublicURLPrefix: behind an ingress that serves the vault under a
+// path prefix (and strips it), links, the form and cookies carry it.
+func TestPublicURLPrefix(t *testing.T) {
+	tp := newTestPages(t)
+	kp, _ := sealbox.Generate()
+	h, err := New(Config{PublicURL: "https://runner.example.com/vault/", Keys: kp, Vault: tp.v, PAT: map[string]bool{"tfs.example.com": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.h = h
+	mux := http.NewServeMux()
+	h.Register(mux)
+	u, err := h.ConnectURL(context.Background(), vault.LinkRequest{Owner: "alice", Host: "tfs.example.com", Org: "coll"})
+	if err != nil || !strings.HasPrefix(u, "https://runner.example.com/vault/pat?link=") {
+		t.Fatalf("ConnectURL = %q, %v; want it under /vault/", u, err)
+	}
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, strings.Replace(u, "/vault", "", 1), nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `action="/vault/pat"`) || !strings.Contains(w.Header().Get("Set-Cookie"), "Path=/vault/pat") {
+		t.Errorf("PAT page under a prefix = %d, cookie %q; want the form and cookie under /vault/pat", w.Code, w.Header().Get("Set-Cookie"))
 	}
 }

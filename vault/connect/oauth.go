@@ -29,7 +29,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.oauth[c.Host].ClientID == "" {
 		setHeaders(w)
-		http.Redirect(w, r, "/pat?"+url.Values{"link": {r.URL.Query().Get("link")}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/pat")+"?"+url.Values{"link": {r.URL.Query().Get("link")}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	p, err := h.provider(r.Context(), c.Host)
@@ -49,7 +49,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: bindCookie, Value: h.signer.Token("bind", state), Path: "/oauth/callback",
+		Name: bindCookie, Value: h.signer.Token("bind", state), Path: h.path("/oauth/callback"),
 		MaxAge: int(h.flowTTL.Seconds()), HttpOnly: true, Secure: h.secureCookies(),
 		// Lax: the cookie must come along on the top-level redirect back
 		// from the identity provider.
@@ -69,7 +69,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		bound = h.signer.CheckToken("bind", state, ck.Value)
 	}
 	// Forget the binding whatever happens: a state is good once.
-	http.SetCookie(w, &http.Cookie{Name: bindCookie, Value: "", Path: "/oauth/callback", MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: bindCookie, Value: "", Path: h.path("/oauth/callback"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteLaxMode})
 	var f Flow
 	var err error
 	if bound {
@@ -80,7 +80,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		h.renderProblem(w, problem{status: http.StatusBadRequest, title: "This sign-in does not match one started here",
 			msg:  "The answer from the sign-in page carries a state this browser did not start, or the sign-in took too long or was already finished.",
 			who:  "you",
-			fix:  "Run the git command again in your environment and open the new link in this browser; finish the sign-in within 10 minutes.",
+			fix:  "Run the git command again in your environment and open the new link in this browser; finish the sign-in within " + minutes(h.flowTTL) + ".",
 			code: "state_mismatch"})
 		return
 	}
@@ -161,7 +161,7 @@ func (h *Handler) exchangeProblem(w http.ResponseWriter, err error) {
 	case errors.As(err, &ee) && ee.Class == entra.Permanent:
 		h.renderProblem(w, problem{status: http.StatusBadRequest, title: "Sign-in did not complete",
 			msg: "Entra ID did not accept the authorization (it may have expired, been used already, or not match this sign-in).", who: "you",
-			fix: "Run the git command again for a new link and finish the sign-in within 10 minutes. " + ee.Advice(), code: ee.Reason()})
+			fix: "Run the git command again for a new link and finish the sign-in within " + minutes(h.flowTTL) + ". " + ee.Advice(), code: ee.Reason()})
 	default:
 		h.renderProblem(w, problem{status: http.StatusServiceUnavailable, title: "Entra ID could not be reached",
 			msg: "The vault could not talk to the identity provider.", who: "you",

@@ -63,7 +63,7 @@ a{overflow-wrap:anywhere}
 <li>Scopes: <em>Custom defined</em>, then <strong id="scope">Code: Read &amp; write</strong>.</li>
 <li>Create it, copy the token and paste it here.</li>
 </ol>
-<form method="post" action="/pat" autocomplete="off">
+<form method="post" action="{{.Action}}" autocomplete="off">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 {{if .AskOrg}}<label for="org">Organization</label>
 <input type="text" id="org" name="org" value="{{.Org}}" required>{{end}}
@@ -93,9 +93,9 @@ type page struct {
 	// problem
 	Message, Fix, Code string
 	// pat
-	Error, CreateURL, TokenName, CSRF, Expires string
-	AskOrg, AllOrgs                            bool
-	DefaultDays                                int
+	Error, CreateURL, TokenName, CSRF, Expires, Action string
+	AskOrg, AllOrgs                                    bool
+	DefaultDays                                        int
 	// pat_saved
 	Warning string
 }

@@ -162,7 +162,7 @@ func (h *Handler) servePATForm(w http.ResponseWriter, r *http.Request) {
 		h.linkProblem(w, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: patCookie, Value: sess, Path: "/pat", MaxAge: int(h.linkTTL.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: patCookie, Value: sess, Path: h.path("/pat"), MaxAge: int(h.linkTTL.Seconds()),
 		HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
 	h.log.Info("pat page shown", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", c.Org)
 	render(w, http.StatusOK, "pat", h.patPage(c, sess, c.Org, h.now().Add(PATDefaultValidity).Format(time.DateOnly), false, ""))
@@ -182,7 +182,7 @@ func (h *Handler) patPage(c Claims, sess, org, expires string, allOrgs bool, msg
 	links, _ := PATLinks(c.Host, org)
 	return page{
 		Title: "Connect with a personal access token", Host: c.Host, Org: org, Owner: c.Owner,
-		Error: msg, CreateURL: links.Create, TokenName: "azdo-sidecar " + h.public.Hostname(),
+		Error: msg, Action: h.path("/pat"), CreateURL: links.Create, TokenName: "azdo-sidecar " + h.public.Hostname(),
 		CSRF: h.signer.Token("csrf", sess), Expires: expires, AskOrg: c.Org == "" && !isVSHost(c.Host),
 		AllOrgs: allOrgs, DefaultDays: int(PATDefaultValidity / (24 * time.Hour)),
 	}
@@ -281,7 +281,7 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 		h.renderProblem(w, problem{status: http.StatusInternalServerError, title: "The token could not be saved", msg: "The vault could not store your token.", who: "administrator", fix: "Check the vault's log and store, then run the git command again for a new link.", code: "store_error"})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: patCookie, Value: "", Path: "/pat", MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: patCookie, Value: "", Path: h.path("/pat"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
 	var warn string
 	if left := exp.Sub(now); left < PATWarnWithin {
 		warn = fmt.Sprintf("This token expires on %s, in less than %d days. Git will stop working then: create a longer-lived token soon and connect again.", exp.Format(time.DateOnly), int(PATWarnWithin/(24*time.Hour)))
