@@ -631,3 +631,24 @@ func TestConnectVaultBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectReconnect: a revoked grant makes the vault answer 409 with a
+// fresh link; connecting again through it replaces the grant, and tokens
+// flow again.
+func TestConnectReconnect(t *testing.T) {
+	w := newConnectWorld(t)
+	b := newBrowser(t, w)
+	wantPage(t, "first connect", b.get(b.authorize(w.connectURL(vaultHost, "contoso", "/connect"))), http.StatusOK, "Connected.")
+	if err := w.entra.RevokeUser(connectUPN); err != nil {
+		t.Fatal(err)
+	}
+	a := w.token(vaultHost, "contoso")
+	if a.code != http.StatusConflict || a.err.Error != vaultapi.ErrReconnectRequired || !strings.HasPrefix(a.err.ConnectURL, w.url+"/connect?link=") {
+		t.Fatalf("token after revocation = %d %s; want 409 reconnect_required with a connect link", a.code, a.raw)
+	}
+	wantPage(t, "reconnect", b.get(b.authorize(a.err.ConnectURL)), http.StatusOK, "Connected.")
+	if cs := w.credentials(vaultHost); len(cs) != 1 || cs[0].Status != store.StatusOK {
+		t.Fatalf("credentials after reconnect = %+v; want one usable grant", cs)
+	}
+	w.assertBearerWorks()
+}
