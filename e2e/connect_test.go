@@ -64,6 +64,13 @@ type connectWorld struct {
 
 func newConnectWorld(t *testing.T) *connectWorld {
 	t.Helper()
+	return newConnectWorldFor(t, "")
+}
+
+// newConnectWorldFor is newConnectWorld with the issuer URL naming tenant
+// ("common", "organizations"; "" for the tenant ID).
+func newConnectWorldFor(t *testing.T, tenant string) *connectWorld {
+	t.Helper()
 	w := &connectWorld{t: t, logs: &lockedBuffer{}}
 	w.azdo = testenv.StartAzDO(t, azdoemu.Config{})
 	var err error
@@ -88,6 +95,9 @@ func newConnectWorld(t *testing.T) *connectWorld {
 	w.url = srv.URL
 	w.entra.RegisterApp(connectClientID, connectClientSecret, []string{w.url + "/oauth/callback"})
 
+	if tenant == "" {
+		tenant = w.entra.TenantID()
+	}
 	ctx := context.Background()
 	kp, err := sealbox.Generate()
 	if err != nil {
@@ -100,7 +110,7 @@ func newConnectWorld(t *testing.T) *connectWorld {
 	t.Cleanup(func() { w.st.Close() })
 	client := w.upstreamClient()
 	oauth := map[string]vault.OAuthSettings{vaultHost: {
-		Host: vaultHost, IssuerURL: w.entra.IssuerURL(w.entra.TenantID()), ClientID: connectClientID,
+		Host: vaultHost, IssuerURL: w.entra.IssuerURL(tenant), ClientID: connectClientID,
 		ClientSecret: connectClientSecret, RedirectURL: w.url + "/oauth/callback",
 	}}
 	pat := map[string]bool{vaultHost: true, vsHost: true}
@@ -651,4 +661,19 @@ func TestConnectReconnect(t *testing.T) {
 		t.Fatalf("credentials after reconnect = %+v; want one usable grant", cs)
 	}
 	w.assertBearerWorks()
+}
+
+// TestConnectMultiTenantIssuer: with an "organizations" issuer (whose
+// discovery document names the literal {tenantid} issuer) the ID token is
+// still verified and the Connect completes.
+func TestConnectMultiTenantIssuer(t *testing.T) {
+	for _, tenant := range []string{"organizations", "common"} {
+		t.Run(tenant, func(t *testing.T) {
+			w := newConnectWorldFor(t, tenant)
+			b := newBrowser(t, w)
+			cb := b.authorize(w.connectURL(vaultHost, "contoso", "/connect"))
+			wantPage(t, "callback", b.get(cb), http.StatusOK, "Connected. Return to your environment; git will work now.")
+			w.assertBearerWorks()
+		})
+	}
 }

@@ -454,3 +454,43 @@ func TestPublicURLPrefix(t *testing.T) {
 		t.Errorf("PAT page under a prefix = %d, cookie %q; want the form and cookie under /vault/pat", w.Code, w.Header().Get("Set-Cookie"))
 	}
 }
+
+func TestExchangeFailurePages(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		code  int
+		texts []string
+	}{
+		{"ID token rejected", fmt.Errorf("%w: nonce does not match the one sent", entra.ErrIDToken), http.StatusBadGateway,
+			[]string{"could not be verified", "Who must fix this: you.", "id_token_rejected"}},
+		{"no refresh token", entra.ErrNoRefreshToken, http.StatusBadGateway,
+			[]string{"your administrator", "offline_access"}},
+		{"PKCE mismatch", &entra.Error{Op: "exchange", Code: "invalid_grant", AADSTS: 50148, Class: entra.Permanent}, http.StatusBadRequest,
+			[]string{"Sign-in did not complete", "Who must fix this: you.", "AADSTS50148"}},
+		{"redirect URI not registered", &entra.Error{Op: "exchange", Code: "invalid_client", AADSTS: 50011, Class: entra.Misconfigured, ClientID: "client-1"}, http.StatusBadGateway,
+			[]string{"your administrator", "redirect URI", "AADSTS50011"}},
+		{"identity provider down", &entra.Error{Op: "exchange", Code: "temporarily_unavailable", Class: entra.Transient}, http.StatusServiceUnavailable,
+			[]string{"could not be reached", "unavailable"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTestPages(t)
+			tp.idp.err = tc.err
+			b := tp.browser(t)
+			state := startFlow(t, tp, b)
+			p := b.get("/oauth/callback?" + url.Values{"state": {state}, "code": {"c"}}.Encode())
+			if p.code != tc.code {
+				t.Errorf("callback with exchange error %q = %d; want %d", tc.name, p.code, tc.code)
+			}
+			for _, s := range tc.texts {
+				if !strings.Contains(p.body, s) {
+					t.Errorf("page lacks %q\n%s", s, p.body)
+				}
+			}
+			if n := tp.count(t, "dev.azure.com"); n != 0 {
+				t.Errorf("credentials stored after a failed exchange: %d; want 0", n)
+			}
+		})
+	}
+}
