@@ -494,3 +494,16 @@ func TestExchangeFailurePages(t *testing.T) {
 		})
 	}
 }
+
+func TestPATPageWithoutOrg(t *testing.T) {
+	tp := newTestPages(t)
+	p := tp.browser(t).get(tp.link(t, "dev.azure.com", "", store.PAT))
+	for _, s := range []string{`name="org"`, "https://dev.azure.com/&lt;organization&gt;/_usersSettings/tokens", "Code: Read &amp; write"} {
+		if !strings.Contains(p.body, s) {
+			t.Errorf("PAT page without org lacks %q", s)
+		}
+	}
+	if strings.Contains(p.body, `href=""`) {
+		t.Errorf("PAT page without org has an empty link")
+	}
+}

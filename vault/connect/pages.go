@@ -56,7 +56,7 @@ a{overflow-wrap:anywhere}
 <h1>Connect Azure DevOps with a personal access token</h1>
 {{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
 <ol>
-<li>Open <a id="deeplink" href="{{.CreateURL}}" rel="noreferrer noopener" target="_blank">{{.CreateURL}}</a>{{if not .CreateURL}} the <em>Personal access tokens</em> page of your organization{{end}} and choose <em>New Token</em>.</li>
+<li>Open {{if .CreateURL}}<a id="deeplink" href="{{.CreateURL}}" rel="noreferrer noopener" target="_blank">{{.CreateURL}}</a>{{else}}<code>https://{{.Host}}/&lt;organization&gt;/_usersSettings/tokens</code> (User settings &gt; Personal access tokens){{end}} and choose <em>New Token</em>.</li>
 <li>Name: <code id="name">{{.TokenName}}</code></li>
 <li>Organization: {{if .Org}}<code>{{.Org}}</code>{{else}}yours (enter it below){{end}}, or <em>All accessible organizations</em>.</li>
 <li>Expiration: {{.DefaultDays}} days (the default) or longer.</li>
