@@ -16,27 +16,42 @@ import (
 const Redacted = "[REDACTED]"
 
 // String is a secret string. The zero value is the empty secret.
+//
+// The value sits behind a pointer: fmt cannot call String or Format on a
+// String kept in an unexported struct field (reflection gives it no method
+// access), and would then print the struct's fields. Through the pointer it
+// prints an address, never the value. Compare Strings with Equal, not ==.
 type String struct {
-	v string
+	p *string
 }
 
 // New wraps v as a secret.
-func New(v string) String { return String{v: v} }
+func New(v string) String {
+	if v == "" {
+		return String{}
+	}
+	return String{p: &v}
+}
 
 // Reveal returns the secret value. Call it only where the value is written to
 // its one legitimate destination (an Authorization header, a sealed box, the
 // git credential protocol).
-func (s String) Reveal() string { return s.v }
+func (s String) Reveal() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
 
 // IsZero reports whether the secret is empty.
-func (s String) IsZero() bool { return s.v == "" }
+func (s String) IsZero() bool { return s.p == nil || *s.p == "" }
 
 // Equal reports whether two secrets hold the same value.
-func (s String) Equal(o String) bool { return s.v == o.v }
+func (s String) Equal(o String) bool { return s.Reveal() == o.Reveal() }
 
 // String implements fmt.Stringer and redacts.
 func (s String) String() string {
-	if s.v == "" {
+	if s.IsZero() {
 		return ""
 	}
 	return Redacted
