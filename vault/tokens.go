@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -33,7 +34,7 @@ var errSealedElsewhere = errors.New("vault: stored credential cannot be opened w
 // (with its ConnectURL), ErrHostNotConfigured, or internal failures. None
 // contains a secret.
 func (v *Vault) Token(ctx context.Context, env store.Environment, key token.Key, minValid time.Duration) (token.Token, error) {
-	key = token.Key{Host: NormalizeHost(key.Host), Org: normalizeOrg(key.Org)}
+	key = v.canonicalKey(token.Key{Host: NormalizeHost(key.Host), Org: normalizeOrg(key.Org)})
 	p, ok := v.providers[key.Host]
 	if !ok {
 		return token.Token{}, fmt.Errorf("%w: %s", ErrHostNotConfigured, key.Host)
@@ -417,3 +418,24 @@ func (c *cache) drop(id int64) {
 	defer c.mu.Unlock()
 	delete(c.m, id)
 }
+
+// canonicalKey maps a legacy {org}.visualstudio.com host onto dev.azure.com
+// when the administrator configured only dev.azure.com: both names are the
+// same Azure DevOps Services organization, with the same Entra ID resource
+// and the same PATs. The org comes from the subdomain when the request had
+// none. A provider configured for the legacy host itself wins.
+func (v *Vault) canonicalKey(key token.Key) token.Key {
+	if _, ok := v.providers[key.Host]; ok || key.Host == devAzureCom || !azdo.IsServicesHost(key.Host) {
+		return key
+	}
+	if _, ok := v.providers[devAzureCom]; !ok {
+		return key
+	}
+	if key.Org == "" {
+		key.Org = normalizeOrg(azdo.OrgFor(key.Host, "", ""))
+	}
+	key.Host = devAzureCom
+	return key
+}
+
+const devAzureCom = "dev.azure.com"

@@ -548,6 +548,12 @@ func TestCredentialSelection(t *testing.T) {
 		{name: "pat-only host links to the pat page", host: "pat-only.example.test", org: "coll", wantCode: 404,
 			wantLink: publicURL + "/pat?host=pat-only.example.test&org=coll"},
 		{name: "host not served", host: "dev.azure.com.evil.test", org: "contoso", wantCode: 404},
+		{name: "legacy visualstudio.com host uses dev.azure.com's credential", creds: []Credential{
+			{Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)},
+		}, host: "contoso.visualstudio.com", wantCode: 200, wantTok: patSecret, wantType: "basic"},
+		{name: "legacy host keeps its org", creds: []Credential{
+			{Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)},
+		}, host: "fabrikam.visualstudio.com", wantCode: 404, wantLink: publicURL + "/connect?host=dev.azure.com&org=fabrikam"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
