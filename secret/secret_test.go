@@ -63,3 +63,16 @@ func TestRevealAndZero(t *testing.T) {
 		t.Fatal("Equal is wrong")
 	}
 }
+
+// holder keeps a String in an unexported field, where fmt cannot call its
+// methods and prints the struct's fields instead.
+type holder struct{ tok String }
+
+func TestUnexportedFieldNeverPrintsValue(t *testing.T) {
+	h := holder{tok: New(value)}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		if out := fmt.Sprintf(f, h); strings.Contains(out, value) {
+			t.Errorf("Sprintf(%q, holder) = %s; leaked the secret", f, out)
+		}
+	}
+}
