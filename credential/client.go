@@ -41,6 +41,7 @@ func (c *Client) Do(ctx context.Context, action string, req *Credential) (*Crede
 	if err != nil {
 		return nil, err
 	}
+	body = markClient(body)
 	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
 		if isNotExist(err) {
 			return nil, fmt.Errorf("%w at %s", ErrNoServer, path)

@@ -58,6 +58,13 @@ func (f HandlerFunc) ServeCredential(ctx context.Context, action string, req *Cr
 //	server → <answer lines>, then closes
 //
 // Other actions (git's "exit") get no answer and do not stop the server.
+//
+// A request without the ClientKey line comes from git's credential-cache
+// client, which cannot print MessageKey: an answer carrying a message or
+// quit=1 (the user must connect, the source failed) is replaced by an empty
+// one, so git asks its next helper — git-credential-azdo, which setup
+// configures right after "cache --socket=<this socket>" and which prints
+// the message and quits.
 type Server struct {
 	Handler Handler
 	// ConnTimeout bounds a whole connection: reading, handling, answering.
@@ -210,12 +217,13 @@ func (s *Server) serveConn(c net.Conn) {
 		s.logger().Info("credential: ignoring action", "action", action)
 		return
 	}
+	ours := fromClient(req)
 	ans, err := s.Handler.ServeCredential(ctx, action, req)
 	if err != nil {
 		s.logger().Warn("credential: handler failed", "action", action, "host", req.Host, "err", err)
 		return
 	}
-	if ans == nil {
+	if ans = forClient(ours, ans); ans == nil {
 		return
 	}
 	if err := Write(c, ans); err != nil {

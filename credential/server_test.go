@@ -450,3 +450,52 @@ func TestListenTakesOverGitDaemon(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestServerAnswersEachClient: an answer meant for stderr (the user must
+// connect) reaches our Client as it is, but git's credential-cache client
+// gets an empty answer, so git asks the next helper (ours) instead of
+// stopping without a word; a token reaches both.
+func TestServerAnswersEachClient(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	token := &Credential{Username: "azdo-sidecar", Password: secret.New("pat-each")}
+	connect := &Credential{Quit: true, Extra: []Attr{{MessageKey, "azdo-sidecar: connect at https://runner.test/connect"}}}
+	quitOnly := &Credential{Quit: true}
+	tests := []struct {
+		name      string
+		answer    *Credential
+		wantOurs  *Credential
+		wantCache string
+	}{
+		{"token", token, token, "username=azdo-sidecar\npassword=pat-each\n"},
+		{"connect message", connect, connect, ""},
+		{"quit", quitOnly, quitOnly, ""},
+		{"nothing", nil, &Credential{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{answer: tt.answer}
+			path, _ := serve(t, rec, nil)
+			req := &Credential{Protocol: "https", Host: "dev.azure.com", Path: "org/p/_git/r"}
+			got, err := (&Client{Socket: path, Timeout: 5 * time.Second}).Do(context.Background(), ActionGet, req)
+			if err != nil || !equal(got, tt.wantOurs) {
+				t.Errorf("Client.Do(get) = %s, %v; want %s", dump(got), err, dump(tt.wantOurs))
+			}
+			cmd := exec.Command("git", "credential-cache", "--socket="+path, "get")
+			cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+t.TempDir())
+			cmd.Stdin = strings.NewReader("protocol=https\nhost=dev.azure.com\npath=org/p/_git/r\n\n")
+			out, err := cmd.Output()
+			if err != nil || string(out) != tt.wantCache {
+				t.Errorf("git credential-cache get = %q, %v; want %q", out, err, tt.wantCache)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for _, r := range rec.reqs {
+				if _, ok := r.Get(ClientKey); ok {
+					t.Errorf("handler saw %s in the request; want it removed", ClientKey)
+				}
+			}
+		})
+	}
+}
