@@ -13,8 +13,25 @@
 //		sslCAPath = <state-dir>/trust
 //	[credential "U"]                 (mode helper or both)
 //		helper =
+//		helper = cache --timeout=0 --socket=/run/user/1000/azdo-sidecar/sock
 //		helper = /usr/local/bin/git-credential-azdo
 //		useHttpPath = true
+//
+// The cache line (written when Options.CacheSocket is set) makes git's own
+// credential-cache client talk straight to the sidecar's socket, which
+// speaks that protocol: no process of ours starts per request. When the
+// user must connect, the sidecar gives that client an empty answer
+// (credential.ClientKey), so git asks git-credential-azdo next, which
+// prints the connect URL and tells git to quit.
+//
+// --timeout=0 is for the sidecar being down: git sends "store" to every
+// helper after a success (a PAT helper, a typed password), and git's
+// cache client, finding no one on the socket, then spawns git's own
+// credential-cache daemon on that path. With --timeout=0 that daemon
+// drops the credential at once (it never answers a get with it), holds
+// nothing, and exits by itself within 30 seconds, removing its socket;
+// a sidecar starting meanwhile asks it to exit (credential.Listen). The
+// sidecar itself ignores the timeout, and "store" is a no-op there.
 //
 // The empty helper resets, for Azure DevOps URLs only, the helpers
 // configured before it (a global credential.helper=store, a system-wide
@@ -142,6 +159,10 @@ type Options struct {
 	Hosts *azdo.Hosts
 	// HelperCommand is the credential.helper value (see HelperCommand).
 	HelperCommand string
+	// CacheSocket, when set, is the sidecar's socket for a
+	// "cache --timeout=0 --socket=<CacheSocket>" helper written before
+	// HelperCommand (see CacheHelper); empty: HelperCommand only.
+	CacheSocket string
 	// Git is the git binary (default "git").
 	Git string
 	// Env is the environment of git and of the GIT_SSL_* checks (default
@@ -201,6 +222,18 @@ func HelperCommand(exe, socket string) string {
 	return cmd
 }
 
+// CacheHelper returns the credential.helper value that makes git's own
+// credential-cache client ask the sidecar on socket (see the package
+// comment for --timeout=0). Git runs it through the shell, so a socket path
+// with shell metacharacters is quoted.
+func CacheHelper(socket string) string {
+	arg := "--socket=" + socket
+	if strings.ContainsAny(arg, " \t\n'\"\\$`|&;<>()*?[#~%!{}") {
+		arg = "'" + strings.ReplaceAll(arg, "'", `'\''`) + "'"
+	}
+	return "cache --timeout=0 " + arg
+}
+
 // HostURLs returns the URL patterns to configure for h.
 func HostURLs(h *azdo.Hosts) []string {
 	urls := slices.Clone(ServicesURLs)
@@ -253,8 +286,12 @@ func desired(opts Options, mode Mode) []unit {
 			)
 		}
 		if mode.helper() {
+			helpers := unit{{"credential." + u + ".helper", ""}}
+			if opts.CacheSocket != "" {
+				helpers = append(helpers, Setting{"credential." + u + ".helper", CacheHelper(opts.CacheSocket)})
+			}
 			out = append(out,
-				unit{{"credential." + u + ".helper", ""}, {"credential." + u + ".helper", opts.HelperCommand}},
+				append(helpers, Setting{"credential." + u + ".helper", opts.HelperCommand}),
 				unit{{"credential." + u + ".useHttpPath", "true"}},
 			)
 		}
@@ -269,15 +306,15 @@ type config struct {
 
 func (c config) get(key string) []string { return c.vals[canon(key)] }
 
-// present reports whether c holds u: a single line anywhere, or a reset
-// immediately followed by the helper.
+// present reports whether c holds u: a single line anywhere, or the
+// lines of u (a reset and the helpers, one key) one after the other.
 func (c config) present(u unit) bool {
 	vals := c.get(u[0].Key)
 	if len(u) == 1 {
 		return slices.Contains(vals, u[0].Value)
 	}
-	for i := 1; i < len(vals); i++ {
-		if vals[i-1] == u[0].Value && vals[i] == u[1].Value {
+	for i := 0; i+len(u) <= len(vals); i++ {
+		if slices.EqualFunc(vals[i:i+len(u)], u, func(v string, s Setting) bool { return v == s.Value }) {
 			return true
 		}
 	}
@@ -463,12 +500,22 @@ func Apply(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 
+	// A group of helper lines not present in order (an older setup wrote
+	// the reset and our helper without the cache line) is written anew:
+	// the lines we recorded for its key go, so that none is doubled.
+	regroup := map[string]bool{}
+	for _, u := range want {
+		if len(u) > 1 && !cfg.present(u) {
+			regroup[canon(u[0].Key)] = true
+		}
+	}
+
 	// Lines we wrote earlier that are no longer wanted go first, so that a
 	// changed --listen replaces the old proxy rather than shadowing it.
 	recs := cfg.get(RecordKey)
 	for i := len(recs) - 1; i >= 0; i-- {
 		s, ok := parseRecord(recs[i])
-		if !ok || wanted[canon(s.Key)+" "+s.Value] {
+		if !ok || (wanted[canon(s.Key)+" "+s.Value] && !regroup[canon(s.Key)]) {
 			continue
 		}
 		if err := removeRecorded(ctx, g, s, recs[i], &res); err != nil {

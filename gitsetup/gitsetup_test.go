@@ -66,6 +66,7 @@ func (g *gitEnv) opts(mode Mode) Options {
 		StateDir:      filepath.Join(g.home, "state"),
 		Hosts:         hosts,
 		HelperCommand: "/opt/azdo/git-credential-azdo",
+		CacheSocket:   filepath.Join(g.home, "run", "sock"),
 		Env:           g.env,
 	}
 }
@@ -387,5 +388,71 @@ func TestParseModeAndScope(t *testing.T) {
 	}
 	if _, err := (Scope{Global: true, File: "x"}).args(); err == nil {
 		t.Error("Scope{Global, File}.args() = nil error; want one")
+	}
+}
+
+// TestHelpersInOrder: for each Azure DevOps URL, the reset, then git's
+// cache client on the sidecar's socket, then our helper, exactly once.
+func TestHelpersInOrder(t *testing.T) {
+	g := newGitEnv(t)
+	opts := g.opts(ModeHelper)
+	mustApply(t, opts)
+	mustApply(t, opts)
+	cache := "cache --timeout=0 --socket=" + opts.CacheSocket
+	want := strings.Join([]string{"", cache, opts.HelperCommand}, "\n")
+	for _, u := range HostURLs(opts.Hosts) {
+		if got, _ := g.git(g.env, "config", "--global", "--get-all", "credential."+u+".helper"); got != want {
+			t.Errorf("git config --get-all credential.%s.helper = %q; want %q", u, got, want)
+		}
+	}
+	// git's view for a repository URL: every helper it will run, in order.
+	out, _ := g.git(g.env, "config", "--get-urlmatch", "credential.helper", "https://dev.azure.com/o/p/_git/r")
+	if out != opts.HelperCommand {
+		t.Errorf("git config --get-urlmatch credential.helper = %q; want the last one, ours", out)
+	}
+}
+
+// TestApplyUpgradesTwoLineHelper: a config written by an older setup (reset
+// and our helper only) gets the cache line in between, nothing doubled, and
+// Undo still removes everything.
+func TestApplyUpgradesTwoLineHelper(t *testing.T) {
+	g := newGitEnv(t)
+	os.WriteFile(g.global, []byte(priorConfig), 0o644)
+	old := g.opts(ModeHelper)
+	old.CacheSocket = ""
+	mustApply(t, old)
+	opts := g.opts(ModeHelper)
+	res := mustApply(t, opts)
+	if !res.Changed() {
+		t.Fatal("Apply with the cache socket changed nothing")
+	}
+	want := strings.Join([]string{"", CacheHelper(opts.CacheSocket), opts.HelperCommand}, "\n")
+	for _, u := range HostURLs(opts.Hosts) {
+		if got, _ := g.git(g.env, "config", "--global", "--get-all", "credential."+u+".helper"); got != want {
+			t.Errorf("after upgrade, --get-all credential.%s.helper = %q; want %q", u, got, want)
+		}
+	}
+	if res2 := mustApply(t, opts); res2.Changed() {
+		t.Errorf("Apply again wrote %v, removed %v; want nothing", res2.Written, res2.Removed)
+	}
+	undo, err := Undo(context.Background(), opts)
+	if err != nil || len(undo.Notes) > 0 {
+		t.Fatalf("Undo = %v, notes %q", err, undo.Notes)
+	}
+	if got := readFile(t, g.global); got != priorConfig {
+		t.Errorf("after Undo:\n%s\nwant the prior config", got)
+	}
+}
+
+func TestCacheHelper(t *testing.T) {
+	tests := []struct{ name, socket, want string }{
+		{"plain", "/run/user/1000/azdo-sidecar/sock", "cache --timeout=0 --socket=/run/user/1000/azdo-sidecar/sock"},
+		{"space", "/tmp/my dir/sock", "cache --timeout=0 '--socket=/tmp/my dir/sock'"},
+		{"quote", "/tmp/it's/sock", `cache --timeout=0 '--socket=/tmp/it'\''s/sock'`},
+	}
+	for _, tt := range tests {
+		if got := CacheHelper(tt.socket); got != tt.want {
+			t.Errorf("%s: CacheHelper(%q) = %q; want %q", tt.name, tt.socket, got, tt.want)
+		}
 	}
 }

@@ -71,7 +71,17 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	}
 	// The socket is passed to the helper only when chosen explicitly: its
 	// default depends on XDG_RUNTIME_DIR, which git's environment may lack
-	// or set differently, and the helper computes the same default.
+	// or set differently, and the helper computes the same default. Git's
+	// cache client, asked first, cannot compute it: it gets the path as
+	// resolved here (if git's environment resolves another one, the cache
+	// client finds no one there and git asks our helper, only slower).
+	cacheSocket := c.String(config.FlagSocket)
+	if cacheSocket == "" {
+		cacheSocket = config.DefaultSocket(os.Getenv, os.Getuid())
+	}
+	if abs, err := filepath.Abs(cacheSocket); err == nil {
+		cacheSocket = abs
+	}
 	return gitsetup.Options{
 		Scope:         gitsetup.Scope{Global: c.Bool("global"), System: c.Bool("system"), File: c.String("file")},
 		Mode:          mode,
@@ -79,6 +89,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
 		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket)),
+		CacheSocket:   cacheSocket,
 	}, note, nil
 }
 
