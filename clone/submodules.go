@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
@@ -33,6 +34,9 @@ func (c *cloner) submodules(ctx context.Context, dir string, parent azdo.Repo, r
 	if err != nil {
 		return fmt.Errorf("clone: read .gitmodules of %s: %w", dir, err)
 	}
+	// go-git returns submodules in map order; clone them in path order so
+	// that progress, results and errors are the same on every run.
+	slices.SortFunc(subs, func(a, b *git.Submodule) int { return strings.Compare(a.Config().Path, b.Config().Path) })
 	if len(subs) > 0 && level >= maxSubmoduleDepth {
 		return fmt.Errorf("clone: submodules nested more than %d deep under %s", maxSubmoduleDepth, dir)
 	}

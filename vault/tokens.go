@@ -265,8 +265,12 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 		saved, err = v.resolveConflict(ctx, c)
 		if err == nil && saved.ID == 0 {
 			// Another replica rotated (or the user reconnected) meanwhile;
-			// its row wins. Our access token is still good; do not cache it
-			// against a version it does not belong to.
+			// its row wins. Our access token is still good for the user:
+			// cache it against the winning version, or every request on
+			// this replica would refresh again until it had one of its own.
+			if cur, rerr := v.st.Credential(ctx, c.ID); rerr == nil && cur.Status == store.StatusOK {
+				v.cache.put(cur.ID, cacheEntry{version: cur.Version, tok: tok, obtained: now})
+			}
 			v.m.refreshes.WithLabelValues(p.Host, "ok").Inc()
 			v.log.Info("credential changed during refresh; kept the stored one", "credential_id", c.ID, "host", p.Host)
 			return tok, nil
