@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
+	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 )
 
 // runSidecar runs the azdo-sidecar binary in g's environment.
@@ -78,6 +80,20 @@ func TestSetupCommand(t *testing.T) {
 			if got = strings.TrimSpace(got); got != val {
 				t.Errorf("git config --get-urlmatch %s %s = %q; want %q", key, tt.url, got, val)
 			}
+		}
+	}
+
+	// Every helper git runs for an Azure DevOps URL, in order: the reset,
+	// git's cache client on the sidecar's default socket, then ours.
+	sock := filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
+	if d := g.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		sock = filepath.Join(d, "azdo-sidecar", "sock")
+	}
+	wantHelpers := strings.Join([]string{"", gitsetup.CacheHelper(sock), helper}, "\n")
+	for _, u := range []string{"https://dev.azure.com", "https://*.visualstudio.com", "https://tfs.example.com:8443"} {
+		got, _ := g.RunErr("config", "--global", "--get-all", "credential."+u+".helper")
+		if got = strings.TrimRight(got, "\n"); got != wantHelpers {
+			t.Errorf("git config --get-all credential.%s.helper = %q; want %q", u, got, wantHelpers)
 		}
 	}
 
