@@ -123,6 +123,44 @@ func TestCredentialCachePathFromSetup(t *testing.T) {
 		}
 	})
 
+	// The sidecar is down and git gets a credential elsewhere (the user
+	// types it): git's "store" makes its cache client spawn git's own
+	// daemon on the sidecar's socket path. With --timeout=0 that daemon
+	// keeps nothing, and the sidecar, started later, takes the path back.
+	t.Run("sidecar down: git's daemon keeps nothing", func(t *testing.T) {
+		dir, err := os.MkdirTemp("", "e2ecache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		sock := filepath.Join(dir, "run", "sock")
+		t.Cleanup(func() { g.Command("git", "credential-cache", "--socket="+sock, "exit").Run() })
+		setup(sock)
+		const typed = "typed-password-77aa"
+		cmd := g.Command("git", "credential", "approve")
+		cmd.Stdin = strings.NewReader("url=" + url + "\nusername=me\npassword=" + typed + "\n\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git credential approve: %v (%s)", err, out)
+		}
+		if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+			t.Fatalf("no socket at %s after store (%v); want git's cache daemon spawned there", sock, err)
+		}
+		get := g.Command("git", "credential-cache", "--socket="+sock, "get")
+		get.Stdin = strings.NewReader("protocol=https\nhost=dev.azure.com\npath=org/proj/_git/repo\nusername=me\n\n")
+		if out, err := get.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("git's daemon answered get with %q, %v; want nothing kept", out, err)
+		}
+		readLog(t, log)
+		startSidecar(t, nil, "--pat-file", patFile, "--socket", sock)
+		out, errOut, err := credentialFill(g, url)
+		if err != nil || !strings.Contains(out, "\npassword="+pat+"\n") {
+			t.Fatalf("git credential fill with the sidecar back = %q, %v (%s); want the PAT", out, err, errOut)
+		}
+		if got := readLog(t, log); got != "" {
+			t.Errorf("git-credential-azdo ran (%q); want the sidecar on its socket again, reached by git's cache client", got)
+		}
+	})
+
 	t.Run("connect required", func(t *testing.T) {
 		vw := newVaultWorld(t, entraemu.Config{})
 		vw.start()
