@@ -87,6 +87,7 @@ func startSidecar(ctx context.Context, dir, binDir string, w *world, logs io.Wri
 		"--vault-url", w.url, "--env-token-file", tokFile,
 		"--resolve", resolve, "--upstream-ca-file", w.caFile)
 	s.cmd.Env = childEnv()
+	s.cmd.SysProcAttr = childAttr()
 	s.cmd.Stderr = prefixed(logs, "sidecar: ")
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
