@@ -22,8 +22,14 @@ const (
 	// DefaultNegativeTTL is how long an authoritative "no" from the source
 	// (connect or reconnect required, environment not authorized, no
 	// credential) is answered from memory, so that a thousand git
-	// processes hitting a disconnected organization ask the vault once.
-	DefaultNegativeTTL = 5 * time.Second
+	// processes hitting a disconnected organization ask the vault once. It is
+	// short because a user who just connected in a browser runs git again
+	// at once and must not be told to connect a second time.
+	DefaultNegativeTTL = 2 * time.Second
+	// MaxRetryAfter caps how long a source's Retry-After keeps the cache
+	// from asking again: git commands fail fast meanwhile, so the wait
+	// must stay short even when the vault asks for more.
+	MaxRetryAfter = 5 * time.Second
 	// DefaultRetryBackoff is how long a transient failure is remembered
 	// when the source gave no Retry-After of its own.
 	DefaultRetryBackoff = time.Second
@@ -43,7 +49,7 @@ type CacheOptions struct {
 	NegativeTTL time.Duration
 	// RetryBackoff is how long transient failures are cached when the
 	// source gave no Retry-After; a Retry-After is honoured up to
-	// NegativeTTL.
+	// MaxRetryAfter.
 	RetryBackoff time.Duration
 	// StaleWait: see DefaultStaleWait.
 	StaleWait time.Duration
@@ -73,7 +79,7 @@ type CacheOptions struct {
 //     disconnected or the environment was revoked) and are cached for
 //     NegativeTTL;
 //   - transient failures without a usable token are cached for
-//     RetryBackoff (or the source's Retry-After, at most NegativeTTL).
+//     RetryBackoff (or the source's Retry-After, at most MaxRetryAfter).
 //
 // Tokens live in memory only; nothing is ever written to disk.
 type Cache struct {
@@ -287,7 +293,7 @@ func (c *Cache) refreshAt(now time.Time, tok Token) time.Time {
 func (c *Cache) backoff(err error) time.Duration {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > 0 {
-		return min(ra.After, c.opts.NegativeTTL)
+		return min(ra.After, MaxRetryAfter)
 	}
 	return c.opts.RetryBackoff
 }

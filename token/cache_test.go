@@ -270,10 +270,10 @@ func TestCacheNegativeCache(t *testing.T) {
 		err  error
 		ttl  time.Duration
 	}{
-		{"connect required", connect, 5 * time.Second},
-		{"environment unauthorized", fmt.Errorf("vault: %w", ErrUnauthorized), 5 * time.Second},
+		{"connect required", connect, DefaultNegativeTTL},
+		{"environment unauthorized", fmt.Errorf("vault: %w", ErrUnauthorized), DefaultNegativeTTL},
 		{"unavailable", ErrUnavailable, time.Second},
-		{"retry after is capped", &RetryAfterError{After: time.Hour, Err: ErrUnavailable}, 5 * time.Second},
+		{"retry after is capped", &RetryAfterError{After: time.Hour, Err: ErrUnavailable}, MaxRetryAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
