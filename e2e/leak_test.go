@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/internal/testca"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/recorder"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
@@ -98,7 +100,7 @@ func TestLeakPlainHTTPRefused(t *testing.T) {
 // the proxy. The other host must see no credential.
 func TestLeakRedirectToOtherHost(t *testing.T) {
 	rec := startRecorder(t)
-	ca, err := azdoemu.NewCA("redirector CA", []string{"dev.azure.com"})
+	ca, err := testca.New("redirector CA", []string{"dev.azure.com"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

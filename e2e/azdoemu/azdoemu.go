@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/internal/testca"
 )
 
 // AzureDevOpsResource is the application ID of Azure DevOps in Entra ID: the
@@ -41,6 +43,9 @@ const AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
 // MSATenant is the resource tenant of an organization backed by Microsoft
 // accounts.
 const MSATenant = "00000000-0000-0000-0000-000000000000"
+
+// DefaultNames are the DNS names every emulator leaf certificate carries.
+var DefaultNames = []string{"dev.azure.com", "*.visualstudio.com", "ssh.dev.azure.com", "localhost"}
 
 // Config configures a Server. The zero value is usable.
 type Config struct {
@@ -79,7 +84,7 @@ type BearerVerifier func(token string) (subject string, err error)
 type Server struct {
 	cfg        Config
 	selfHosted map[string]bool
-	ca         *CA
+	ca         *testca.CA
 	caFile     string
 	ownDir     bool
 	backend    string
@@ -169,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 	for i, n := range names {
 		names[i] = hostName(n)
 	}
-	if s.ca, err = NewCA("azdoemu CA "+NewGUID()[:8], names); err != nil {
+	if s.ca, err = testca.New("azdoemu CA "+NewGUID()[:8], names, time.Now()); err != nil {
 		ln.Close()
 		s.cleanupDir()
 		return nil, err

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/internal/testca"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
@@ -261,12 +262,14 @@ func New(cfg Config) (*Server, error) {
 	tlsCfg := cfg.TLS
 	if tlsCfg == nil {
 		hosts := append([]string{"127.0.0.1", "::1", "localhost"}, cfg.Hosts...)
-		ca, err := newRunCA(now(), hosts)
+		ca, err := testca.New("entraemu test CA", hosts, now())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("entraemu: %w", err)
 		}
-		s.caPEM, s.pool = ca.pem, ca.pool
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{ca.cert}, MinVersion: tls.VersionTLS12}
+		s.caPEM, s.pool = ca.PEM, ca.Pool
+		cert := ca.Leaf
+		cert.Certificate = [][]byte{cert.Certificate[0], ca.Cert.Raw} // send the chain
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	} else if len(cfg.CAPEM) > 0 {
 		s.caPEM = cfg.CAPEM
 		s.pool = x509.NewCertPool()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/internal/testca"
 )
 
 // DefaultNames are the names the recorder's certificate carries besides
@@ -44,7 +45,7 @@ type Request struct {
 type Server struct {
 	ln     net.Listener
 	srv    *http.Server
-	ca     *azdoemu.CA
+	ca     *testca.CA
 	caFile string
 	dir    string
 
@@ -63,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	names := append(append([]string{}, DefaultNames...), cfg.Names...)
 	names = append(names, ln.Addr().(*net.TCPAddr).IP.String())
-	ca, err := azdoemu.NewCA("recorder CA "+azdoemu.NewGUID()[:8], names)
+	ca, err := testca.New("recorder CA "+azdoemu.NewGUID()[:8], names, time.Now())
 	if err != nil {
 		ln.Close()
 		return nil, err

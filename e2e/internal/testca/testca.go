@@ -1,4 +1,7 @@
-package azdoemu
+// Package testca generates the per-run certificate authorities of the e2e
+// servers (the Azure DevOps and Entra ID emulators, the recorder): an ECDSA
+// P-256 CA and one leaf it issued, both held in memory only.
+package testca
 
 import (
 	"crypto/ecdsa"
@@ -15,7 +18,7 @@ import (
 )
 
 // CA is a certificate authority generated for one run, with one leaf
-// certificate it issued. The recorder and the emulators each make their own.
+// certificate it issued.
 type CA struct {
 	Cert *x509.Certificate
 	PEM  []byte // the CA certificate, PEM encoded
@@ -23,19 +26,17 @@ type CA struct {
 	Pool *x509.CertPool
 }
 
-// DefaultNames are the DNS names every emulator leaf certificate carries.
-var DefaultNames = []string{"dev.azure.com", "*.visualstudio.com", "ssh.dev.azure.com", "localhost"}
-
-// NewCA generates an ECDSA P-256 CA valid for a day and a leaf for names,
-// which may mix DNS names and IP addresses. The leaf has an empty subject and
-// only SANs: Debian's GnuTLS-based git checks a subject CN against name
-// constraints, and clients match names against SANs anyway.
-func NewCA(commonName string, names []string) (*CA, error) {
+// New generates a CA named commonName, valid from an hour before now to a
+// day after, and a leaf for names, which may mix DNS names and IP addresses
+// (IPs become IP SANs). The CA may sign no intermediate (MaxPathLenZero).
+// The leaf has an empty subject and only SANs: Debian's GnuTLS-based git
+// checks a subject CN against name constraints, and clients match names
+// against SANs anyway.
+func New(commonName string, names []string, now time.Time) (*CA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: CA key: %w", err)
+		return nil, fmt.Errorf("testca: CA key: %w", err)
 	}
-	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
 		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"azdo-sidecar e2e"}},
@@ -48,16 +49,16 @@ func NewCA(commonName string, names []string) (*CA, error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: CA certificate: %w", err)
+		return nil, fmt.Errorf("testca: CA certificate: %w", err)
 	}
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: parse CA: %w", err)
+		return nil, fmt.Errorf("testca: parse CA: %w", err)
 	}
 
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: leaf key: %w", err)
+		return nil, fmt.Errorf("testca: leaf key: %w", err)
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
@@ -80,11 +81,11 @@ func NewCA(commonName string, names []string) (*CA, error) {
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: leaf certificate: %w", err)
+		return nil, fmt.Errorf("testca: leaf certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(leafDER)
 	if err != nil {
-		return nil, fmt.Errorf("azdoemu: parse leaf: %w", err)
+		return nil, fmt.Errorf("testca: parse leaf: %w", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
