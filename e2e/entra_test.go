@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -49,10 +48,9 @@ type entraWorld struct {
 	clock *entraClock
 }
 
-func newEntraWorld(t *testing.T, cfg entraemu.Config) *entraWorld {
+// startEntra starts an Entra ID emulator with one application and one user.
+func startEntra(t *testing.T, cfg entraemu.Config) *entraemu.Server {
 	t.Helper()
-	clk := &entraClock{t: time.Now()}
-	cfg.Now = clk.Now
 	entra, err := entraemu.New(cfg)
 	if err != nil {
 		t.Fatalf("entraemu.New: %v", err)
@@ -63,20 +61,20 @@ func newEntraWorld(t *testing.T, cfg entraemu.Config) *entraWorld {
 	if _, err := entra.AddUser(entraemu.User{UPN: entraUser}); err != nil {
 		t.Fatal(err)
 	}
+	return entra
+}
+
+func newEntraWorld(t *testing.T, cfg entraemu.Config) *entraWorld {
+	t.Helper()
+	clk := &entraClock{t: time.Now()}
+	cfg.Now = clk.Now
+	entra := startEntra(t, cfg)
 	azdo := testenv.StartAzDO(t, azdoemu.Config{TenantID: entra.TenantID(), Clock: clk.Now})
 	azdo.SetBearerVerifier(entra.VerifyAccessToken)
 	w := &entraWorld{entra: entra, azdo: azdo, git: testenv.NewGit(t), clock: clk}
 	w.seed = testenv.Seed(t, azdo, "fabrikam", "Tools", "cli", testenv.SeedOptions{Commits: 2, Bytes: 4 << 10})
 	testenv.Reach(t, w.git, azdo)
 	return w
-}
-
-// withHeader makes git send header on every request, through the
-// environment so that the token is not on a command line.
-func (w *entraWorld) withHeader(header string) {
-	w.git.Setenv("GIT_CONFIG_COUNT", "1")
-	w.git.Setenv("GIT_CONFIG_KEY_0", "http.extraHeader")
-	w.git.Setenv("GIT_CONFIG_VALUE_0", header)
 }
 
 // refresh redeems rt at the Entra emulator with x/oauth2, as the vault does.
@@ -91,35 +89,56 @@ func (w *entraWorld) refresh(rt secret.String) (*oauth2.Token, error) {
 	return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt.Reveal(), Expiry: time.Unix(1, 0)}).Token()
 }
 
-// TestEntraBearerClone: real git clones with an Entra access token, sent as
-// Bearer and as the Basic password, and is refused once it has expired.
+// TestEntraBearerClone is issue 3's "clone with a Bearer token": real git
+// clones with an Entra access token, sent as Bearer and as the Basic
+// password, and is refused with a token signed by another Entra ID (same
+// tenant ID, other keys), with an empty Basic user name, and once the token
+// has expired.
 func TestEntraBearerClone(t *testing.T) {
 	w := newEntraWorld(t, entraemu.Config{AccessTokenLifetime: 65 * time.Minute})
 	tok, err := w.entra.IssueTokensForTest(entraUser)
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := startEntra(t, entraemu.Config{TenantID: w.entra.TenantID(), Now: w.clock.Now})
+	forged, err := other.IssueTokensForTest(entraUser)
+	if err != nil {
+		t.Fatal(err)
+	}
 	headers := []struct {
 		name, header string
 		kind         azdoemu.CredKind
+		ok           bool
 	}{
-		{"bearer", "Authorization: Bearer " + tok.AccessToken.Reveal(), azdoemu.CredBearer},
-		{"basic password", "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("azdo-sidecar:"+tok.AccessToken.Reveal())), azdoemu.CredBasicBearer},
+		{"bearer", "Authorization: Bearer " + tok.AccessToken.Reveal(), azdoemu.CredBearer, true},
+		{"basic password", basicHeader("azdo-sidecar", tok.AccessToken), azdoemu.CredBasicBearer, true},
+		{"bearer from another issuer", "Authorization: Bearer " + forged.AccessToken.Reveal(), azdoemu.CredBearer, false},
+		{"basic password with empty user", basicHeader("", tok.AccessToken), azdoemu.CredInvalid, false},
 	}
 	for _, h := range headers {
 		t.Run(h.name, func(t *testing.T) {
-			w.withHeader(h.header)
+			w.azdo.ResetRequests()
+			extraHeader(w.git, h.header)
 			out, err := w.git.RunErr("ls-remote", entraRepoURL)
-			if err != nil || !strings.Contains(out, w.seed.Head) {
-				t.Fatalf("ls-remote with an Entra token as %s = %v\n%s; want %s listed", h.name, err, out, w.seed.Head)
+			if (err == nil) != h.ok || h.ok && !strings.Contains(out, w.seed.Head) {
+				t.Fatalf("ls-remote with an Entra token as %s = %v\n%s; want success %v with %s listed", h.name, err, out, h.ok, w.seed.Head)
 			}
 			reqs := w.azdo.Requests()
-			if last := reqs[len(reqs)-1]; last.CredKind != h.kind || last.Status != 200 || last.CredHash != azdoemu.CredentialHash(tok.AccessToken) {
+			if len(reqs) == 0 {
+				t.Fatal("no requests logged")
+			}
+			for _, r := range reqs {
+				if r.CredKind != h.kind {
+					t.Errorf("%s %s: CredKind = %s; want %s", r.Method, r.Path, r.CredKind, h.kind)
+				}
+			}
+			if last := reqs[len(reqs)-1]; h.ok && (last.Status != 200 || last.CredHash != azdoemu.CredentialHash(tok.AccessToken)) {
 				t.Errorf("last request: credential %s status %d; want %s, 200, the token's hash", last.CredKind, last.Status, h.kind)
 			}
+			assertNoSecret(t, w.azdo, forged.AccessToken)
 		})
 	}
-	w.withHeader(headers[0].header)
+	extraHeader(w.git, headers[0].header)
 	dir := t.TempDir() + "/cli"
 	w.git.Run(t, "clone", "--quiet", entraRepoURL, dir)
 	if got := w.git.Run(t, "-C", dir, "rev-parse", "HEAD"); got != w.seed.Head {
@@ -154,15 +173,15 @@ func TestEntraRefreshRotationDoubleUse(t *testing.T) {
 	if first.RefreshToken == "" || first.RefreshToken == seed.RefreshToken.Reveal() {
 		t.Fatal("refresh did not rotate the refresh token")
 	}
-	w.withHeader("Authorization: Bearer " + first.AccessToken)
+	extraHeader(w.git, "Authorization: Bearer "+first.AccessToken)
 	if out, err := w.git.RunErr("ls-remote", entraRepoURL); err != nil || !strings.Contains(out, w.seed.Head) {
 		t.Fatalf("ls-remote with the refreshed token = %v\n%s", err, out)
 	}
 
 	_, err = w.refresh(seed.RefreshToken) // the old one, again
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" || !strings.HasPrefix(re.ErrorDescription, "AADSTS70000:") {
-		t.Fatalf("second use of a refresh token = %v; want invalid_grant AADSTS70000", err)
+	if !errors.As(err, &re) || re.Response.StatusCode != 400 || re.ErrorCode != "invalid_grant" || !strings.HasPrefix(re.ErrorDescription, "AADSTS70000:") {
+		t.Fatalf("second use of a refresh token = %v; want 400 invalid_grant AADSTS70000", err)
 	}
 	if strings.Contains(err.Error(), seed.RefreshToken.Reveal()) {
 		t.Error("the error echoes the refresh token")
