@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,19 +19,6 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
-// scBuffer collects a process's output while the test reads it.
-type scBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *scBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *scBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // sidecarProc is a running `azdo-sidecar serve`.
 type sidecarProc struct {
 	cmd     *exec.Cmd
@@ -41,7 +26,7 @@ type sidecarProc struct {
 	Socket  string `json:"socket"`
 	CAFile  string `json:"ca_file"`
 	Metrics string `json:"metrics"`
-	stderr  *scBuffer
+	stderr  *lockedBuffer
 	extra   []string // stdout lines after the ready line
 	done    chan error
 	stopped bool
@@ -61,7 +46,7 @@ func startSidecar(t *testing.T, env []string, args ...string) *sidecarProc {
 		"--drain-timeout", "5s"}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(scBaseEnv(), env...)
-	p := &sidecarProc{cmd: cmd, stderr: &scBuffer{}, done: make(chan error, 1)}
+	p := &sidecarProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
