@@ -259,7 +259,9 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		if err != nil {
 			return fmt.Errorf("vaultsource: token for %s: %w: %v", key, ErrProtocol, err)
 		}
-		return &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, Reason: msg, ConnectURL: u}
+		ce := &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, ConnectURL: u}
+		ce.Reason = connectReason(er.Message, *ce)
+		return ce
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
@@ -276,6 +278,26 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		msg = ": " + msg
 	}
 	return fmt.Errorf("vaultsource: token for %s: %w: vault answered %d%s", key, ErrProtocol, resp.StatusCode, msg)
+}
+
+// connectReason returns what the vault's message adds to ce: the vault
+// sends the text of its own ConnectError ("Azure DevOps (host/org): connect
+// required (reason): open <link>"), and taken whole as Reason it would
+// print the prefix and the connect link twice. A message without that
+// shape is kept, minus any copy of the link.
+func connectReason(msg string, ce token.ConnectError) string {
+	if ce.ConnectURL != "" {
+		msg = strings.TrimSuffix(msg, ": open "+ce.ConnectURL)
+		msg = strings.ReplaceAll(msg, ce.ConnectURL, "")
+	}
+	ce.Reason, ce.ConnectURL = "", ""
+	if rest, ok := strings.CutPrefix(msg, ce.Error()); ok {
+		msg = strings.TrimSpace(rest)
+		if r, ok := strings.CutPrefix(msg, "("); ok {
+			msg = strings.TrimSuffix(r, ")")
+		}
+	}
+	return clean(strings.TrimSpace(msg))
 }
 
 // connectURL accepts only an absolute http(s) URL: it ends up on git's

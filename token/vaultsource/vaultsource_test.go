@@ -157,6 +157,21 @@ func TestTokenErrors(t *testing.T) {
 				var ce *token.ConnectError
 				return errors.As(err, &ce) && ce.Reconnect && ce.ConnectURL == connect && ce.Reason == "AADSTS50173"
 			}},
+		// The real vault's message is its own ConnectError's text, link
+		// included; the sidecar must keep only the reason, and show the
+		// link once.
+		{"reconnect required, message as the vault writes it", errorAnswer(409, vaultapi.ErrorResponse{Error: vaultapi.ErrReconnectRequired,
+			Message: (&token.ConnectError{Key: key, Reconnect: true, Reason: "AADSTS700082: inactive", ConnectURL: connect}).Error(), ConnectURL: connect}), "",
+			func(err error) bool {
+				var ce *token.ConnectError
+				return errors.As(err, &ce) && ce.Reconnect && ce.Reason == "AADSTS700082: inactive" && strings.Count(err.Error(), connect) == 1
+			}},
+		{"not connected, message as the vault writes it", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected,
+			Message: (&token.ConnectError{Key: key, ConnectURL: connect}).Error(), ConnectURL: connect}), "",
+			func(err error) bool {
+				var ce *token.ConnectError
+				return errors.As(err, &ce) && ce.Reason == "" && strings.Count(err.Error(), connect) == 1
+			}},
 		{"404 without error code is a wrong URL", errorAnswer(404, vaultapi.ErrorResponse{}), "",
 			func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"connect_url with another scheme", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "javascript:alert(1)"}), "",
