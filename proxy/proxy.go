@@ -433,7 +433,7 @@ func (p *Proxy) fetchToken(req *http.Request, key token.Key) (token.Token, *http
 	if err != nil {
 		result, resp := tokenErrorResponse(req, key, err)
 		p.m.tokenFetches.WithLabelValues(result).Inc()
-		p.log.Warn("proxy: no token", "key", key.String(), "err", err)
+		p.log.Warn("proxy: no token", "key", key.String(), "err", logSafe(err))
 		return token.Token{}, resp
 	}
 	p.m.tokenFetches.WithLabelValues("ok").Inc()
@@ -523,6 +523,20 @@ func canonicalHost(hostport, defaultPort string) string {
 		return h
 	}
 	return net.JoinHostPort(h, port)
+}
+
+// logSafe returns err as a log line may show it: a *token.ConnectError
+// without its connect link, which is a signed, single-use link meant for
+// the user's browser (git shows it from the response body), not for
+// whoever reads the sidecar's logs.
+func logSafe(err error) string {
+	var ce *token.ConnectError
+	if errors.As(err, &ce) {
+		c := *ce
+		c.ConnectURL = ""
+		return c.Error()
+	}
+	return err.Error()
 }
 
 func drainClose(rc io.ReadCloser) {

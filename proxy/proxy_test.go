@@ -375,6 +375,15 @@ func TestTokenErrorsAreExplained(t *testing.T) {
 			if got := resp.Header.Get("Retry-After"); got != tc.wantHeader {
 				t.Errorf("Retry-After = %q; want %q", got, tc.wantHeader)
 			}
+			// The connect link is a signed, single-use bearer link for
+			// the user's browser: git shows it, the sidecar's log must not.
+			logs := h.logs.String()
+			if !strings.Contains(logs, "no token") {
+				t.Fatalf("logs lack the no-token line (the path was not exercised):\n%s", logs)
+			}
+			if strings.Contains(logs, "runner.example/connect") {
+				t.Errorf("logs contain the connect link:\n%s", logs)
+			}
 		})
 	}
 	if n := len(rec.requests()); n != 0 {
