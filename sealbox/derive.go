@@ -8,7 +8,8 @@ import (
 
 func publicFromPrivate(priv PrivateKey) (PublicKey, error) {
 	var pub PublicKey
-	b, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	k := priv.array()
+	b, err := curve25519.X25519(k[:], curve25519.Basepoint)
 	if err != nil {
 		return pub, fmt.Errorf("sealbox: derive public key: %w", err)
 	}

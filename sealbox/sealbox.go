@@ -30,8 +30,33 @@ var ErrOpen = errors.New("sealbox: cannot open: sealed to another key or corrupt
 // PublicKey is an X25519 public key.
 type PublicKey [KeySize]byte
 
-// PrivateKey is an X25519 private key. Its String method redacts.
-type PrivateKey [KeySize]byte
+// PrivateKey is an X25519 private key. It prints as "[REDACTED]" with
+// every fmt verb. The key sits behind a pointer, as secret.String's value
+// does: fmt cannot call methods on a key kept in an unexported struct field
+// (a Vault's, say) and would print its 32 bytes; through the pointer it
+// prints an address. The zero value is no key (IsZero).
+type PrivateKey struct {
+	k *[KeySize]byte
+}
+
+// IsZero reports whether p holds no key (or one of all zero bytes).
+func (p PrivateKey) IsZero() bool { return p.k == nil || *p.k == [KeySize]byte{} }
+
+// Bytes returns a copy of the key material, for key derivation.
+func (p PrivateKey) Bytes() []byte {
+	if p.k == nil {
+		return make([]byte, KeySize)
+	}
+	return append([]byte(nil), p.k[:]...)
+}
+
+// array returns the key as an array (zeros when there is none).
+func (p PrivateKey) array() [KeySize]byte {
+	if p.k == nil {
+		return [KeySize]byte{}
+	}
+	return *p.k
+}
 
 // KeyPair is a private key with its public key.
 type KeyPair struct {
@@ -50,7 +75,7 @@ func GenerateFrom(r io.Reader) (KeyPair, error) {
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("sealbox: generate key: %w", err)
 	}
-	return KeyPair{Public: *pub, Private: *priv}, nil
+	return KeyPair{Public: *pub, Private: PrivateKey{k: priv}}, nil
 }
 
 // String returns the standard base64 form of the public key.
@@ -62,8 +87,24 @@ func (PrivateKey) String() string { return "[REDACTED]" }
 // GoString redacts.
 func (PrivateKey) GoString() string { return "sealbox.PrivateKey([REDACTED])" }
 
+// Format implements fmt.Formatter so that every verb (%d and %x included)
+// redacts.
+func (p PrivateKey) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprint(f, p.GoString())
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", p.String())
+	default:
+		fmt.Fprint(f, p.String())
+	}
+}
+
 // Encode returns the standard base64 form of the private key, for the key file.
-func (p PrivateKey) Encode() string { return base64.StdEncoding.EncodeToString(p[:]) }
+func (p PrivateKey) Encode() string {
+	a := p.array()
+	return base64.StdEncoding.EncodeToString(a[:])
+}
 
 // ParsePublicKey decodes a standard base64 public key of 32 bytes.
 func ParsePublicKey(s string) (PublicKey, error) {
@@ -90,7 +131,9 @@ func ParsePrivateKey(s string) (KeyPair, error) {
 	if len(b) != KeySize {
 		return kp, fmt.Errorf("sealbox: private key has %d bytes; want %d", len(b), KeySize)
 	}
-	copy(kp.Private[:], b)
+	var k [KeySize]byte
+	copy(k[:], b)
+	kp.Private = PrivateKey{k: &k}
 	pub, err := publicFromPrivate(kp.Private)
 	if err != nil {
 		return kp, err
@@ -116,7 +159,7 @@ func (kp KeyPair) Open(sealed string) ([]byte, error) {
 		return nil, errors.New("sealbox: sealed value is not standard base64")
 	}
 	pub := [KeySize]byte(kp.Public)
-	priv := [KeySize]byte(kp.Private)
+	priv := kp.Private.array()
 	out, ok := box.OpenAnonymous(nil, b, &pub, &priv)
 	if !ok {
 		return nil, ErrOpen

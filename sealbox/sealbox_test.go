@@ -57,6 +57,44 @@ func TestPrivateKeyRoundTripAndDerive(t *testing.T) {
 	}
 }
 
+// TestPrivateKeyNeverPrints covers the paths where fmt cannot call the
+// key's methods: verbs such as %d, and a key pair kept in an unexported
+// struct field (as the vault keeps its own).
+func TestPrivateKeyNeverPrints(t *testing.T) {
+	kp, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type holder struct{ kp KeyPair }
+	raw := kp.Private.Bytes()
+	dec := strings.Trim(fmt.Sprint(raw), "[]") // "12 34 ..."
+	hex := fmt.Sprintf("%x", raw)
+	tests := []struct {
+		name string
+		out  string
+	}{
+		{"%d key", fmt.Sprintf("%d", kp.Private)},
+		{"%x key", fmt.Sprintf("%x", kp.Private)},
+		{"%v pair", fmt.Sprintf("%v", kp)},
+		{"%d pair", fmt.Sprintf("%d", kp)},
+		{"%v unexported field", fmt.Sprintf("%v", holder{kp})},
+		{"%+v unexported field", fmt.Sprintf("%+v", holder{kp})},
+		{"%#v unexported field", fmt.Sprintf("%#v", holder{kp})},
+		{"%x unexported field", fmt.Sprintf("%x", holder{kp})},
+	}
+	for _, tt := range tests {
+		if strings.Contains(tt.out, dec) || strings.Contains(tt.out, hex) || strings.Contains(tt.out, kp.Private.Encode()) {
+			t.Errorf("%s printed the private key: %s", tt.name, tt.out)
+		}
+	}
+	if parsed, err := ParsePrivateKey(kp.Private.Encode()); err != nil || parsed.Private.Encode() != kp.Private.Encode() {
+		t.Fatalf("ParsePrivateKey(Encode()) = %v, %v; want the same key", parsed, err)
+	}
+	if !(PrivateKey{}).IsZero() || kp.Private.IsZero() {
+		t.Fatalf("IsZero: zero value %t, generated key %t; want true, false", (PrivateKey{}).IsZero(), kp.Private.IsZero())
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, in := range []string{"", "!!!", "AAAA"} {
 		if _, err := ParsePublicKey(in); err == nil {

@@ -63,10 +63,10 @@ type Signer struct {
 // (SHA-256, a purpose label), so the private key itself is never used as an
 // HMAC key.
 func NewSigner(kp sealbox.KeyPair) (*Signer, error) {
-	if kp.Private == (sealbox.PrivateKey{}) {
+	if kp.Private.IsZero() {
 		return nil, errors.New("connect: no runner private key")
 	}
-	key, err := hkdf.Key(sha256.New, kp.Private[:], nil, "azdo-vault connect link v1", 32)
+	key, err := hkdf.Key(sha256.New, kp.Private.Bytes(), nil, "azdo-vault connect link v1", 32)
 	if err != nil {
 		return nil, fmt.Errorf("connect: derive link key: %w", err)
 	}
