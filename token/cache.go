@@ -33,6 +33,13 @@ const (
 	// DefaultRetryBackoff is how long a transient failure is remembered
 	// when the source gave no Retry-After of its own.
 	DefaultRetryBackoff = time.Second
+	// MaxCacheKeys bounds the keys a Cache remembers. The org of a key
+	// comes from request paths, so without a bound every distinct path
+	// prefix ever requested would stay in memory (and in status) for the
+	// life of the sidecar. Past the bound, idle keys are dropped first,
+	// then the least recently fetched: a dropped key is fetched again when
+	// next asked for.
+	MaxCacheKeys = 1024
 	// DefaultStaleWait is how long a caller that holds a still-valid (but
 	// inside the margin) token waits for the refresh before being served
 	// the old token; the refresh carries on in the background.
@@ -169,6 +176,9 @@ func (c *Cache) Token(ctx context.Context, key Key) (Token, error) {
 	now := c.opts.Now()
 	e := c.entries[key]
 	if e == nil {
+		if len(c.entries) >= MaxCacheKeys {
+			c.evict(now)
+		}
 		e = &entry{}
 		c.entries[key] = e
 	}
@@ -248,7 +258,7 @@ func (c *Cache) fetch(key Key, cl *call) {
 	c.mu.Lock()
 	now := c.opts.Now()
 	e := c.entries[key]
-	if e == nil { // cannot happen: entries are never deleted
+	if e == nil { // cannot happen: an entry with a fetch in flight is never evicted
 		e = &entry{}
 		c.entries[key] = e
 	}
@@ -272,6 +282,32 @@ func (c *Cache) fetch(key Key, cl *call) {
 
 	if c.opts.OnFetch != nil {
 		c.opts.OnFetch(key, took, err)
+	}
+}
+
+// evict makes room for one more key; c.mu is held. It drops every idle
+// entry (no usable token, no remembered failure, no fetch in flight) and,
+// if that freed nothing, the least recently fetched entry without a fetch
+// in flight.
+func (c *Cache) evict(now time.Time) {
+	var oldest *Key
+	var oldestAt time.Time
+	freed := false
+	for k, e := range c.entries {
+		if e.call != nil {
+			continue
+		}
+		if !e.tok.Valid(now, 0) && !now.Before(e.errUntil) {
+			delete(c.entries, k)
+			freed = true
+			continue
+		}
+		if oldest == nil || e.fetchedAt.Before(oldestAt) {
+			oldest, oldestAt = &k, e.fetchedAt
+		}
+	}
+	if !freed && oldest != nil {
+		delete(c.entries, *oldest)
 	}
 }
 

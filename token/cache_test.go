@@ -393,3 +393,61 @@ func TestCacheOnFetchHook(t *testing.T) {
 		t.Fatalf("OnFetch errors = %v; want [ErrNoCredential]", got)
 	}
 }
+
+func TestCacheBoundsKeys(t *testing.T) {
+	clk := newClock()
+	// A static PAT: every org gets a token that never expires, so no entry
+	// ever becomes idle on its own.
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		return tokenN(n, time.Time{}), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	for i := range MaxCacheKeys + 50 {
+		k := Key{Host: "dev.azure.com", Org: fmt.Sprintf("org%d", i)}
+		if _, err := c.Token(context.Background(), k); err != nil {
+			t.Fatalf("Token(%v) error = %v; want a token", k, err)
+		}
+		clk.Set(clk.Now().Add(time.Second))
+	}
+	if n := len(c.Snapshot()); n > MaxCacheKeys {
+		t.Fatalf("cache holds %d keys after %d distinct ones; want at most %d", n, MaxCacheKeys+50, MaxCacheKeys)
+	}
+	// The most recent key is still served from memory.
+	calls := src.calls.Load()
+	last := Key{Host: "dev.azure.com", Org: fmt.Sprintf("org%d", MaxCacheKeys+49)}
+	if _, err := c.Token(context.Background(), last); err != nil || src.calls.Load() != calls {
+		t.Errorf("Token(%v) = %v after %d calls, now %d; want a cached token", last, err, calls, src.calls.Load())
+	}
+}
+
+func TestCacheEvictsIdleKeysFirst(t *testing.T) {
+	clk := newClock()
+	src := &fakeSource{fn: func(_ context.Context, _ int64, k Key) (Token, error) {
+		if k.Org == "keep" {
+			return tokenN(0, time.Time{}), nil
+		}
+		return Token{}, fmt.Errorf("no: %w", ErrUnavailable)
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now, RetryBackoff: time.Second})
+	defer c.Close()
+	keep := Key{Host: "dev.azure.com", Org: "keep"}
+	mustTok := func(k Key) {
+		if _, err := c.Token(context.Background(), k); err != nil {
+			t.Fatalf("Token(%v) error = %v; want a token", k, err)
+		}
+	}
+	mustTok(keep)
+	for i := range MaxCacheKeys + 50 {
+		_, _ = c.Token(context.Background(), Key{Host: "dev.azure.com", Org: fmt.Sprintf("gone%d", i)})
+		clk.Set(clk.Now().Add(2 * time.Second)) // past the backoff: the failure is idle
+	}
+	if n := len(c.Snapshot()); n > MaxCacheKeys {
+		t.Fatalf("cache holds %d keys; want at most %d", n, MaxCacheKeys)
+	}
+	calls := src.calls.Load()
+	mustTok(keep)
+	if src.calls.Load() != calls {
+		t.Errorf("the key with a token was evicted before idle ones (source called again)")
+	}
+}
