@@ -304,6 +304,9 @@ func TestTokenErrors(t *testing.T) {
 		{name: "consent", setup: func(f *fixture) { _ = f.srv.SetConsent(upn, false) }, wantErr: "invalid_grant", wantCode: entraemu.CodeConsentMissing, wantStatus: 400},
 		{name: "resource not in tenant", setup: func(f *fixture) { _ = f.srv.SetResourceAvailable(f.srv.TenantID(), false) }, wantErr: "invalid_resource", wantCode: entraemu.CodeResourceNotFound, wantStatus: 400},
 		{name: "bare scope", conf: func(c *oauth2.Config) { c.Scopes = []string{"vso.code"} }, wantErr: "invalid_scope", wantCode: entraemu.CodeInvalidScope, wantStatus: 400},
+		{name: "scopes of two resources", conf: func(c *oauth2.Config) {
+			c.Scopes = []string{"offline_access", entraemu.ResourceID + "/vso.code", "https://graph.microsoft.com/User.Read"}
+		}, wantErr: "invalid_scope", wantCode: entraemu.CodeMultipleResources, wantStatus: 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -320,7 +323,7 @@ func TestTokenErrors(t *testing.T) {
 				tt.conf(conf)
 			}
 			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {seed.RefreshToken.Reveal()}, "client_id": {conf.ClientID}, "client_secret": {conf.ClientSecret}}
-			if tt.name == "bare scope" {
+			if tt.name == "bare scope" || tt.name == "scopes of two resources" {
 				form.Set("scope", strings.Join(conf.Scopes, " "))
 			}
 			resp, err := f.http.PostForm(conf.Endpoint.TokenURL, form)
@@ -357,6 +360,9 @@ func TestAuthorizeErrors(t *testing.T) {
 		{name: "redirect uri mismatch", mutate: func(q url.Values) { q.Set("redirect_uri", "https://evil.test/cb") }, wantPage: entraemu.CodeRedirectMismatch},
 		{name: "unknown app", mutate: func(q url.Values) { q.Set("client_id", "nope") }, wantPage: entraemu.CodeUnknownApp},
 		{name: "bare vso.code", mutate: func(q url.Values) { q.Set("scope", "openid vso.code") }, wantError: "invalid_scope"},
+		{name: "scopes of two resources", mutate: func(q url.Values) {
+			q.Set("scope", "openid offline_access "+entraemu.ResourceID+"/vso.code "+entraemu.GraphResourceID+"/User.Read")
+		}, wantError: "invalid_scope"},
 		{name: "no pkce", mutate: func(q url.Values) { q.Del("code_challenge") }, wantError: "invalid_request"},
 		{name: "plain pkce", mutate: func(q url.Values) { q.Set("code_challenge_method", "plain") }, wantError: "invalid_request"},
 		{name: "consent", setup: func(f *fixture) { _ = f.srv.SetConsent(upn, false) }, wantError: "consent_required"},

@@ -25,6 +25,7 @@ const (
 	CodeRedirectMismatch   = 50011   // redirect URI not registered
 	CodeResourceNotFound   = 500011  // invalid_resource: Azure DevOps not in tenant
 	CodeInvalidScope       = 70011   // invalid_scope
+	CodeMultipleResources  = 28000   // invalid_scope: scopes of more than one resource in one request
 	CodeCodeRedeemed       = 54005   // invalid_grant: authorization code already redeemed
 	CodePKCEMismatch       = 50148   // invalid_grant: code_verifier does not match
 	CodeMalformedGrant     = 9002313 // invalid_grant: unknown or malformed code/refresh token
@@ -65,6 +66,7 @@ var catalog = map[int]aadError{
 	CodeRedirectMismatch:   {"invalid_request", 400, "The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."},
 	CodeResourceNotFound:   {"invalid_resource", 400, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."},
 	CodeInvalidScope:       {"invalid_scope", 400, "The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist or is not valid."},
+	CodeMultipleResources:  {"invalid_scope", 400, "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid."},
 	CodeCodeRedeemed:       {"invalid_grant", 400, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."},
 	CodePKCEMismatch:       {"invalid_grant", 400, "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE."},
 	CodeMalformedGrant:     {"invalid_grant", 400, "Invalid request. Request is malformed or invalid."},

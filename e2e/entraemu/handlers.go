@@ -214,8 +214,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, redirectURI, state, CodeUnsupportedRespTyp, "")
 		return
 	}
-	if _, bad := parseScopes(q.Get("scope"), false); bad != "" {
+	if scopes, bad := parseScopes(q.Get("scope"), false); bad != "" {
 		s.redirectError(w, r, redirectURI, state, CodeInvalidScope, "", bad)
+		return
+	} else if multipleResources(scopes) {
+		s.redirectError(w, r, redirectURI, state, CodeMultipleResources, "", q.Get("scope"))
 		return
 	}
 	if q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" {
@@ -300,8 +303,7 @@ func parseScopes(param string, appOnly bool) ([]string, string) {
 			}
 			continue
 		}
-		res, perm, ok := strings.Cut(sc, "/")
-		res = strings.TrimPrefix(strings.TrimPrefix(res, "api://"), "https://")
+		res, perm, ok := splitScope(sc)
 		if !ok || perm == "" || (res != ResourceID && res != GraphResourceID && res != "graph.microsoft.com") {
 			return nil, sc
 		}
@@ -310,6 +312,36 @@ func parseScopes(param string, appOnly bool) ([]string, string) {
 		}
 	}
 	return scopes, ""
+}
+
+// splitScope splits a resource scope ("{resource}/{permission}",
+// "api://{resource}/{permission}" or "https://{host}/{permission}") into
+// its resource and permission.
+func splitScope(sc string) (res, perm string, ok bool) {
+	sc = strings.TrimPrefix(strings.TrimPrefix(sc, "api://"), "https://")
+	return strings.Cut(sc, "/")
+}
+
+// multipleResources reports whether scopes name more than one resource
+// (Azure DevOps and Microsoft Graph, say): Entra ID issues a token for one
+// resource per request and answers such a request with AADSTS28000. The
+// OIDC scopes belong to none.
+func multipleResources(scopes []string) bool {
+	seen := ""
+	for _, sc := range scopes {
+		res, _, ok := splitScope(sc)
+		if !ok {
+			continue
+		}
+		if res == "graph.microsoft.com" {
+			res = GraphResourceID
+		}
+		if seen != "" && res != seen {
+			return true
+		}
+		seen = res
+	}
+	return false
 }
 
 func hasResource(scopes []string) bool {
@@ -478,6 +510,9 @@ func (s *Server) redeemRefreshLocked(r *http.Request, t tenantRef, a *app, now t
 		req, bad := parseScopes(sp, false)
 		if bad != "" {
 			return nil, failure(CodeInvalidScope, bad)
+		}
+		if multipleResources(req) {
+			return nil, failure(CodeMultipleResources, sp)
 		}
 		// offline_access and openid stay granted for the grant's life:
 		// a refresh always returns a new refresh token.
