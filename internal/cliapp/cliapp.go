@@ -82,15 +82,6 @@ func (u UsageError) Unwrap() error { return u.Err }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return UsageError{err} }
 
-// ErrNotImplemented is returned by commands that are declared but not built yet.
-var ErrNotImplemented = errors.New("not implemented yet")
-
-// NotImplemented is the Action of a declared command whose owner has not
-// built it yet.
-func NotImplemented(c *cli.Context) error {
-	return fmt.Errorf("%s: %w", c.Command.FullName(), ErrNotImplemented)
-}
-
 // Run runs app and returns the process exit code: 0 on success, the code of
 // a cli.ExitCoder, 2 for a usage error, else 1. An error is printed on
 // stderr as one line prefixed with the app's name; a cli.ExitCoder with an

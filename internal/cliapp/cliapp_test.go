@@ -27,7 +27,6 @@ func TestRun(t *testing.T) {
 		{name: "exit coder zero is still a failure", action: func(*cli.Context) error { return cli.Exit("odd", 0) }, code: 1, stderr: "app: odd\n"},
 		{name: "usage error", action: func(*cli.Context) error { return nil }, args: []string{"--nope"}, code: 2, stderr: "app: flag provided but not defined: -nope (see --help)\n"},
 		{name: "usage error from action", action: func(*cli.Context) error { return UsageError{errors.New("takes one ID")} }, code: 2, stderr: "app: takes one ID (see --help)\n"},
-		{name: "not implemented", action: NotImplemented, code: 1, stderr: "app: cmd: not implemented yet\n"},
 		{name: "bad log level", action: func(*cli.Context) error { return nil }, args: []string{"--log-level", "loud"}, code: 1, stderr: "app: log-level: \"loud\"; allowed: debug, info, warn, error\n"},
 	}
 	for _, tt := range tests {
