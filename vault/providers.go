@@ -54,7 +54,7 @@ func NewProviders(ctx context.Context, oauth map[string]OAuthSettings, pat map[s
 		p := Provider{Host: h, PAT: pat[h]}
 		if o, ok := oauth[h]; ok {
 			r := &EntraRefresher{Config: o.EntraConfig(client, nil)}
-			if _, err := r.provider(ctx); err != nil && entra.ClassOf(err) != entra.Transient {
+			if _, err := r.Provider(ctx); err != nil && entra.ClassOf(err) != entra.Transient {
 				var ee *entra.Error
 				if errors.As(err, &ee) {
 					return nil, fmt.Errorf("provider %s: %s (%w)", h, ee.Advice(), err)
@@ -79,8 +79,10 @@ type EntraRefresher struct {
 	p  *entra.Provider
 }
 
-// provider returns the discovered provider, discovering it if needed.
-func (r *EntraRefresher) provider(ctx context.Context) (*entra.Provider, error) {
+// Provider returns the discovered provider, discovering it if needed. The
+// Connect pages use it too, so a host's issuer is discovered once per
+// process.
+func (r *EntraRefresher) Provider(ctx context.Context) (*entra.Provider, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.p != nil {
@@ -96,7 +98,7 @@ func (r *EntraRefresher) provider(ctx context.Context) (*entra.Provider, error) 
 
 // Refresh implements Refresher.
 func (r *EntraRefresher) Refresh(ctx context.Context, refresh secret.String) (Grant, error) {
-	p, err := r.provider(ctx)
+	p, err := r.Provider(ctx)
 	if err != nil {
 		return Grant{}, fromEntra(err)
 	}

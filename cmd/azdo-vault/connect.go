@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/connect"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/entra"
 )
 
 func init() { mounters = append(mounters, mountConnect) }
@@ -12,13 +14,14 @@ func init() { mounters = append(mounters, mountConnect) }
 // the vault hand out their signed, single-use connect_url links.
 func mountConnect(_ context.Context, d *serveDeps) error {
 	h, err := connect.New(connect.Config{
-		PublicURL: d.File.PublicURL,
-		Keys:      d.Keys,
-		Vault:     d.Vault,
-		OAuth:     d.OAuth,
-		PAT:       patHosts(d.File),
-		Client:    d.Client,
-		Logger:    d.Log,
+		PublicURL:   d.File.PublicURL,
+		Keys:        d.Keys,
+		Vault:       d.Vault,
+		OAuth:       d.OAuth,
+		PAT:         patHosts(d.File),
+		Client:      d.Client,
+		Logger:      d.Log,
+		NewProvider: sharedProvider(d),
 	})
 	if err != nil {
 		return err
@@ -26,4 +29,18 @@ func mountConnect(_ context.Context, d *serveDeps) error {
 	h.Register(d.Vault.Mux())
 	d.Vault.SetLinker(h)
 	return nil
+}
+
+// sharedProvider makes the Connect pages use the issuer the vault's
+// refresher already discovered for a host, instead of running OIDC
+// discovery a second time on the first sign-in.
+func sharedProvider(d *serveDeps) func(context.Context, vault.OAuthSettings) (connect.OAuthProvider, error) {
+	return func(ctx context.Context, s vault.OAuthSettings) (connect.OAuthProvider, error) {
+		for _, p := range d.Providers {
+			if r, ok := p.OAuth.(*vault.EntraRefresher); ok && p.Host == vault.NormalizeHost(s.Host) {
+				return r.Provider(ctx)
+			}
+		}
+		return entra.New(ctx, s.EntraConfig(d.Client, nil))
+	}
 }

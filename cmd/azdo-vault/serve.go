@@ -28,10 +28,13 @@ const shutdownGrace = 15 * time.Second
 // serveDeps is what serve builds before it listens; mounters get it to add
 // their routes (the Connect and PAT pages) to the vault's mux.
 type serveDeps struct {
-	Vault  *vault.Vault
-	File   *config.VaultFile
-	Keys   sealbox.KeyPair
-	Client *http.Client // trusts system roots, SSL_CERT_FILE and --upstream-ca-file
+	Vault *vault.Vault
+	// Providers are the vault's providers; their Entra refreshers hold
+	// the discovered issuers the Connect pages reuse.
+	Providers []vault.Provider
+	File      *config.VaultFile
+	Keys      sealbox.KeyPair
+	Client    *http.Client // trusts system roots, SSL_CERT_FILE and --upstream-ca-file
 	// OAuth holds each OAuth-enabled host's provider settings, with the
 	// client secret opened (in memory only).
 	OAuth map[string]vault.OAuthSettings
@@ -107,7 +110,7 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return err
 	}
 	defer v.Close()
-	deps := &serveDeps{Vault: v, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
+	deps := &serveDeps{Vault: v, Providers: providers, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
 	for _, m := range mounters {
 		if err := m(ctx, deps); err != nil {
 			return err
