@@ -83,7 +83,7 @@ func newConnectWorldFor(t *testing.T, tenant string) *connectWorld {
 	if _, err := w.entra.AddUser(entraemu.User{UPN: connectUPN}); err != nil {
 		t.Fatal(err)
 	}
-	w.azdo.SetBearerVerifier(w.entra.VerifyAccessToken)
+	w.azdo.SetBearerVerifier(w.entra.AzureDevOpsVerifier(w.azdo.TenantID()))
 	w.pat = azdoemu.NewPAT()
 	if err := w.azdo.AddPAT(azdoemu.PAT{Token: w.pat, Org: "contoso", User: connectUPN}); err != nil {
 		t.Fatal(err)

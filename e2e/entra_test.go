@@ -70,7 +70,7 @@ func newEntraWorld(t *testing.T, cfg entraemu.Config) *entraWorld {
 	cfg.Now = clk.Now
 	entra := startEntra(t, cfg)
 	azdo := testenv.StartAzDO(t, azdoemu.Config{TenantID: entra.TenantID(), Clock: clk.Now})
-	azdo.SetBearerVerifier(entra.VerifyAccessToken)
+	azdo.SetBearerVerifier(entra.AzureDevOpsVerifier(azdo.TenantID()))
 	w := &entraWorld{entra: entra, azdo: azdo, git: testenv.NewGit(t), clock: clk}
 	w.seed = testenv.Seed(t, azdo, "fabrikam", "Tools", "cli", testenv.SeedOptions{Commits: 2, Bytes: 4 << 10})
 	testenv.Reach(t, w.git, azdo)

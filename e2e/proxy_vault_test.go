@@ -32,7 +32,7 @@ func newProxyVaultWorld(t *testing.T, seed func(w *proxyVaultWorld), sidecarArgs
 	emu := testenv.StartAzDO(t, azdoemu.Config{})
 	w := &proxyVaultWorld{emu: emu, git: testenv.NewGit(t)}
 	w.vw = newVaultWorld(t, entraemu.Config{TenantID: emu.TenantID()})
-	emu.SetBearerVerifier(w.vw.entra.VerifyAccessToken)
+	emu.SetBearerVerifier(w.vw.entra.AzureDevOpsVerifier(emu.TenantID()))
 	w.seed = testenv.Seed(t, emu, "contoso", "Web", "site", testenv.SeedOptions{Commits: 2, Bytes: 8 << 10})
 	seed(w)
 	w.vw.start()

@@ -640,10 +640,33 @@ func (s *Server) VerifyAccessToken(token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if c.UPN != "" {
-		return c.UPN, nil
+	return c.subject(), nil
+}
+
+// AzureDevOpsVerifier returns the token check of an Azure DevOps
+// organization backed by tenant tid: VerifyAccessToken, and the token must
+// have been issued by tid. Azure DevOps refuses a valid token of any other
+// tenant, as it does for a user who signed in to the wrong directory.
+func (s *Server) AzureDevOpsVerifier(tid string) func(token string) (string, error) {
+	return func(token string) (string, error) {
+		c, err := s.ParseAccessToken(token)
+		if err != nil {
+			return "", err
+		}
+		if c.TID != tid {
+			return "", ErrTokenTenant
+		}
+		return c.subject(), nil
 	}
-	return c.AppID, nil
+}
+
+// subject is who a token authenticates: the user's UPN, or for an app-only
+// token the application ID.
+func (c AccessClaims) subject() string {
+	if c.UPN != "" {
+		return c.UPN
+	}
+	return c.AppID
 }
 
 // ParseAccessToken is VerifyAccessToken returning every claim.

@@ -508,6 +508,32 @@ func TestVerifyAccessTokenRejects(t *testing.T) {
 	}
 }
 
+func TestAzureDevOpsVerifierRefusesOtherTenants(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	const otherTenant = "11111111-2222-4333-8444-555555555555"
+	if err := f.srv.AddTenant(otherTenant, "fabrikam.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.AddUser(entraemu.User{UPN: "guest@fabrikam.example", TenantID: otherTenant}); err != nil {
+		t.Fatal(err)
+	}
+	home, _ := f.srv.IssueTokensForTest(upn)
+	foreign, err := f.srv.IssueTokensForTest("guest@fabrikam.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := f.srv.AzureDevOpsVerifier(f.srv.TenantID())
+	if sub, err := verify(home.AccessToken.Reveal()); err != nil || sub != upn {
+		t.Errorf("verify(home tenant's token) = %q, %v; want %q, nil", sub, err, upn)
+	}
+	if _, err := f.srv.VerifyAccessToken(foreign.AccessToken.Reveal()); err != nil {
+		t.Fatalf("VerifyAccessToken(other tenant's token) = %v; want nil (valid token)", err)
+	}
+	if _, err := verify(foreign.AccessToken.Reveal()); !errors.Is(err, entraemu.ErrTokenTenant) {
+		t.Errorf("verify(other tenant's token) = %v; want ErrTokenTenant", err)
+	}
+}
+
 func TestThrottled(t *testing.T) {
 	f := newFixture(t, entraemu.Config{})
 	seed, _ := f.srv.IssueTokensForTest(upn)

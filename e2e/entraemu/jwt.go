@@ -111,6 +111,7 @@ var (
 	ErrTokenExpired   = errors.New("entraemu: access token expired or not yet valid")
 	ErrTokenAudience  = errors.New("entraemu: access token audience is not Azure DevOps")
 	ErrTokenIssuer    = errors.New("entraemu: access token issuer is not a tenant of this emulator")
+	ErrTokenTenant    = errors.New("entraemu: access token is from another tenant than the organization's")
 )
 
 // parseAccess verifies the signature of raw and decodes its claims. It does

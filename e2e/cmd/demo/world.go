@@ -70,7 +70,7 @@ func startWorld(ctx context.Context, dir string, logs io.Writer) (_ *world, err 
 	if w.entra, err = entraemu.New(entraemu.Config{TenantID: w.azdo.TenantID()}); err != nil {
 		return nil, fmt.Errorf("Entra ID emulator: %w", err)
 	}
-	w.azdo.SetBearerVerifier(w.entra.VerifyAccessToken)
+	w.azdo.SetBearerVerifier(w.entra.AzureDevOpsVerifier(w.azdo.TenantID()))
 	if err := seedRepo(ctx, w.azdo, dir); err != nil {
 		return nil, fmt.Errorf("seeding %s: %w", repoURL, err)
 	}

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer entra.Close()
-	azdo.SetBearerVerifier(entra.VerifyAccessToken)
+	azdo.SetBearerVerifier(entra.AzureDevOpsVerifier(azdo.TenantID()))
 
 	for _, r := range repositories {
 		parts := strings.Split(r, "/")
