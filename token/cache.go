@@ -357,6 +357,19 @@ func (c *Cache) Invalidate(key Key, rejected Token) {
 	e.err, e.errUntil = nil, time.Time{}
 }
 
+// withoutLink returns err's message, for a *ConnectError without its
+// connect link: the link is signed and single-use, meant for the git
+// command that asked (which gets it), not for status output.
+func withoutLink(err error) string {
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		c := *ce
+		c.ConnectURL = ""
+		return c.Error()
+	}
+	return err.Error()
+}
+
 // CacheStats are the Cache's counters since it was created.
 type CacheStats struct {
 	Fetches      uint64 // calls to the wrapped Source
@@ -407,7 +420,7 @@ func (c *Cache) Snapshot() []EntryInfo {
 			info.ExpiresAt, info.FetchedAt, info.RefreshAt = e.tok.ExpiresAt, e.fetchedAt, e.refreshAt
 		}
 		if e.err != nil && now.Before(e.errUntil) {
-			info.LastError = e.err.Error()
+			info.LastError = withoutLink(e.err)
 		}
 		out = append(out, info)
 	}

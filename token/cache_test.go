@@ -370,6 +370,11 @@ func TestCacheSnapshotAndErrorsHoldNoSecret(t *testing.T) {
 	if !strings.Contains(snap[0].LastError, "connect") {
 		t.Errorf("Snapshot()[0].LastError = %q; want the connect error", snap[0].LastError)
 	}
+	// The connect link is signed and single-use: git shows it to the user
+	// who asked; status (often pasted into bug reports) does not.
+	if strings.Contains(snap[0].LastError, "https://runner/connect") {
+		t.Errorf("Snapshot()[0].LastError = %q; want it without the connect link", snap[0].LastError)
+	}
 	b, _ := json.Marshal(snap)
 	for _, s := range []string{string(b), fmt.Sprintf("%+v %#v %v %+v %#v %s", snap, c.Stats(), c, c, c, c), err.Error()} {
 		if strings.Contains(s, secretValue) {
