@@ -5,8 +5,10 @@
 package recorder
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -39,7 +41,13 @@ type Request struct {
 	Proto     string
 	Header    http.Header // everything, Authorization included
 	BodyBytes int64
+	// Body is the start of the body, up to maxKeptBody bytes, for
+	// Contains.
+	Body []byte
 }
+
+// maxKeptBody bounds how much of each request body is kept.
+const maxKeptBody = 1 << 20
 
 // Server is a running recorder.
 type Server struct {
@@ -92,11 +100,12 @@ func New(cfg Config) (*Server, error) {
 
 // ServeHTTP records r and answers 200 "ok".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n, _ := io.Copy(io.Discard, r.Body)
+	var kept bytes.Buffer
+	n, _ := io.Copy(io.Discard, io.TeeReader(r.Body, &limitedWriter{w: &kept, n: maxKeptBody}))
 	s.mu.Lock()
 	s.reqs = append(s.reqs, Request{
 		Time: time.Now(), Host: r.Host, Method: r.Method, URI: r.RequestURI,
-		Proto: r.Proto, Header: r.Header.Clone(), BodyBytes: n,
+		Proto: r.Proto, Header: r.Header.Clone(), BodyBytes: n, Body: kept.Bytes(),
 	})
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
@@ -137,14 +146,15 @@ func (s *Server) Requests() []Request {
 	return out
 }
 
-// Contains reports whether any recorded header value or request URI
-// contains needle, e.g. a token that must not have leaked.
+// Contains reports whether any recorded request URI, header, Basic
+// credential (decoded from base64, in any header) or kept body contains
+// needle, e.g. a token that must not have leaked.
 func (s *Server) Contains(needle string) bool {
 	if needle == "" {
 		return false
 	}
 	for _, r := range s.Requests() {
-		if strings.Contains(r.URI, needle) {
+		if strings.Contains(r.URI, needle) || bytes.Contains(r.Body, []byte(needle)) {
 			return true
 		}
 		for k, vs := range r.Header {
@@ -152,11 +162,41 @@ func (s *Server) Contains(needle string) bool {
 				return true
 			}
 			for _, v := range vs {
-				if strings.Contains(v, needle) {
+				if strings.Contains(v, needle) || strings.Contains(basicCredential(v), needle) {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+// basicCredential decodes the "user:password" of a "Basic …" header value;
+// "" for anything else.
+func basicCredential(v string) string {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return ""
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// limitedWriter keeps the first n bytes written to it and drops the rest
+// without failing.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(int64(len(p)), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func TestRecorderKeepsHeadersAndBodySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer leaked-token")
+	req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("u:basic-token")))
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +44,8 @@ func TestRecorderKeepsHeadersAndBodySize(t *testing.T) {
 	}{
 		{"token in header", "leaked-token", true},
 		{"query", "y=1", true},
+		{"token as a Basic password in another header", "basic-token", true},
+		{"token in the body", "ell", true},
 		{"absent", "other-token", false},
 		{"empty", "", false},
 	} {
