@@ -58,6 +58,7 @@ func TestLeakBlindTunnelsCarryNoCredential(t *testing.T) {
 		{"other host", "github.com"},
 		{"lookalike suffix", "dev.azure.com.evil.test"},
 		{"lookalike subdomain", "test.dev.azure.com"},
+		{"lookalike prefix", "evil-dev.azure.com"},
 		{"two labels before visualstudio.com", "a.contoso.visualstudio.com"},
 	}
 	for _, tc := range tests {
