@@ -207,7 +207,10 @@ func checkURL(key, s string) (*url.URL, error) {
 		return nil, errorf(key, ErrBadValue, "%s carries a user; credentials never go into URLs", quote(s))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errorf(key, ErrBadValue, "%s has a query or fragment; want https://host[:port][/path]", quote(s))
+		// The query is not echoed: it is where signatures and tokens ride.
+		bare := *u
+		bare.RawQuery, bare.Fragment, bare.RawFragment = "", "", ""
+		return nil, errorf(key, ErrBadValue, "%s has a query or fragment (not shown); want https://host[:port][/path]", quote(bare.String()))
 	}
 	switch u.Scheme {
 	case "https":

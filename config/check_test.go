@@ -72,6 +72,16 @@ func TestErrorsHideUserinfo(t *testing.T) {
 			t.Errorf("checkURL(%q) = %v; want an error without the password", in, err)
 		}
 	}
+	for _, in := range []string{
+		"https://vault.example.test/?token=" + pw,
+		"https://vault.example.test/base?sig=" + pw + "#x",
+		"https://vault.example.test/#" + pw,
+	} {
+		_, err := checkURL("vault-url", in)
+		if err == nil || strings.Contains(err.Error(), pw) || !strings.Contains(err.Error(), "vault.example.test") {
+			t.Errorf("checkURL(%q) = %v; want an error naming the host, without the query", in, err)
+		}
+	}
 }
 
 func TestParseResolve(t *testing.T) {
