@@ -242,6 +242,38 @@ func refresh(f *fixture, tenant string, rt secret.String) (*oauth2.Token, error)
 	return ts.Token()
 }
 
+func TestTokenEndpointTenants(t *testing.T) {
+	f := newFixture(t, entraemu.Config{TenantDomain: "contoso.onmicrosoft.com"})
+	tests := []struct {
+		name     string
+		tenant   string
+		wantCode int // 0: success
+	}{
+		{"tenant ID", f.srv.TenantID(), 0},
+		{"domain", "contoso.onmicrosoft.com", 0},
+		{"organizations", "organizations", 0},
+		{"unknown tenant", "nope.example", entraemu.CodeTenantNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seed, err := f.srv.IssueTokensForTest(upn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = refresh(f, tt.tenant, seed.RefreshToken)
+			if tt.wantCode == 0 {
+				if err != nil {
+					t.Errorf("refresh at %s = %v; want success", tt.tenant, err)
+				}
+				return
+			}
+			if _, code := aadCode(t, err); code != tt.wantCode {
+				t.Errorf("refresh at %s = AADSTS%d; want AADSTS%d", tt.tenant, code, tt.wantCode)
+			}
+		})
+	}
+}
+
 func TestRefreshRotation(t *testing.T) {
 	for _, strict := range []bool{false, true} {
 		name := "lenient"

@@ -80,6 +80,14 @@ func (s *Server) resolveTenant(seg string) (tenantRef, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.resolveTenantLocked(seg)
+}
+
+// resolveTenantLocked is resolveTenant with s.mu held.
+func (s *Server) resolveTenantLocked(seg string) (tenantRef, bool) {
+	if seg == "common" || seg == "organizations" {
+		return tenantRef{segment: seg}, true
+	}
 	if _, ok := s.tenants[seg]; ok {
 		return tenantRef{segment: seg, tid: seg}, true
 	}
@@ -408,14 +416,8 @@ func (s *Server) tokenLocked(r *http.Request) (*tokenResponse, *tokenFailure) {
 
 func (s *Server) decideLocked(r *http.Request, grant string) (*tokenResponse, *tokenFailure) {
 	seg := r.PathValue("tenant")
-	var t tenantRef
-	if seg == "common" || seg == "organizations" {
-		t = tenantRef{segment: seg}
-	} else if _, ok := s.tenants[seg]; ok {
-		t = tenantRef{segment: seg, tid: seg}
-	} else if tid, ok := s.domains[strings.ToLower(seg)]; ok {
-		t = tenantRef{segment: seg, tid: tid}
-	} else {
+	t, ok := s.resolveTenantLocked(seg)
+	if !ok {
 		return nil, failure(CodeTenantNotFound, seg)
 	}
 	if grant == "" {
