@@ -73,6 +73,10 @@ func NewSigner(kp sealbox.KeyPair) (*Signer, error) {
 	return &Signer{key: key}, nil
 }
 
+// Format implements fmt.Formatter: a Signer prints without its key, with
+// every verb (the key forges links).
+func (s *Signer) Format(f fmt.State, _ rune) { fmt.Fprint(f, "connect.Signer([REDACTED])") }
+
 // Sign returns "<payload>.<mac>", both unpadded base64url.
 func (s *Signer) Sign(c Claims) (string, error) {
 	c.V = linkVersion

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,25 @@ func TestSignerTokens(t *testing.T) {
 	} {
 		if s.CheckToken(tc.purpose, tc.v, tc.tok) {
 			t.Errorf("CheckToken(%s) = true; want false", tc.name)
+		}
+	}
+}
+
+// TestSignerNeverPrintsKey: the link key forges links; no verb prints it.
+func TestSignerNeverPrintsKey(t *testing.T) {
+	kp, err := sealbox.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := strings.Trim(fmt.Sprint(s.key), "[]")
+	hex := fmt.Sprintf("%x", s.key)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%d", "%x", "%s"} {
+		if out := fmt.Sprintf(verb, s); strings.Contains(out, dec) || strings.Contains(out, hex) {
+			t.Errorf("Sprintf(%q, signer) = %s; want no key", verb, out)
 		}
 	}
 }
