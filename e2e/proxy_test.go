@@ -127,7 +127,7 @@ func (p *sidecarProc) stop(t *testing.T) {
 // metrics returns the /metrics text.
 func (p *sidecarProc) metrics(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.Metrics + "/metrics")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + p.Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -559,7 +559,7 @@ func TestVaultStoreHoldsNoPlaintext(t *testing.T) {
 	if a := w.token(env2, "contoso"); a.code != 200 || a.ok.Token != pat {
 		t.Fatalf("PAT token = %d", a.code)
 	}
-	resp, err := http.Get("http://" + w.proc.addr + "/metrics")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + w.proc.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
