@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -55,6 +56,11 @@ type SQLite struct {
 func OpenSQLite(ctx context.Context, path string, now func() time.Time) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("store: sqlite path is empty")
+	}
+	// The driver reads "?" and "#" as the start of its own parameters, so
+	// it would open another file than the one created 0600 below.
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: sqlite path %q contains ? or #; rename it", path)
 	}
 	if now == nil {
 		now = time.Now

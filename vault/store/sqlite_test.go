@@ -223,6 +223,8 @@ func TestOpenURL(t *testing.T) {
 	}{
 		{name: "sqlite scheme", url: "sqlite:" + filepath.Join(dir, "a.db")},
 		{name: "bare path", url: filepath.Join(dir, "b.db")},
+		{name: "query in path", url: "sqlite:" + filepath.Join(dir, "c.db?mode=memory"), wantErr: true},
+		{name: "fragment in path", url: filepath.Join(dir, "d.db#x"), wantErr: true},
 		{name: "postgres not yet", url: "postgres://u:hunter2@db/vault", wantErr: true},
 		{name: "unknown scheme", url: "mysql://u:hunter2@db/vault", wantErr: true},
 	}
