@@ -8,11 +8,9 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/vault/entra"
 )
 
-func init() { mounters = append(mounters, mountConnect) }
-
 // mountConnect mounts the Connect and PAT pages (vault/connect) and makes
 // the vault hand out their signed, single-use connect_url links.
-func mountConnect(_ context.Context, d *serveDeps) error {
+func mountConnect(d *serveDeps) error {
 	h, err := connect.New(connect.Config{
 		PublicURL:   d.File.PublicURL,
 		Keys:        d.Keys,

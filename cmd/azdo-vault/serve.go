@@ -25,8 +25,8 @@ import (
 // shutdownGrace bounds the drain on SIGTERM.
 const shutdownGrace = 15 * time.Second
 
-// serveDeps is what serve builds before it listens; mounters get it to add
-// their routes (the Connect and PAT pages) to the vault's mux.
+// serveDeps is what serve builds before it listens; mountConnect gets it to
+// add the Connect and PAT pages to the vault's mux.
 type serveDeps struct {
 	Vault *vault.Vault
 	// Providers are the vault's providers; their Entra refreshers hold
@@ -40,12 +40,6 @@ type serveDeps struct {
 	OAuth map[string]vault.OAuthSettings
 	Log   *slog.Logger
 }
-
-// mounters add routes to the vault before it serves. A page package wires
-// itself in with one line in its own file of this command:
-//
-//	func init() { mounters = append(mounters, mountConnect) }
-var mounters []func(ctx context.Context, d *serveDeps) error
 
 // serveCommand is `azdo-vault serve`.
 func serveCommand(e *cliapp.Env) *cli.Command {
@@ -111,10 +105,8 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 	}
 	defer v.Close()
 	deps := &serveDeps{Vault: v, Providers: providers, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
-	for _, m := range mounters {
-		if err := m(ctx, deps); err != nil {
-			return err
-		}
+	if err := mountConnect(deps); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", c.String(config.FlagListen))
