@@ -1,9 +1,7 @@
 package config
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
 )
 
 // NormalizeHost checks that s is "host[:port]" — a DNS name or IP address
@@ -165,7 +164,7 @@ func CheckPrivateFile(key, path string) error {
 
 // maxSecretSize bounds a secret file (a PAT is 52–84 characters, an
 // environment token far less than this).
-const maxSecretSize = 16 << 10
+const maxSecretSize = token.MaxSecretFileSize
 
 // ReadSecretFile reads a secret (PAT, environment token) from the file named
 // by setting key, trimming surrounding white space. Errors name the file,
@@ -174,26 +173,14 @@ func ReadSecretFile(key, path string) (secret.String, error) {
 	if _, err := statFile(key, path); err != nil {
 		return secret.String{}, err
 	}
-	f, err := os.Open(path)
+	// One reader for every secret file, shared with the credential helper
+	// (which must not import this package); its errors name the file,
+	// never its content.
+	v, err := token.ReadSecretFile(path, "secret")
 	if err != nil {
-		return secret.String{}, errorf(key, ErrBadValue, "cannot read %s: %v", quote(path), err)
+		return secret.String{}, errorf(key, ErrBadValue, "%v", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
-	if err != nil {
-		return secret.String{}, errorf(key, ErrBadValue, "cannot read %s: %v", quote(path), err)
-	}
-	if len(data) > maxSecretSize {
-		return secret.String{}, errorf(key, ErrBadValue, "%s is larger than %d bytes", quote(path), maxSecretSize)
-	}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return secret.String{}, errorf(key, ErrBadValue, "%s is empty", quote(path))
-	}
-	if bytes.ContainsAny(data, "\r\n\x00") {
-		return secret.String{}, errorf(key, ErrBadValue, "%s holds more than one line", quote(path))
-	}
-	return secret.New(string(data)), nil
+	return v, nil
 }
 
 // checkURL checks an absolute http(s) URL without user, query or fragment.
