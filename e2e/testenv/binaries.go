@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,8 +108,34 @@ func buildBinary(name string) (string, error) {
 			return
 		}
 		b.path = out
+		recordSources(root)
 	})
 	return b.path, b.err
+}
+
+// recordSources stats every non-test Go source file of the module, and
+// go.mod and go.sum. The binaries are built by a child "go build" that the
+// go command's test cache cannot see; statting the sources from the test
+// process itself puts them into the cache key, so an edit to the sidecar or
+// the vault reruns the e2e tests instead of replaying a cached "ok".
+func recordSources(root string) {
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "testdata", "artifacts":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := d.Name()
+		if (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) || name == "go.mod" || name == "go.sum" {
+			os.Stat(path)
+		}
+		return nil
+	})
 }
 
 // ModuleRoot returns the directory of the project's go.mod.
