@@ -28,6 +28,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
 	"github.com/azdo-sidecar/azdo-sidecar/proxy"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -398,19 +399,9 @@ func sameAddr(a, b string) bool {
 
 // upstreamRoots is the system pool plus the PEM file, if any.
 func upstreamRoots(file string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if file == "" {
-		return pool, nil
-	}
-	b, err := os.ReadFile(file)
+	pool, err := certpool.Load(file)
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: --upstream-ca-file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("sidecar: --upstream-ca-file %s holds no PEM certificate", file)
 	}
 	return pool, nil
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/clone"
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/token/vaultsource"
@@ -110,16 +109,9 @@ func cloneHTTPClient(c *cli.Context) (*http.Client, error) {
 		ho.Resolve[strings.ToLower(net.JoinHostPort(r.Host, r.Port))] = r.Addr
 	}
 	if f := c.String(config.FlagUpstreamCAFile); f != "" {
-		roots, err := x509.SystemCertPool()
-		if err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(f)
+		roots, err := certpool.Load(f)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", config.FlagUpstreamCAFile, err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--%s %s: no PEM certificate in it", config.FlagUpstreamCAFile, f)
 		}
 		ho.RootCAs = roots
 	}

@@ -3,19 +3,18 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
@@ -188,30 +187,12 @@ func patHosts(vf *config.VaultFile) map[string]bool {
 	return out
 }
 
-// defaultBundle is Debian's system bundle, added when SSL_CERT_FILE makes
-// Go load that file instead of it: the contract wants both.
-const defaultBundle = "/etc/ssl/certs/ca-certificates.crt"
-
 // upstreamClient is the client for the identity provider and self-hosted
 // servers: system roots, SSL_CERT_FILE and caFile; timeouts everywhere.
 func upstreamClient(caFile string) (*http.Client, error) {
-	roots, err := x509.SystemCertPool()
+	roots, err := certpool.Load(caFile)
 	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if os.Getenv("SSL_CERT_FILE") != "" {
-		if pem, err := os.ReadFile(defaultBundle); err == nil {
-			roots.AppendCertsFromPEM(pem)
-		}
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--upstream-ca-file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--upstream-ca-file: %s holds no PEM certificate", caFile)
-		}
+		return nil, fmt.Errorf("--upstream-ca-file: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}

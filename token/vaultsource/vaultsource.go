@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,12 +16,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -135,18 +134,9 @@ func New(opts Options) (*Source, error) {
 }
 
 func transport(caFile string, timeout time.Duration) (*http.Transport, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("vaultsource: vault CA file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("vaultsource: vault CA file %s holds no PEM certificate", caFile)
-		}
+	roots, err := certpool.Load(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("vaultsource: vault %w", err)
 	}
 	d := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
 	return &http.Transport{
