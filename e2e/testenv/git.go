@@ -15,6 +15,8 @@ package testenv
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,13 +143,27 @@ func (g *Git) RunErr(args ...string) (string, error) {
 	return g.RunIn(g.Dir, args...)
 }
 
-// RunIn runs git with args in dir and returns its combined output.
+// RunTimeout bounds every run of RunIn, RunErr and Run: a git that hangs
+// (a stalled transfer, a prompt nobody answers) is killed and its test fails
+// with git's output, instead of the whole package stalling until go test's
+// -timeout and printing only goroutines.
+var RunTimeout = 3 * time.Minute
+
+// RunIn runs git with args in dir and returns its combined output. A run
+// longer than RunTimeout is killed and reported as an error.
 func (g *Git) RunIn(dir string, args ...string) (string, error) {
-	cmd := g.Command("git", args...)
+	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = g.Env()
 	cmd.Dir = dir
+	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("killed after %v (hung?): %w", RunTimeout, err)
+	}
 	return out.String(), err
 }
 
