@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +144,16 @@ func TestProxyVaultOAuthExpiryMidSessionAndRevocation(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("git took %s to fail; want fast", d)
 	}
+
+	// Any other client gets the contract's 401, a Bearer challenge no
+	// client answers by itself, and the same text naming the link.
+	resp := getViaSidecar(t, w.sc, "https://dev.azure.com/contoso/_apis/connectionData")
+	if resp.code != http.StatusUnauthorized || !strings.Contains(resp.body, "reconnect required") || !strings.Contains(resp.body, "http://127.0.0.1:9/connect?") {
+		t.Errorf("non-git client after revocation = %d %q; want 401 naming the connect link", resp.code, resp.body)
+	}
+	if got := resp.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") || !strings.Contains(got, "reconnect_required") {
+		t.Errorf("WWW-Authenticate = %q; want a Bearer challenge with reconnect_required", got)
+	}
 	for _, l := range w.vw.logs {
 		if strings.Contains(w.sc.stderr.String(), w.env) || strings.Contains(l.String(), w.env) {
 			t.Errorf("a log contains the environment token")
@@ -147,4 +162,42 @@ func TestProxyVaultOAuthExpiryMidSessionAndRevocation(t *testing.T) {
 	if strings.Contains(w.sc.metrics(t), w.env) {
 		t.Errorf("/metrics contains the environment token")
 	}
+}
+
+type viaResponse struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// getViaSidecar GETs url through the sidecar's proxy as a plain HTTP client
+// (Go's User-Agent, not git's), trusting the sidecar's CA.
+func getViaSidecar(t *testing.T, sc *sidecarProc, url string) viaResponse {
+	t.Helper()
+	pem, err := os.ReadFile(sc.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", sc.CAFile)
+	}
+	c := &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			Proxy:             http.ProxyURL(&neturl.URL{Scheme: "http", Host: sc.Proxy}),
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			DisableKeepAlives: true,
+		},
+	}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return viaResponse{resp.StatusCode, resp.Header, string(b)}
 }

@@ -12,14 +12,16 @@ import (
 )
 
 // tokenErrorResponse is the one place that maps token source errors to what
-// the client (git) sees, and to the metric result label.
+// the client sees, and to the metric result label.
 //
-// Git 2.39 prompts for a user name on a 401 unless a credential helper
-// answers, and never shows a 401's body. On any other error status it
-// prints a text/plain body line by line as "remote: ...", then fails. So
-// every "no credential" answer is a 403 with a text/plain body naming the
-// cause and, when the user must connect, the link: git fails fast, shows the
-// link and never prompts, with or without the credential helper.
+// "Connect required" is a 401 whose text/plain body names the connect link,
+// with a Bearer challenge that no client answers by itself, for every
+// client except git. Git 2.39 prompts for a user name on a 401 unless a
+// credential helper answers, and never shows a 401's body; on any other
+// error status it prints a text/plain body line by line as "remote: ...",
+// then fails. So git (User-Agent git/…) gets the same body with a 403: it
+// fails fast, shows the link and never prompts, with or without the
+// credential helper. The other "no credential" answers are 403 for all.
 func tokenErrorResponse(req *http.Request, key token.Key, err error) (result string, resp *http.Response) {
 	var ce *token.ConnectError
 	var ra *token.RetryAfterError
@@ -29,7 +31,16 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 		if ce.ConnectURL != "" {
 			msg += "azdo-sidecar: open this link in a browser, then run the git command again:\nazdo-sidecar:   " + ce.ConnectURL + "\n"
 		}
-		return "connect_required", textResponse(req, http.StatusForbidden, msg)
+		if isGit(req) {
+			return "connect_required", textResponse(req, http.StatusForbidden, msg)
+		}
+		resp := textResponse(req, http.StatusUnauthorized, msg)
+		code := "connect_required"
+		if ce.Reconnect {
+			code = "reconnect_required"
+		}
+		resp.Header.Set("WWW-Authenticate", `Bearer realm="azdo-sidecar", error="`+code+`"`)
+		return "connect_required", resp
 	case errors.Is(err, token.ErrUnauthorized):
 		return "unauthorized", textResponse(req, http.StatusForbidden,
 			"azdo-sidecar: this environment is not authorized by the vault (its environment token was rejected); ask your administrator\n")
@@ -47,6 +58,12 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 		return "error", textResponse(req, http.StatusBadGateway, fmt.Sprintf(
 			"azdo-sidecar: cannot get a token for %s: %v\n", key, err))
 	}
+}
+
+// isGit reports whether req comes from the git CLI, whose User-Agent is
+// "git/<version>" (curl-based transports, any platform).
+func isGit(req *http.Request) bool {
+	return strings.HasPrefix(req.Header.Get("User-Agent"), "git/")
 }
 
 // textResponse builds a text/plain response to req.

@@ -346,21 +346,34 @@ func TestTokenErrorsAreExplained(t *testing.T) {
 		wantStatus int
 		wantBody   string
 		wantHeader string
+		userAgent  string // Go's default when empty
+		wantChall  string // WWW-Authenticate
 	}{
 		{"connect", &token.ConnectError{Key: token.Key{Host: "dev.azure.com", Org: "contoso"}, ConnectURL: "https://runner.example/connect?host=dev.azure.com&org=contoso"},
-			403, "https://runner.example/connect?host=dev.azure.com&org=contoso", ""},
+			401, "https://runner.example/connect?host=dev.azure.com&org=contoso", "", "", `Bearer realm="azdo-sidecar", error="connect_required"`},
+		{"connect, git", &token.ConnectError{Key: token.Key{Host: "dev.azure.com", Org: "contoso"}, ConnectURL: "https://runner.example/connect?host=dev.azure.com&org=contoso"},
+			403, "https://runner.example/connect?host=dev.azure.com&org=contoso", "", "git/2.39.5", ""},
 		{"reconnect", &token.ConnectError{Reconnect: true, Reason: "AADSTS700082", ConnectURL: "https://runner.example/connect"},
-			403, "reconnect required (AADSTS700082)", ""},
-		{"unauthorized env", fmt.Errorf("vault: %w", token.ErrUnauthorized), 403, "not authorized by the vault", ""},
-		{"no credential", fmt.Errorf("x: %w", token.ErrNoCredential), 403, "no credential configured", ""},
-		{"unavailable", &token.RetryAfterError{After: 7 * time.Second, Err: token.ErrUnavailable}, 503, "unavailable", "7"},
-		{"other", errors.New("boom"), 502, "cannot get a token", ""},
+			401, "reconnect required (AADSTS700082)", "", "curl/7.88.1", `Bearer realm="azdo-sidecar", error="reconnect_required"`},
+		{"reconnect, git", &token.ConnectError{Reconnect: true, Reason: "AADSTS700082", ConnectURL: "https://runner.example/connect"},
+			403, "reconnect required (AADSTS700082)", "", "git/2.47.0", ""},
+		{"unauthorized env", fmt.Errorf("vault: %w", token.ErrUnauthorized), 403, "not authorized by the vault", "", "", ""},
+		{"no credential", fmt.Errorf("x: %w", token.ErrNoCredential), 403, "no credential configured", "", "", ""},
+		{"unavailable", &token.RetryAfterError{After: 7 * time.Second, Err: token.ErrUnavailable}, 503, "unavailable", "7", "", ""},
+		{"other", errors.New("boom"), 502, "cannot get a token", "", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &countingSource{f: func(int, token.Key) (token.Token, error) { return token.Token{}, tc.err }}
 			h := startProxy(t, up, harnessOpts{counting: src, resolve: []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv)}})
-			resp, err := h.client(h.roots).Get("https://dev.azure.com/contoso/p/_git/r/info/refs")
+			req, err := http.NewRequest("GET", "https://dev.azure.com/contoso/p/_git/r/info/refs", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.userAgent != "" {
+				req.Header.Set("User-Agent", tc.userAgent)
+			}
+			resp, err := h.client(h.roots).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -368,6 +381,9 @@ func TestTokenErrorsAreExplained(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(b), tc.wantBody) {
 				t.Errorf("GET = %d %q; want %d containing %q", resp.StatusCode, b, tc.wantStatus, tc.wantBody)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != tc.wantChall {
+				t.Errorf("WWW-Authenticate = %q; want %q", got, tc.wantChall)
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 				t.Errorf("Content-Type = %q; want text/plain (git shows it as remote: lines)", ct)
