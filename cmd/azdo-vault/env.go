@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 )
@@ -24,62 +26,115 @@ func envCommand(e *cliapp.Env) *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "create",
-				Usage: "register an environment and print its token once",
+				Usage: "register an environment and print its token once (its ID, for env revoke, goes to stderr)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "owner", Required: true, Usage: "the `USER` whose credentials the environment gets"},
 					&cli.DurationFlag{Name: "ttl", Value: 30 * 24 * time.Hour, Usage: "lifetime of the environment token (`DURATION`, 0: no expiry)"},
-					&cli.BoolFlag{Name: "json", Usage: `print {"id":…,"token":…,"expires_at":…} instead of two lines`},
+					&cli.BoolFlag{Name: "json", Usage: `print {"id":…,"token":…,"expires_at":…} instead of the token alone`},
 					config.StoreFlag(),
 				},
-				Action: func(c *cli.Context) error {
-					return withStore(c, func(ctx context.Context, st store.Store) error {
-						env, tok, err := vault.NewEnvironment(ctx, st, time.Now(), c.String("owner"), c.Duration("ttl"))
-						if err != nil {
-							return err
-						}
-						e.Log.Info("environment created", "env", env.ID, "owner", env.Owner)
-						exp := ""
-						if !env.ExpiresAt.IsZero() {
-							exp = env.ExpiresAt.Format(time.RFC3339)
-						}
-						// stdout is the one place the token is shown.
-						if c.Bool("json") {
-							_, err = fmt.Fprintf(e.Stdout, "{\"id\":%q,\"token\":%q,\"expires_at\":%q}\n", env.ID, tok.Reveal(), exp)
-							return err
-						}
-						_, err = fmt.Fprintf(e.Stdout, "id: %s\ntoken: %s\n", env.ID, tok.Reveal())
-						return err
-					})
-				},
+				Action: func(c *cli.Context) error { return envCreate(c, e) },
 			},
 			{
 				Name:      "revoke",
-				Usage:     "revoke an environment's token",
+				Usage:     "revoke an environment's token (ID: the env_… printed by env create, or the token itself)",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{config.StoreFlag()},
-				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return cliapp.UsageError{Err: errors.New("env revoke takes one environment ID, after the flags: env revoke [--store URL] ID")}
-					}
-					id := c.Args().First()
-					return withStore(c, func(ctx context.Context, st store.Store) error {
-						if err := st.RevokeEnvironment(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
-							return fmt.Errorf("no environment %q", id)
-						} else if err != nil {
-							return err
-						}
-						e.Log.Info("environment revoked", "env", id)
-						return nil
-					})
-				},
+				Action:    func(c *cli.Context) error { return envRevoke(c, e) },
 			},
 		},
 	}
 }
 
-// withStore opens --store, runs fn and closes it.
-func withStore(c *cli.Context, fn func(context.Context, store.Store) error) error {
-	st, err := store.Open(c.Context, c.String(config.FlagStore), time.Now)
+// envCreate registers an environment. stdout carries the token alone (so
+// TOKEN=$(azdo-vault env create …) works), or one JSON object with --json;
+// the ID an administrator needs for env revoke goes to stderr.
+func envCreate(c *cli.Context, e *cliapp.Env) error {
+	return withStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
+		env, tok, err := vault.NewEnvironment(ctx, st, time.Now(), c.String("owner"), c.Duration("ttl"))
+		if err != nil {
+			return err
+		}
+		e.Log.Info("environment created", "env", env.ID, "owner", env.Owner)
+		exp, expires := "", "never"
+		if !env.ExpiresAt.IsZero() {
+			exp = env.ExpiresAt.Format(time.RFC3339)
+			expires = exp
+		}
+		// stdout is the one place the token is shown.
+		if c.Bool("json") {
+			_, err = fmt.Fprintf(e.Stdout, "{\"id\":%q,\"token\":%q,\"expires_at\":%q}\n", env.ID, tok.Reveal(), exp)
+			return err
+		}
+		if _, err := fmt.Fprintln(e.Stdout, tok.Reveal()); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(e.Stderr, "environment %s of %s created (expires: %s); revoke it with: azdo-vault env revoke %s\n", env.ID, env.Owner, expires, env.ID)
+		return err
+	})
+}
+
+// envRevoke revokes the environment named by its ID or by its token. Flags
+// may follow the ID (env revoke ID --store URL), as admins type them.
+func envRevoke(c *cli.Context, e *cliapp.Env) error {
+	id, storeURL, err := revokeArgs(c.Args().Slice(), c.String(config.FlagStore))
+	if err != nil {
+		return cliapp.UsageError{Err: err}
+	}
+	return withStore(c, storeURL, func(ctx context.Context, st store.Store) error {
+		name := id
+		if strings.HasPrefix(id, vault.EnvTokenPrefix) {
+			env, err := st.EnvironmentByTokenHash(ctx, vault.HashEnvToken(secret.New(id)))
+			if errors.Is(err, store.ErrNotFound) {
+				return errors.New("no environment has this token")
+			} else if err != nil {
+				return err
+			}
+			id, name = env.ID, env.ID+" (given by its token)"
+		}
+		if err := st.RevokeEnvironment(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no environment %q (IDs look like env_0123456789abcdef; env create prints them)", id)
+		} else if err != nil {
+			return err
+		}
+		e.Log.Info("environment revoked", "env", id)
+		_, err := fmt.Fprintf(e.Stderr, "environment %s revoked\n", name)
+		return err
+	})
+}
+
+// revokeArgs splits the arguments of env revoke into the ID and a --store
+// given after it (urfave/cli stops parsing flags at the first argument).
+func revokeArgs(args []string, storeURL string) (id, store string, err error) {
+	store = storeURL
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--store" || a == "-store":
+			if i+1 >= len(args) {
+				return "", "", errors.New("--store needs a value")
+			}
+			store = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--store=") || strings.HasPrefix(a, "-store="):
+			_, store, _ = strings.Cut(a, "=")
+		case strings.HasPrefix(a, "-"):
+			return "", "", fmt.Errorf("env revoke: unknown flag %s after the ID (only --store may follow it)", a)
+		case id != "":
+			return "", "", errors.New("env revoke takes one environment ID: env revoke [--store URL] ID")
+		default:
+			id = a
+		}
+	}
+	if id == "" {
+		return "", "", errors.New("env revoke takes one environment ID: env revoke [--store URL] ID")
+	}
+	return id, store, nil
+}
+
+// withStore opens the store at url, runs fn and closes it.
+func withStore(c *cli.Context, url string, fn func(context.Context, store.Store) error) error {
+	st, err := store.Open(c.Context, url, time.Now)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+)
+
+// runVault runs azdo-vault with args and returns its exit code and streams.
+func runVault(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"azdo-vault"}, args...), strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+var envIDRe = regexp.MustCompile(`env_[0-9a-f]{16}`)
+
+// createEnv runs env create and returns the ID (from stderr) and the token
+// (all of stdout).
+func createEnv(t *testing.T, storeURL string) (id, tok string) {
+	t.Helper()
+	code, out, errs := runVault(t, "env", "create", "--owner", "alice", "--store", storeURL)
+	if code != 0 {
+		t.Fatalf("env create = %d, stderr %q; want 0", code, errs)
+	}
+	tok = strings.TrimSuffix(out, "\n")
+	if !strings.HasPrefix(tok, vault.EnvTokenPrefix) || strings.ContainsAny(tok, " \n:") {
+		t.Fatalf("env create stdout = %q; want the token alone on one line", out)
+	}
+	id = envIDRe.FindString(errs)
+	if id == "" || !strings.Contains(errs, "azdo-vault env revoke "+id) {
+		t.Fatalf("env create stderr = %q; want the environment ID and the revoke command", errs)
+	}
+	if strings.Contains(errs, tok) {
+		t.Errorf("env create stderr shows the token")
+	}
+	return id, tok
+}
+
+// envState returns whether tok authenticates an unrevoked environment.
+func envRevoked(t *testing.T, path, tok string) bool {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), path, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := st.EnvironmentByTokenHash(context.Background(), vault.HashEnvToken(secret.New(tok)))
+	if err != nil {
+		t.Fatalf("EnvironmentByTokenHash = %v; want the environment", err)
+	}
+	return !e.RevokedAt.IsZero()
+}
+
+// TestEnvCreatePrintsTokenAlone: stdout is the token and nothing else, so
+// TOKEN=$(azdo-vault env create …) works; the ID goes to stderr; --json
+// carries both.
+func TestEnvCreatePrintsTokenAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	_, tok := createEnv(t, "sqlite:"+path)
+	if envRevoked(t, path, tok) {
+		t.Errorf("a new environment is revoked")
+	}
+	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--json", "--store", "sqlite:"+path)
+	if code != 0 || !strings.HasPrefix(out, `{"id":"env_`) || !strings.Contains(out, `"token":"`+vault.EnvTokenPrefix) {
+		t.Errorf("env create --json = %d %q (stderr %q); want one JSON object with id and token", code, out, errs)
+	}
+}
+
+func TestEnvRevoke(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	storeURL := "sqlite:" + path
+	tests := []struct {
+		name string
+		args func(id, tok string) []string
+	}{
+		{"flags before the ID", func(id, _ string) []string { return []string{"env", "revoke", "--store", storeURL, id} }},
+		{"--store after the ID", func(id, _ string) []string { return []string{"env", "revoke", id, "--store", storeURL} }},
+		{"--store= after the ID", func(id, _ string) []string { return []string{"env", "revoke", id, "--store=" + storeURL} }},
+		{"by token", func(_, tok string) []string { return []string{"env", "revoke", "--store", storeURL, tok} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, tok := createEnv(t, storeURL)
+			code, out, errs := runVault(t, tt.args(id, tok)...)
+			if code != 0 || !envRevoked(t, path, tok) {
+				t.Fatalf("env revoke (%s) = %d, stderr %q; want 0 and the environment revoked", tt.name, code, errs)
+			}
+			if !strings.Contains(errs, id) || out != "" {
+				t.Errorf("env revoke printed stdout %q, stderr %q; want the ID on stderr only", out, errs)
+			}
+			if strings.Contains(errs, tok) {
+				t.Errorf("env revoke stderr shows the token")
+			}
+		})
+	}
+
+	refusals := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"no ID", []string{"env", "revoke", "--store", storeURL}, 2, "one environment ID"},
+		{"two IDs", []string{"env", "revoke", "env_0000000000000000", "env_0000000000000001", "--store", storeURL}, 2, "one environment ID"},
+		{"unknown flag after the ID", []string{"env", "revoke", "env_0000000000000000", "--owner", "x"}, 2, "--owner"},
+		{"unknown ID", []string{"env", "revoke", "env_0000000000000000", "--store", storeURL}, 1, `no environment "env_0000000000000000"`},
+		{"unknown token", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL}, 1, "no environment has this token"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := runVault(t, tt.args...)
+			if code != tt.wantCode || !strings.Contains(errs, tt.want) {
+				t.Errorf("azdo-vault %q = %d, stderr %q; want %d naming %q", tt.args, code, errs, tt.wantCode, tt.want)
+			}
+			if strings.Contains(errs, vault.EnvTokenPrefix+"nope") {
+				t.Errorf("stderr shows the token given")
+			}
+		})
+	}
+}
