@@ -87,7 +87,9 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		Type:      string(tok.Kind),
 		Username:  tok.User(),
 		Token:     tok.Secret.Reveal(),
-		ExpiresAt: tok.ExpiresAt.UTC(),
+		// Whole seconds, rounded down: plain RFC 3339 that every client
+		// parses, and never later than the real expiry.
+		ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 	}
 	if sealTo != nil {
 		sealed, err := sealbox.Seal(*sealTo, []byte(tok.Secret.Reveal()))

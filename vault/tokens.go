@@ -388,12 +388,13 @@ type cacheEntry struct {
 }
 
 // usable reports whether e can be served to a request asking for minValid.
-// A token that can never satisfy minValid (short-lived tokens) is served
-// for the first half of its life, instead of being refreshed every time.
+// min_valid_seconds is honoured whenever a fresh token could meet it; a
+// token that never can (minValid at least its whole lifetime) is served for
+// the first half of its life, instead of being refreshed on every request.
 func (e cacheEntry) usable(now time.Time, minValid time.Duration) bool {
 	need := minValid
-	if half := e.tok.ExpiresAt.Sub(e.obtained) / 2; half < need {
-		need = half
+	if life := e.tok.ExpiresAt.Sub(e.obtained); need >= life {
+		need = life / 2
 	}
 	return e.tok.Valid(now, need)
 }

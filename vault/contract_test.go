@@ -1,0 +1,56 @@
+package vault
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+)
+
+// TestMinValidHonoured: a cached token with less left than
+// min_valid_seconds is refreshed whenever a fresh token could meet it; a
+// min_valid no token can meet does not refresh on every request.
+func TestMinValidHonoured(t *testing.T) {
+	h := newHarness(t) // the fake identity provider issues 1h tokens
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	if a := h.token("contoso", 300); a.ok.Token != "at-1-secretvalue" {
+		t.Fatalf("first token = %d %s; want at-1", a.code, a.raw)
+	}
+	h.clock.Add(10 * time.Minute) // 50 minutes left
+	tests := []struct {
+		name     string
+		minValid int
+		want     string
+	}{
+		{"less than what is left", 45 * 60, "at-1-secretvalue"},
+		{"more than what is left, less than a lifetime", 55 * 60, "at-2-secretvalue"},
+		{"more than a lifetime: served from memory", 2 * 3600, "at-2-secretvalue"},
+	}
+	for _, tt := range tests {
+		a := h.token("contoso", tt.minValid)
+		if a.code != 200 || a.ok.Token != tt.want {
+			t.Errorf("%s: token(min_valid_seconds=%d) = %d %q; want %q", tt.name, tt.minValid, a.code, a.ok.Token, tt.want)
+		}
+	}
+	if n := h.entra.calls.Load(); n != 2 {
+		t.Errorf("refreshes = %d; want 2", n)
+	}
+}
+
+// TestExpiresAtWholeSeconds: expires_at is plain RFC 3339 (no fraction),
+// never later than the token's real expiry.
+func TestExpiresAtWholeSeconds(t *testing.T) {
+	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	h.clock.Add(1500 * time.Millisecond)
+	a := h.token("contoso", 300)
+	re := regexp.MustCompile(`"expires_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
+	if a.code != 200 || !re.MatchString(a.raw) {
+		t.Fatalf("token = %d %s; want expires_at as YYYY-MM-DDTHH:MM:SSZ", a.code, a.raw)
+	}
+	if want := h.clock.Now().Add(time.Hour).Truncate(time.Second); !a.ok.ExpiresAt.Equal(want) {
+		t.Errorf("expires_at = %v; want %v (rounded down)", a.ok.ExpiresAt, want)
+	}
+}
