@@ -84,9 +84,9 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		return env, key, 0, err
 	}
 	resp := vaultapi.TokenResponse{
-		Type:      string(tok.Kind),
-		Username:  tok.User(),
-		Token:     tok.Secret.Reveal(),
+		Type:     string(tok.Kind),
+		Username: tok.User(),
+		Token:    tok.Secret.Reveal(),
 		// Whole seconds, rounded down: plain RFC 3339 that every client
 		// parses, and never later than the real expiry.
 		ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
