@@ -374,7 +374,7 @@ func TestPATFormChecks(t *testing.T) {
 		{"wrong PAT", url.Values{"pat": {"wrong-pat"}, "expires": {day(30)}}, http.StatusUnprocessableEntity, "did not accept this token"},
 		{"expiry in the past", url.Values{"pat": {goodPAT}, "expires": {day(-1)}}, http.StatusUnprocessableEntity, "in the past"},
 		{"expiry beyond a year", url.Values{"pat": {goodPAT}, "expires": {day(400)}}, http.StatusUnprocessableEntity, "at most one year"},
-		{"no expiry", url.Values{"pat": {goodPAT}}, http.StatusUnprocessableEntity, "YYYY-MM-DD"},
+		{"malformed expiry", url.Values{"pat": {goodPAT}, "expires": {"next month"}}, http.StatusUnprocessableEntity, "YYYY-MM-DD"},
 		{"PAT with spaces", url.Values{"pat": {"a b"}, "expires": {day(30)}}, http.StatusUnprocessableEntity, "one line"},
 		{"missing org", url.Values{"pat": {goodPAT}, "expires": {day(30)}, "org": {""}}, http.StatusUnprocessableEntity, "name of your Azure DevOps organization"},
 		{"forged CSRF", url.Values{"pat": {goodPAT}, "expires": {day(30)}, "csrf": {"x"}}, http.StatusForbidden, "not sent from the PAT page"},

@@ -238,8 +238,14 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	exp, err := time.Parse(time.DateOnly, expRaw)
+	// The form pre-fills the expiry; a client that leaves the field out
+	// stores the PAT with an unknown expiry rather than failing.
+	var exp time.Time
+	if expRaw != "" {
+		exp, err = time.Parse(time.DateOnly, expRaw)
+	}
 	switch {
+	case expRaw == "":
 	case err != nil:
 		again(http.StatusUnprocessableEntity, "Enter the token's expiry date (as shown by Azure DevOps) as YYYY-MM-DD.")
 		return
@@ -283,9 +289,13 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: patCookie, Value: "", Path: h.path("/pat"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
 	var warn string
-	if left := exp.Sub(now); left < PATWarnWithin {
+	if left := exp.Sub(now); !exp.IsZero() && left < PATWarnWithin {
 		warn = fmt.Sprintf("This token expires on %s, in less than %d days. Git will stop working then: create a longer-lived token soon and connect again.", exp.Format(time.DateOnly), int(PATWarnWithin/(24*time.Hour)))
 	}
-	h.log.Info("pat stored", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", storeOrg, "expires", exp.Format(time.DateOnly))
+	expLog := "unknown"
+	if !exp.IsZero() {
+		expLog = exp.Format(time.DateOnly)
+	}
+	h.log.Info("pat stored", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", storeOrg, "expires", expLog)
 	render(w, http.StatusOK, "pat_saved", page{Title: "Connected", Host: c.Host, Org: org, Owner: c.Owner, Warning: warn})
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 )
 
 func TestPATLinks(t *testing.T) {
@@ -105,5 +107,22 @@ func TestCheckPATUnreachable(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), pat) {
 		t.Errorf("CheckPAT error contains the PAT: %v", err)
+	}
+}
+
+// TestPATWithoutExpiryStored: a form posted without the (pre-filled)
+// expiry field still stores a PAT the host accepts, with an unknown
+// expiry; the contract asks only for the PAT.
+func TestPATWithoutExpiryStored(t *testing.T) {
+	tp := newTestPages(t)
+	b := tp.browser(t)
+	form := b.get(tp.link(t, "dev.azure.com", "contoso", store.PAT))
+	p := b.do(http.MethodPost, "/pat", url.Values{"csrf": {csrfOf(t, form.body)}, "pat": {goodPAT}})
+	if p.code != http.StatusOK {
+		t.Fatalf("POST /pat without expires = %d; want 200\n%s", p.code, p.body)
+	}
+	cs, err := tp.st.Credentials(context.Background(), "alice", "dev.azure.com")
+	if err != nil || len(cs) != 1 || cs[0].Kind != store.PAT || !cs[0].ExpiresAt.IsZero() {
+		t.Fatalf("stored = %+v, %v; want one PAT with an unknown expiry", cs, err)
 	}
 }
