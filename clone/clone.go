@@ -118,13 +118,13 @@ func Clone(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("clone: %w", err)
 	}
-	created, err := prepareDir(dir)
+	dest, err := prepareDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			if cerr := cleanupDir(dir, created); cerr != nil {
+			if cerr := dest.cleanup(); cerr != nil {
 				err = fmt.Errorf("%w (and cleaning up %s failed: %v)", err, dir, cerr)
 			}
 		}

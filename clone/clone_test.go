@@ -308,6 +308,48 @@ func TestCloneEmptyExistingDirIsEmptiedOnFailure(t *testing.T) {
 	}
 }
 
+// TestCloneFailureRemovesCreatedParents checks that a failed clone into
+// a/b/c removes the a and a/b it created, and no directory that was there
+// before.
+func TestCloneFailureRemovesCreatedParents(t *testing.T) {
+	f := newFixture(t)
+	seedRich(t, f, "contoso", "p", "site")
+	tests := []struct {
+		name   string
+		url    string
+		mkdirs string // created before the clone, below the temporary root
+		gone   string // must not exist after the failed clone
+		kept   string // must still exist
+	}{
+		{"branch not found", "https://dev.azure.com/contoso/p/_git/site?version=GBmissing", "", "a", ""},
+		{"repository not found", "https://dev.azure.com/contoso/p/_git/nope", "", "a", ""},
+		{"existing grandparent kept", "https://dev.azure.com/contoso/p/_git/site?version=GBmissing", "a", "a/b", "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tt.mkdirs != "" {
+				if err := os.MkdirAll(filepath.Join(root, tt.mkdirs), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := f.options(t, tt.url)
+			o.Dir = filepath.Join(root, "a", "b", "c")
+			if _, err := Clone(context.Background(), o); err == nil {
+				t.Fatalf("Clone(%q) succeeded; want error", tt.url)
+			}
+			if _, err := os.Stat(filepath.Join(root, tt.gone)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("after a failed clone into %s, %s exists (%v); want it removed", o.Dir, tt.gone, err)
+			}
+			if tt.kept != "" {
+				if _, err := os.Stat(filepath.Join(root, tt.kept)); err != nil {
+					t.Errorf("after a failed clone, %s (there before) is gone: %v", tt.kept, err)
+				}
+			}
+		})
+	}
+}
+
 func TestCloneRetriesTransientErrorsOnly(t *testing.T) {
 	f := newFixture(t)
 	s := testenv.Seed(t, f.emu, "contoso", "p", "r", testenv.SeedOptions{})
