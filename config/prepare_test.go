@@ -19,6 +19,7 @@ type got struct {
 	hosts  []string
 	margin time.Duration
 	socket string
+	log    string // --log-format, a global flag
 }
 
 // testApp is a small app shaped like azdo-sidecar: a global flag, a plain
@@ -39,7 +40,7 @@ func testApp(out *got) *cli.App {
 					&cli.DurationFlag{Name: "refresh-margin", Value: DefaultRefreshMargin},
 				},
 				Action: func(c *cli.Context) error {
-					*out = got{listen: c.String(FlagListen), hosts: c.StringSlice(FlagHost), margin: c.Duration("refresh-margin")}
+					*out = got{listen: c.String(FlagListen), hosts: c.StringSlice(FlagHost), margin: c.Duration("refresh-margin"), log: c.String(FlagLogFormat)}
 					return nil
 				},
 			},
@@ -49,7 +50,7 @@ func testApp(out *got) *cli.App {
 				Subcommands: []*cli.Command{{
 					Name: "get",
 					Action: func(c *cli.Context) error {
-						*out = got{socket: c.String(FlagSocket), hosts: c.StringSlice(FlagHost)}
+						*out = got{socket: c.String(FlagSocket), hosts: c.StringSlice(FlagHost), log: c.String(FlagLogFormat)}
 						return nil
 					},
 				}},
@@ -196,5 +197,42 @@ func TestEnvName(t *testing.T) {
 		if got := EnvName(in); got != want {
 			t.Errorf("EnvName(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestGlobalFlagAfterCommand: a global flag works before the command, after
+// it, from the environment and from the file, with the usual precedence.
+func TestGlobalFlagAfterCommand(t *testing.T) {
+	file := writeFile(t, "c.yaml", "log-format: json\n", 0o644)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "default", args: []string{"serve"}, want: "text"},
+		{name: "before the command", args: []string{"--log-format", "json", "serve"}, want: "json"},
+		{name: "after the command", args: []string{"serve", "--log-format", "json"}, want: "json"},
+		{name: "after a parent command", args: []string{"credential", "--log-format", "json", "get"}, want: "json"},
+		{name: "before a parent command", args: []string{"--log-format", "json", "credential", "get"}, want: "json"},
+		{name: "env", args: []string{"serve"}, env: map[string]string{"AZDO_LOG_FORMAT": "json"}, want: "json"},
+		{name: "file", args: []string{"serve", "--config", file}, want: "json"},
+		{name: "global flag beats file", args: []string{"--log-format", "text", "serve", "--config", file}, want: "text"},
+		{name: "flag after command beats env", args: []string{"serve", "--log-format", "text"}, env: map[string]string{"AZDO_LOG_FORMAT": "json"}, want: "text"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out got
+			args := append([]string{"t"}, tt.args...)
+			if err := testApp(&out).RunContext(context.Background(), args); err != nil {
+				t.Fatalf("Run(%q) = %v", args, err)
+			}
+			if out.log != tt.want {
+				t.Errorf("Run(%q) saw --log-format %q; want %q", args, out.log, tt.want)
+			}
+		})
 	}
 }
