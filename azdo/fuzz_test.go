@@ -2,6 +2,7 @@ package azdo
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 )
@@ -20,6 +21,7 @@ func FuzzParse(f *testing.F) {
 		"ssh://contoso@vs-ssh.visualstudio.com/v3/contoso/p/r",
 		"https://dev.azure.com/o/p/_git/r?path=/a%20b&version=GC" + sha1a,
 		"https://dev.azure.com.evil.test/o/p/_git/r",
+		"https://dev.azure.com/o/p/_git/r?path=/../../etc/passwd&version=GBmain",
 	} {
 		f.Add(s)
 	}
@@ -49,6 +51,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if tg.Kind == Commit && len(tg.Commit) != 40 && len(tg.Commit) != 64 {
 			t.Fatalf("Parse(%q).Commit = %q; want a full id", in, tg.Commit)
+		}
+		if tg.Path != "" && (!strings.HasPrefix(tg.Path, "/") || path.Clean(tg.Path) != tg.Path) {
+			t.Fatalf("Parse(%q).Path = %q; want a clean absolute path, which cannot leave the clone", in, tg.Path)
 		}
 		if tg.Kind == PullRequest && tg.PullRequest <= 0 {
 			t.Fatalf("Parse(%q).PullRequest = %d; want positive", in, tg.PullRequest)

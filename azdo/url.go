@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	pathpkg "path"
 	"strconv"
 	"strings"
 )
@@ -136,7 +137,7 @@ type Target struct {
 	Tag         string // Kind Tag, or File with version=GT...
 	Commit      string // Kind Commit, or File with version=GC...; 40 or 64 lower-case hex digits
 	PullRequest int    // Kind PullRequest
-	Path        string // the file path of ?path=, starting with "/"; may be set with any kind
+	Path        string // the file path of ?path=, cleaned, starting with "/"; may be set with any kind
 }
 
 // Parse reads any Azure DevOps repository URL: clone URLs (with or without
@@ -341,10 +342,9 @@ func (p parser) query(t *Target, raw string) error {
 		if path == "" || strings.ContainsAny(path, "\x00\r\n") {
 			return p.invalid("empty or invalid path=")
 		}
-		if !strings.HasPrefix(path, "/") {
-			path = "/" + path
-		}
-		t.Path = path
+		// The file is in the working tree: clean it as an absolute path,
+		// so that "/../x" cannot name a file outside the clone.
+		t.Path = pathpkg.Clean("/" + path)
 	}
 	if t.Kind != Default {
 		// /commit/{sha} and /pullrequest/{id} already say the revision.

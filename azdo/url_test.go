@@ -76,6 +76,12 @@ func TestParse(t *testing.T) {
 		{"file on tag", "https://dev.azure.com/contoso/p/_git/web?path=/a.txt&version=GTv1", Target{Repo: svc("contoso", "p", "web"), Kind: File, Tag: "v1", Path: "/a.txt"}, ""},
 		{"file on commit", "https://dev.azure.com/contoso/p/_git/web?path=/a.txt&version=GC" + sha1a, Target{Repo: svc("contoso", "p", "web"), Kind: File, Commit: sha1a, Path: "/a.txt"}, ""},
 		{"file path without slash", "https://dev.azure.com/contoso/p/_git/web?path=a.txt&version=GBmain", Target{Repo: svc("contoso", "p", "web"), Kind: File, Branch: "main", Path: "/a.txt"}, ""},
+		{"branch with raw slash", "https://dev.azure.com/contoso/p/_git/web?version=GBfeature/x", Target{Repo: svc("contoso", "p", "web"), Kind: Branch, Branch: "feature/x"}, ""},
+		{"tag with slash", "https://dev.azure.com/contoso/p/_git/web?version=GTrelease/1.0", Target{Repo: svc("contoso", "p", "web"), Kind: Tag, Tag: "release/1.0"}, ""},
+		{"tag with slash encoded", "https://dev.azure.com/contoso/p/_git/web?version=GTrelease%2F1.0", Target{Repo: svc("contoso", "p", "web"), Kind: Tag, Tag: "release/1.0"}, ""},
+		{"file path cannot leave the clone", "https://dev.azure.com/contoso/p/_git/web?path=/../../etc/passwd&version=GBmain", Target{Repo: svc("contoso", "p", "web"), Kind: File, Branch: "main", Path: "/etc/passwd"}, ""},
+		{"file path encoded dot segments", "https://dev.azure.com/contoso/p/_git/web?path=%2Fsrc%2F.%2Fa%2F..%2F..%2F..%2Fmain.go", Target{Repo: svc("contoso", "p", "web"), Kind: File, Path: "/main.go"}, ""},
+		{"file path relative dot segments", "https://dev.azure.com/contoso/p/_git/web?path=../x.txt&version=GBmain", Target{Repo: svc("contoso", "p", "web"), Kind: File, Branch: "main", Path: "/x.txt"}, ""},
 		{"project-less branch", "https://contoso@dev.azure.com/contoso/_git/web?version=GBmain", Target{Repo: svc("contoso", "", "web"), Kind: Branch, Branch: "main"}, ""},
 
 		// Legacy visualstudio.com.
@@ -83,6 +89,8 @@ func TestParse(t *testing.T) {
 		{"legacy DefaultCollection", "https://contoso.visualstudio.com/DefaultCollection/Fabrikam/_git/web", Target{Repo: leg("contoso", "Fabrikam", "web", true)}, "https://contoso.visualstudio.com/DefaultCollection/Fabrikam/_git/web"},
 		{"legacy project-less", "https://contoso.visualstudio.com/_git/web", Target{Repo: leg("contoso", "", "web", false)}, "https://contoso.visualstudio.com/_git/web"},
 		{"legacy upper-case host", "https://Contoso.VisualStudio.com/p/_git/web?version=GBmain", Target{Repo: leg("contoso", "p", "web", false), Kind: Branch, Branch: "main"}, "https://contoso.visualstudio.com/p/_git/web"},
+		{"legacy DefaultCollection project-less", "https://contoso.visualstudio.com/DefaultCollection/_git/web", Target{Repo: leg("contoso", "", "web", true)}, "https://contoso.visualstudio.com/DefaultCollection/_git/web"},
+		{"legacy :443 and org@", "https://contoso@contoso.visualstudio.com:443/p/_git/web", Target{Repo: leg("contoso", "p", "web", false)}, "https://contoso.visualstudio.com/p/_git/web"},
 		{"legacy _optimized", "https://contoso.visualstudio.com/DefaultCollection/p/_git/_optimized/web", Target{Repo: leg("contoso", "p", "web", true)}, "https://contoso.visualstudio.com/DefaultCollection/p/_git/web"},
 
 		// Azure DevOps Server.
@@ -99,6 +107,8 @@ func TestParse(t *testing.T) {
 		{"ssh url", "ssh://git@ssh.dev.azure.com/v3/contoso/Fabrikam/web", Target{Repo: svc("contoso", "Fabrikam", "web")}, "https://dev.azure.com/contoso/Fabrikam/_git/web"},
 		{"ssh url port 22", "ssh://git@ssh.dev.azure.com:22/v3/contoso/Fabrikam/web", Target{Repo: svc("contoso", "Fabrikam", "web")}, "https://dev.azure.com/contoso/Fabrikam/_git/web"},
 		{"ssh %20", "git@ssh.dev.azure.com:v3/contoso/My%20Project/My%20Repo", Target{Repo: svc("contoso", "My Project", "My Repo")}, "https://dev.azure.com/contoso/My%20Project/_git/My%20Repo"},
+		{"ssh .git kept", "git@ssh.dev.azure.com:v3/contoso/Fabrikam/web.git", Target{Repo: svc("contoso", "Fabrikam", "web.git")}, "https://dev.azure.com/contoso/Fabrikam/_git/web.git"},
+		{"ssh upper-case host", "git@SSH.Dev.Azure.com:v3/contoso/Fabrikam/web", Target{Repo: svc("contoso", "Fabrikam", "web")}, "https://dev.azure.com/contoso/Fabrikam/_git/web"},
 		{"ssh vs-ssh legacy", "contoso@vs-ssh.visualstudio.com:v3/contoso/Fabrikam/web", Target{Repo: leg("contoso", "Fabrikam", "web", false)}, "https://contoso.visualstudio.com/Fabrikam/_git/web"},
 		{"ssh vs-ssh url", "ssh://contoso@vs-ssh.visualstudio.com/v3/Contoso/Fabrikam/web", Target{Repo: leg("contoso", "Fabrikam", "web", false)}, "https://contoso.visualstudio.com/Fabrikam/_git/web"},
 		{"ssh server", "ssh://tfs.example.com:22/tfs/DefaultCollection/Proj/_git/repo", Target{Repo: srv("tfs.example.com", "tfs", "DefaultCollection", "Proj", "repo")}, "https://tfs.example.com/tfs/DefaultCollection/Proj/_git/repo"},

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -590,7 +591,8 @@ func (c *cloner) checkout(r *git.Repository, t *azdo.Target, p *fetchPlan, refs 
 	}
 	res.Head = hash.String()
 	if t.Path != "" {
-		res.File = filepath.Join(res.Dir, filepath.FromSlash(strings.TrimPrefix(t.Path, "/")))
+		// Cleaned as an absolute path, the file stays inside the clone.
+		res.File = filepath.Join(res.Dir, filepath.FromSlash(path.Clean("/"+t.Path)))
 		if _, err := os.Stat(res.File); err != nil {
 			c.prog.Printf("warning: %s does not exist at this revision", t.Path)
 		}

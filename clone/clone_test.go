@@ -141,6 +141,7 @@ func TestCloneURLForms(t *testing.T) {
 		{"commit version", base + "?version=GC" + r.feature, r.feature, "", clean, ""},
 		{"pull request", base + "/pullrequest/7", r.pr, "pr/7", clean, ""},
 		{"file", base + "?path=/docs/READ%20ME.md&version=GBfeature/login", r.feature, "feature/login", clean, "docs/READ ME.md"},
+		{"file path cannot leave the clone", base + "?path=/../../docs/READ%20ME.md&version=GBfeature/login", r.feature, "feature/login", clean, "docs/READ ME.md"},
 		{"ssh", "git@ssh.dev.azure.com:v3/contoso/Web%20Site/site", r.main, "main", clean, ""},
 		{"ssh url", "ssh://git@ssh.dev.azure.com/v3/contoso/Web%20Site/site?version=GBdevelop", r.main, "main", clean, ""},
 		{"legacy", "https://contoso.visualstudio.com/DefaultCollection/Web%20Site/_git/site?version=GBdevelop", r.develop, "develop", "https://contoso.visualstudio.com/DefaultCollection/Web%20Site/_git/site", ""},
