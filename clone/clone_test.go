@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -562,6 +565,9 @@ func TestTransient(t *testing.T) {
 		{"reset", errors.New("read tcp: connection reset by peer"), true},
 		{"eof", fmt.Errorf("x: %w", errors.New("unexpected EOF")), true},
 		{"other", errors.New("object not found"), false},
+		{"no such host", &url.Error{Op: "Get", URL: "https://tfs.example.test/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "tfs.example.test", IsNotFound: true}}}, false},
+		{"DNS timeout", &url.Error{Op: "Get", URL: "https://tfs.example.test/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "i/o timeout", Name: "tfs.example.test", IsTimeout: true}}}, true},
+		{"connection refused", &url.Error{Op: "Get", URL: "https://tfs.example.test/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}, true},
 	}
 	for _, tt := range tests {
 		if got := transient(tt.err); got != tt.want {

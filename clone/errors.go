@@ -173,6 +173,13 @@ func transient(err error) bool {
 	if errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) {
 		return false
 	}
+	// A host name that does not exist (a typo, a self-hosted server
+	// unknown to this network's DNS) does not start existing a second
+	// later; a DNS server that failed to answer may.
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound
+	}
 	var op *net.OpError
 	if errors.As(err, &op) {
 		return true
