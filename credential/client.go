@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"time"
@@ -26,6 +27,43 @@ type Client struct {
 // directory (CheckSocketDir), since an erase carries the rejected password,
 // and returns an error wrapping ErrNoServer when nothing listens.
 func (c *Client) Do(ctx context.Context, action string, req *Credential) (*Credential, error) {
+	body, err := Append([]byte("action="+action+"\ntimeout=0\n"), req)
+	if err != nil {
+		return nil, err
+	}
+	body = markClient(body)
+	var ans *Credential
+	err = c.exchange(ctx, body, func(r io.Reader) error {
+		var err error
+		ans, err = Read(bufio.NewReader(&limitReader{r: r, n: maxRequest}))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ans, nil
+}
+
+// Status asks the sidecar for its status (ActionStatus) and returns the
+// answer as sent: JSON, or nothing when the server does not serve it.
+func (c *Client) Status(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := c.exchange(ctx, []byte("action="+ActionStatus+"\ntimeout=0\n\n"), func(r io.Reader) error {
+		var err error
+		out, err = io.ReadAll(io.LimitReader(r, maxStatus+1))
+		if err == nil && len(out) > maxStatus {
+			err = fmt.Errorf("more than %d bytes", maxStatus)
+		}
+		return err
+	})
+	return out, err
+}
+
+// exchange sends body on one connection to the socket, closes its write
+// side and lets read consume the answer, all within the client's timeout.
+// It refuses a socket in an insecure directory (CheckSocketDir) and
+// returns an error wrapping ErrNoServer when nothing listens.
+func (c *Client) exchange(ctx context.Context, body []byte, read func(io.Reader) error) error {
 	path := c.Socket
 	if path == "" {
 		path = DefaultSocketPath()
@@ -37,21 +75,16 @@ func (c *Client) Do(ctx context.Context, action string, req *Credential) (*Crede
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	body, err := Append([]byte("action="+action+"\ntimeout=0\n"), req)
-	if err != nil {
-		return nil, err
-	}
-	body = markClient(body)
 	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
 		if isNotExist(err) {
-			return nil, fmt.Errorf("%w at %s", ErrNoServer, path)
+			return fmt.Errorf("%w at %s", ErrNoServer, path)
 		}
-		return nil, err
+		return err
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, dialError(path, err)
+		return dialError(path, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -62,17 +95,16 @@ func (c *Client) Do(ctx context.Context, action string, req *Credential) (*Crede
 	defer stop()
 
 	if _, err := conn.Write(body); err != nil {
-		return nil, fmt.Errorf("credential: send to %s: %w", path, err)
+		return fmt.Errorf("credential: send to %s: %w", path, err)
 	}
 	if err := conn.(*net.UnixConn).CloseWrite(); err != nil {
-		return nil, fmt.Errorf("credential: send to %s: %w", path, err)
+		return fmt.Errorf("credential: send to %s: %w", path, err)
 	}
-	ans, err := Read(bufio.NewReader(&limitReader{r: conn, n: maxRequest}))
-	if err != nil {
+	if err := read(conn); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("credential: no answer from %s within %s", path, timeout)
+			return fmt.Errorf("credential: no answer from %s within %s", path, timeout)
 		}
-		return nil, fmt.Errorf("credential: answer from %s: %w", path, err)
+		return fmt.Errorf("credential: answer from %s: %w", path, err)
 	}
-	return ans, nil
+	return nil
 }

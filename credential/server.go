@@ -20,6 +20,16 @@ const (
 	ActionErase = "erase"
 )
 
+// ActionStatus is this project's extension of the socket protocol: the
+// Server answers it with the bytes of Server.Status (the sidecar's status
+// as JSON, which holds no secret), so that `azdo-sidecar status` finds the
+// sidecar through the socket it already knows, whatever port its metrics
+// listener got. Git never sends it.
+const ActionStatus = "status"
+
+// maxStatus bounds a status answer.
+const maxStatus = 1 << 20
+
 // MessageKey is this project's extension of the answer: one line our client
 // prints on git's stderr (e.g. the connect URL), then removes. Git and git's
 // credential-cache client ignore it, as they ignore every unknown key.
@@ -72,6 +82,9 @@ type Server struct {
 	ConnTimeout time.Duration
 	// Logger gets one line per failed request; nil: slog.Default().
 	Logger *slog.Logger
+	// Status, when set, answers ActionStatus (see there). It must not
+	// return a secret.
+	Status func() ([]byte, error)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -211,6 +224,9 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	switch action {
 	case ActionGet, ActionStore, ActionErase:
+	case ActionStatus:
+		s.serveStatus(c)
+		return
 	default:
 		// git's "credential-cache exit" and future actions: the sidecar is
 		// not git's daemon and does not stop on request.
@@ -228,6 +244,24 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	if err := Write(c, ans); err != nil {
 		s.logger().Warn("credential: answer not written", "action", action, "host", req.Host, "err", err)
+	}
+}
+
+// serveStatus answers ActionStatus with s.Status, or nothing without it.
+func (s *Server) serveStatus(c net.Conn) {
+	if s.Status == nil {
+		return
+	}
+	b, err := s.Status()
+	if err == nil && len(b) > maxStatus {
+		err = fmt.Errorf("status of %d bytes exceeds %d", len(b), maxStatus)
+	}
+	if err != nil {
+		s.logger().Warn("credential: status failed", "err", err)
+		return
+	}
+	if _, err := c.Write(b); err != nil {
+		s.logger().Warn("credential: status not written", "err", err)
 	}
 }
 

@@ -499,3 +499,51 @@ func TestServerAnswersEachClient(t *testing.T) {
 		})
 	}
 }
+
+// TestClientStatus: ActionStatus returns Server.Status as sent, and
+// nothing from a server without it; the Handler never sees it.
+func TestClientStatus(t *testing.T) {
+	const status = `{"mode":"pat"}`
+	tests := []struct {
+		name   string
+		status func() ([]byte, error)
+		want   string
+	}{
+		{name: "status served", status: func() ([]byte, error) { return []byte(status), nil }, want: status},
+		{name: "no status func", want: ""},
+		{name: "status fails", status: func() ([]byte, error) { return nil, errors.New("boom") }, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(socketDir(t), "run", "sock")
+			ln, err := Listen(path)
+			if err != nil {
+				t.Fatalf("Listen(%q) = %v", path, err)
+			}
+			rec := &recorder{}
+			s := &Server{Handler: rec, Status: tt.status, Logger: slog.New(slog.DiscardHandler)}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ln) }()
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s.Shutdown(ctx)
+				<-done
+			}()
+			got, err := (&Client{Socket: path}).Status(context.Background())
+			if err != nil || string(got) != tt.want {
+				t.Errorf("Status() = %q, %v; want %q", got, err, tt.want)
+			}
+			rec.mu.Lock()
+			n := len(rec.actions)
+			rec.mu.Unlock()
+			if n != 0 {
+				t.Errorf("handler saw %d requests; want 0", n)
+			}
+		})
+	}
+	_, err := (&Client{Socket: filepath.Join(socketDir(t), "none", "sock")}).Status(context.Background())
+	if !errors.Is(err, ErrNoServer) {
+		t.Errorf("Status() without a server = %v; want ErrNoServer", err)
+	}
+}

@@ -203,7 +203,13 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, err
 	}
 
-	s.cred = &credential.Server{Handler: credential.NewTokenHandler(s.cache, hosts), Logger: opts.Logger}
+	s.cred = &credential.Server{
+		Handler: credential.NewTokenHandler(s.cache, hosts),
+		Logger:  opts.Logger,
+		// `azdo-sidecar status` asks here first: the socket's path is known
+		// to it, the metrics port may be random (--metrics-listen :0).
+		Status: func() ([]byte, error) { return json.Marshal(s.Status()) },
+	}
 	s.metrics = &http.Server{
 		Handler:           s.mux(reg),
 		ReadHeaderTimeout: 10 * time.Second,

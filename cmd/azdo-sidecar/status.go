@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,13 +16,16 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/sidecar"
 )
 
 // statusCommand is `azdo-sidecar status`: what the running sidecar serves,
-// never a secret. It asks the sidecar's metrics listener for /status and
-// checks this shell's GIT_SSL_CAINFO against the sidecar's CA.
+// never a secret. It asks the sidecar through its socket (--socket), or its
+// metrics listener for /status when --metrics-listen is given or nothing
+// answers on the socket, and checks this shell's GIT_SSL_CAINFO against the
+// sidecar's CA.
 func statusCommand(e *cliapp.Env) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
@@ -29,7 +33,7 @@ func statusCommand(e *cliapp.Env) *cli.Command {
 		Flags: []cli.Flag{config.SocketFlag(), config.StateDirFlag(), config.MetricsListenFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"}},
 		Action: func(c *cli.Context) error {
-			st, err := fetchStatus(c.Context, c.String(config.FlagMetricsListen))
+			st, err := loadStatus(c)
 			if err != nil {
 				return err
 			}
@@ -48,9 +52,49 @@ func statusCommand(e *cliapp.Env) *cli.Command {
 	}
 }
 
+// statusTimeout bounds each way of asking the sidecar.
+const statusTimeout = 5 * time.Second
+
+// loadStatus asks the running sidecar for its status: over HTTP when
+// --metrics-listen is set (flag, environment or file), else through the
+// socket, falling back to the default metrics address when no sidecar
+// listens there.
+func loadStatus(c *cli.Context) (sidecar.Status, error) {
+	addr := c.String(config.FlagMetricsListen)
+	if c.IsSet(config.FlagMetricsListen) {
+		return fetchStatus(c.Context, addr)
+	}
+	sock := config.SocketPath(c)
+	st, err := socketStatus(c.Context, sock)
+	if err == nil || !errors.Is(err, credential.ErrNoServer) {
+		return st, err
+	}
+	st, herr := fetchStatus(c.Context, addr)
+	if herr != nil {
+		return st, fmt.Errorf("status: no sidecar answers on %s nor on %s (is `azdo-sidecar serve` running? pass its --socket or --metrics-listen)", sock, addr)
+	}
+	return st, nil
+}
+
+// socketStatus asks the sidecar's socket (credential.ActionStatus).
+func socketStatus(ctx context.Context, sock string) (sidecar.Status, error) {
+	var st sidecar.Status
+	b, err := (&credential.Client{Socket: sock, Timeout: statusTimeout}).Status(ctx)
+	if err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	if len(b) == 0 {
+		return st, fmt.Errorf("status: %s answered nothing; is it an older azdo-sidecar? pass its --metrics-listen", sock)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("status: bad answer from %s: %w", sock, err)
+	}
+	return st, nil
+}
+
 func fetchStatus(ctx context.Context, addr string) (sidecar.Status, error) {
 	var st sidecar.Status
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+sidecar.StatusPath, nil)
 	if err != nil {
