@@ -194,9 +194,11 @@ func (r Result) Changed() bool { return len(r.Written)+len(r.Removed) > 0 }
 // HelperCommand returns the credential.helper value for the binary exe
 // (the running azdo-sidecar): git-credential-azdo next to it when present
 // (started faster), else "exe credential". socket, when not empty, is
-// passed with --socket. Paths with shell metacharacters are quoted in
+// passed with --socket, and each self-hosted host with --host: the helper
+// answers only hosts it knows as Azure DevOps, and git's environment need
+// not carry AZDO_HOST. Paths with shell metacharacters are quoted in
 // git's "!" form.
-func HelperCommand(exe, socket string) string {
+func HelperCommand(exe, socket string, selfHosted ...string) string {
 	dir := filepath.Dir(exe)
 	args := []string{exe, "credential"}
 	small := filepath.Join(dir, "git-credential-azdo")
@@ -205,6 +207,9 @@ func HelperCommand(exe, socket string) string {
 	}
 	if socket != "" {
 		args = append(args, "--socket", socket)
+	}
+	for _, h := range selfHosted {
+		args = append(args, "--host", h)
 	}
 	quoted := false
 	for i, a := range args {

@@ -347,16 +347,21 @@ func TestHelperCommand(t *testing.T) {
 	spaced := filepath.Join(dir, "my tools")
 	os.Mkdir(spaced, 0o755)
 	tests := []struct {
-		name, exe, socket, want string
+		name, exe, socket string
+		hosts             []string
+		want              string
 	}{
-		{"small helper next to it", filepath.Join(withSmall, "azdo-sidecar"), "", filepath.Join(withSmall, "git-credential-azdo")},
-		{"no small helper", "/usr/bin/azdo-sidecar", "", "/usr/bin/azdo-sidecar credential"},
-		{"socket", "/usr/bin/azdo-sidecar", "/run/a/sock", "/usr/bin/azdo-sidecar credential --socket /run/a/sock"},
-		{"space in path", filepath.Join(spaced, "azdo-sidecar"), "", "!'" + filepath.Join(spaced, "azdo-sidecar") + "' credential"},
+		{"small helper next to it", filepath.Join(withSmall, "azdo-sidecar"), "", nil, filepath.Join(withSmall, "git-credential-azdo")},
+		{"no small helper", "/usr/bin/azdo-sidecar", "", nil, "/usr/bin/azdo-sidecar credential"},
+		{"socket", "/usr/bin/azdo-sidecar", "/run/a/sock", nil, "/usr/bin/azdo-sidecar credential --socket /run/a/sock"},
+		{"space in path", filepath.Join(spaced, "azdo-sidecar"), "", nil, "!'" + filepath.Join(spaced, "azdo-sidecar") + "' credential"},
+		{"self-hosted hosts", filepath.Join(withSmall, "azdo-sidecar"), "/run/a/sock", []string{"tfs.example.com:8443", "ado.corp"},
+			filepath.Join(withSmall, "git-credential-azdo") + " --socket /run/a/sock --host tfs.example.com:8443 --host ado.corp"},
+		{"self-hosted IPv6 host", "/usr/bin/azdo-sidecar", "", []string{"[::1]:8443"}, "!/usr/bin/azdo-sidecar credential --host '[::1]:8443'"},
 	}
 	for _, tt := range tests {
-		if got := HelperCommand(tt.exe, tt.socket); got != tt.want {
-			t.Errorf("%s: HelperCommand(%q, %q) = %q; want %q", tt.name, tt.exe, tt.socket, got, tt.want)
+		if got := HelperCommand(tt.exe, tt.socket, tt.hosts...); got != tt.want {
+			t.Errorf("%s: HelperCommand(%q, %q, %q) = %q; want %q", tt.name, tt.exe, tt.socket, tt.hosts, got, tt.want)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		Listen:        c.String(config.FlagListen),
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
-		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket)),
+		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket), hosts.SelfHosted()...),
 		CacheSocket:   cacheSocket,
 	}, note, nil
 }
