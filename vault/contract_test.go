@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"net/http"
 	"regexp"
 	"testing"
 	"time"
@@ -52,5 +53,36 @@ func TestExpiresAtWholeSeconds(t *testing.T) {
 	}
 	if want := h.clock.Now().Add(time.Hour).Truncate(time.Second); !a.ok.ExpiresAt.Equal(want) {
 		t.Errorf("expires_at = %v; want %v (rounded down)", a.ok.ExpiresAt, want)
+	}
+}
+
+// TestSlowIdentityProviderAnswers503: a refresh that hangs holds a token
+// request for MaxWait at most, then 503 with Retry-After; the refresh goes
+// on and a later request gets its token without a second refresh.
+func TestSlowIdentityProviderAnswers503(t *testing.T) {
+	h := newHarness(t)
+	h.v.maxWait = 100 * time.Millisecond
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	gate := make(chan struct{})
+	h.entra.set(func(f *fakeEntra) { f.gate = gate })
+	start := time.Now()
+	a := h.token("contoso", 300)
+	if took := time.Since(start); a.code != http.StatusServiceUnavailable || a.retryAfter == "" || took > 5*time.Second {
+		t.Fatalf("token while the refresh hangs = %d Retry-After %q after %v; want 503 with Retry-After after about 100ms", a.code, a.retryAfter, took)
+	}
+	close(gate)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a = h.token("contoso", 300)
+		if a.code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.code != http.StatusOK || a.ok.Token != "at-1-secretvalue" {
+		t.Fatalf("token after the refresh finished = %d %s; want 200 at-1", a.code, a.raw)
+	}
+	if n := h.entra.calls.Load(); n != 1 {
+		t.Errorf("refreshes = %d; want 1 (the slow one, shared)", n)
 	}
 }

@@ -341,7 +341,9 @@ type flight struct {
 // wait for the same result. fn runs on a context of its own, derived from
 // the vault's (cancelled by Close) with RefreshTimeout, so one caller giving
 // up neither cancels the refresh for the others nor loses a rotated refresh
-// token; each caller still returns as soon as its own ctx is done.
+// token; each caller still returns as soon as its own ctx is done, and
+// after MaxWait with token.ErrUnavailable (503 + Retry-After), so a slow
+// identity provider never holds a request longer than its client waits.
 func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (token.Token, error)) (token.Token, error) {
 	v.mu.Lock()
 	f, ok := v.flight[key]
@@ -365,11 +367,15 @@ func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (tok
 		}()
 	}
 	v.mu.Unlock()
+	wait := time.NewTimer(v.maxWait)
+	defer wait.Stop()
 	select {
 	case <-f.done:
 		return f.tok, f.err
 	case <-ctx.Done():
 		return token.Token{}, ctx.Err()
+	case <-wait.C:
+		return token.Token{}, &token.RetryAfterError{After: v.retryAfter, Err: fmt.Errorf("%w: the identity provider is slow to answer; the refresh goes on", token.ErrUnavailable)}
 	}
 }
 

@@ -61,6 +61,11 @@ type Config struct {
 	RetryAfter time.Duration
 	// RefreshTimeout bounds one refresh, retries included (default 30s).
 	RefreshTimeout time.Duration
+	// MaxWait bounds how long a token request waits for a refresh in
+	// flight (default 10s, below the sidecar's 15s request timeout): past
+	// it the request gets 503 with Retry-After while the refresh goes on,
+	// and a later request gets its result.
+	MaxWait time.Duration
 	// PATHorizon is the expires_at given for a PAT whose expiry is unknown
 	// (default 1h): the sidecar asks again after it.
 	PATHorizon time.Duration
@@ -82,6 +87,7 @@ type Vault struct {
 	backoff   Backoff
 	retryAfter,
 	refreshTimeout,
+	maxWait,
 	patHorizon time.Duration
 	sleep func(ctx context.Context, d time.Duration) error
 	mux   *http.ServeMux
@@ -117,6 +123,7 @@ func New(cfg Config) (*Vault, error) {
 		backoff:        cfg.Backoff,
 		retryAfter:     cfg.RetryAfter,
 		refreshTimeout: cfg.RefreshTimeout,
+		maxWait:        cfg.MaxWait,
 		patHorizon:     cfg.PATHorizon,
 		sleep:          cfg.Sleep,
 		flight:         map[int64]*flight{},
@@ -155,6 +162,9 @@ func New(cfg Config) (*Vault, error) {
 	}
 	if v.refreshTimeout <= 0 {
 		v.refreshTimeout = 30 * time.Second
+	}
+	if v.maxWait <= 0 {
+		v.maxWait = 10 * time.Second
 	}
 	if v.patHorizon <= 0 {
 		v.patHorizon = time.Hour
