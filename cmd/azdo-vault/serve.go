@@ -118,7 +118,9 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		// net/http's own complaints (TLS handshakes, bad requests) go
+		// through the structured logger like every other stderr line.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
