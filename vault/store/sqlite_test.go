@@ -216,6 +216,14 @@ func TestEnvironments(t *testing.T) {
 func TestOpenURL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relDir, err := filepath.Rel(wd, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		url     string
@@ -223,6 +231,8 @@ func TestOpenURL(t *testing.T) {
 	}{
 		{name: "sqlite scheme", url: "sqlite:" + filepath.Join(dir, "a.db")},
 		{name: "bare path", url: filepath.Join(dir, "b.db")},
+		{name: "sqlite URL, absolute path", url: "sqlite://" + filepath.Join(dir, "e.db")},
+		{name: "sqlite URL, relative path", url: "sqlite://" + relDir + "/f.db"},
 		{name: "query in path", url: "sqlite:" + filepath.Join(dir, "c.db?mode=memory"), wantErr: true},
 		{name: "fragment in path", url: filepath.Join(dir, "d.db#x"), wantErr: true},
 		{name: "postgres not yet", url: "postgres://u:hunter2@db/vault", wantErr: true},

@@ -116,10 +116,14 @@ type Store interface {
 	Close() error
 }
 
-// Open opens the store named by url: "sqlite:PATH" (or a bare path).
+// Open opens the store named by url: "sqlite:PATH" (or a bare path; the
+// URL forms sqlite://RELATIVE and sqlite:///ABSOLUTE are accepted too).
 // "postgres://" is recognised but not implemented yet.
 func Open(ctx context.Context, url string, now func() time.Time) (Store, error) {
 	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		// Without this, the driver would read the path as a URI authority.
+		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite://"), now)
 	case strings.HasPrefix(url, "sqlite:"):
 		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), now)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
