@@ -20,11 +20,12 @@ func TestImportsStayLight(t *testing.T) {
 		"github.com/azdo-sidecar/azdo-sidecar/token":                   true,
 		"github.com/azdo-sidecar/azdo-sidecar/secret":                  true,
 		"github.com/azdo-sidecar/azdo-sidecar/cmd/git-credential-azdo": true,
+		"github.com/azdo-sidecar/azdo-sidecar/internal/version":        true, // runtime/debug only
 	}
 	for _, pkg := range strings.Fields(string(out)) {
 		first, _, _ := strings.Cut(pkg, "/")
 		if strings.Contains(first, ".") && !allowed[pkg] {
-			t.Errorf("git-credential-azdo imports %s; want only credential, azdo, token, secret and the standard library", pkg)
+			t.Errorf("git-credential-azdo imports %s; want only credential, azdo, token, secret, internal/version and the standard library", pkg)
 		}
 		if pkg == "net/http" || pkg == "crypto/tls" {
 			t.Errorf("git-credential-azdo imports %s; the helper must not link an HTTP/TLS stack", pkg)

@@ -6,10 +6,12 @@
 // protocol, the socket client, the URL model and the standard library (no
 // CLI framework, no HTTP), and does one socket round trip.
 //
-// Usage: git-credential-azdo [--socket PATH] [--pat-file FILE] [--host HOST[:PORT]]... get|store|erase
+// Usage: git-credential-azdo [--socket PATH] [--pat-file FILE] [--host HOST[:PORT]]... [--config FILE] get|store|erase
 //
-// Each flag also reads AZDO_SOCKET, AZDO_PAT_FILE and AZDO_HOST (a
-// comma-separated list); AZDO_PAT holds a PAT directly. With a PAT the
+// Each flag also reads AZDO_SOCKET, AZDO_PAT_FILE, AZDO_HOST (a
+// comma-separated list) and AZDO_CONFIG; the --config file (azdo-sidecar's
+// settings file) may set socket, pat-file and host; AZDO_PAT holds a PAT
+// directly. Precedence: flag > environment > file > default. With a PAT the
 // helper answers in-process (standalone mode); otherwise it asks the
 // running sidecar on its socket.
 package main

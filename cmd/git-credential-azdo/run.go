@@ -9,17 +9,20 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/version"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 )
 
 const name = "git-credential-azdo"
 
-const usage = "usage: git-credential-azdo [--socket PATH] [--pat-file FILE] [--host HOST[:PORT]]... get|store|erase"
+const usage = "usage: git-credential-azdo [--socket PATH] [--pat-file FILE] [--host HOST[:PORT]]... [--config FILE] get|store|erase"
 
-// options are the helper's settings: flag > environment > default.
+// options are the helper's settings: flag > environment > --config file >
+// default.
 type options struct {
 	action  string
+	version bool // --version: print it and exit
 	socket  string
 	patFile string
 	pat     secret.String // AZDO_PAT
@@ -34,7 +37,7 @@ var errUsage = errors.New(usage)
 // arguments, so the action is the last word.
 func parseArgs(args []string, getenv func(string) (string, bool)) (options, error) {
 	var o options
-	var flagSocket, flagPAT *string
+	var flagSocket, flagPAT, flagConfig *string
 	var flagHosts []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -47,7 +50,10 @@ func parseArgs(args []string, getenv func(string) (string, bool)) (options, erro
 		}
 		key, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch key {
-		case "socket", "pat-file", "host":
+		case "socket", "pat-file", "host", "config":
+		case "version", "v":
+			o.version = true
+			return o, nil
 		case "h", "help":
 			return o, errUsage
 		default:
@@ -67,13 +73,28 @@ func parseArgs(args []string, getenv func(string) (string, bool)) (options, erro
 			flagPAT = &val
 		case "host":
 			flagHosts = append(flagHosts, val)
+		case "config":
+			flagConfig = &val
 		}
 	}
 	if o.action == "" {
 		return o, fmt.Errorf("%w: missing action", errUsage)
 	}
+	var file fileSettings
+	if path := pick(flagConfig, getenv, "AZDO_CONFIG"); path != "" {
+		var err error
+		if file, err = readConfig(path); err != nil {
+			return o, err
+		}
+	}
 	o.socket = pick(flagSocket, getenv, "AZDO_SOCKET")
+	if o.socket == "" && file.socket != nil {
+		o.socket = *file.socket
+	}
 	o.patFile = pick(flagPAT, getenv, "AZDO_PAT_FILE")
+	if o.patFile == "" && file.patFile != nil {
+		o.patFile = *file.patFile
+	}
 	if v, ok := getenv("AZDO_PAT"); ok && v != "" {
 		o.pat = secret.New(strings.TrimSpace(v))
 	}
@@ -86,6 +107,9 @@ func parseArgs(args []string, getenv func(string) (string, bool)) (options, erro
 				}
 			}
 		}
+	}
+	if len(o.hosts) == 0 {
+		o.hosts = file.hosts
 	}
 	return o, nil
 }
@@ -101,9 +125,17 @@ func pick(flag *string, getenv func(string) (string, bool), env string) string {
 // run is the whole helper; it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, getenv)
+	if errors.Is(err, errConfig) {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "%s version %s\n", name, version.Get())
+		return 0
 	}
 	hosts, err := azdo.NewHosts(o.hosts)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/internal/version"
 )
 
 func TestRun(t *testing.T) {
@@ -16,6 +18,17 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	noSock := filepath.Join(dir, "nosock", "sock")
+	fileSock := filepath.Join(dir, "filesock", "sock")
+	writeConf := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sockConf := writeConf("sock.yaml", "# azdo-sidecar settings\nlisten: 127.0.0.1:3128\nvault_url: https://runner.example:8443\nsocket: "+fileSock+"\n")
+	patConf := writeConf("pat.yaml", "pat_file: '"+patFile+"'\nhost:\n  - tfs.corp.example:8443 # self-hosted\n  - other.example\n")
+	listSockConf := writeConf("list.yaml", "socket: [a, b]\n")
 	const ado = "protocol=https\nhost=dev.azure.com\npath=org/proj/_git/repo\n\n"
 	tests := []struct {
 		name           string
@@ -64,6 +77,17 @@ func TestRun(t *testing.T) {
 		{name: "no action", args: []string{}, in: ado, code: 2, stderrContains: "missing action"},
 		{name: "flag without value", args: []string{"get", "--socket"}, in: ado, code: 2, stderrContains: "needs a value"},
 		{name: "bad host", args: []string{"--host", "https://x/y", "get"}, in: ado, code: 2, stderrContains: "--host"},
+		{name: "socket from --config", args: []string{"--config", sockConf, "get"}, in: ado, code: 1, stderrContains: fileSock},
+		{name: "socket from AZDO_CONFIG", args: []string{"get"}, env: map[string]string{"AZDO_CONFIG": sockConf}, in: ado, code: 1, stderrContains: fileSock},
+		{name: "--socket beats the file", args: []string{"--config", sockConf, "--socket", noSock, "get"}, in: ado, code: 1, stderrContains: noSock},
+		{name: "AZDO_SOCKET beats the file", args: []string{"--config", sockConf, "get"}, env: map[string]string{"AZDO_SOCKET": noSock}, in: ado, code: 1, stderrContains: noSock},
+		{name: "pat-file and hosts from the file", args: []string{"--config=" + patConf, "get"}, in: "protocol=https\nhost=tfs.corp.example:8443\n",
+			stdout: "username=azdo-sidecar\npassword=pat-from-file\n"},
+		{name: "AZDO_HOST beats the file", args: []string{"--config", patConf, "get"}, env: map[string]string{"AZDO_HOST": "x.example"},
+			in: "protocol=https\nhost=tfs.corp.example:8443\n"},
+		{name: "missing config file", args: []string{"--config", filepath.Join(dir, "none.yaml"), "get"}, in: ado, code: 1, stderrContains: "does not exist"},
+		{name: "list for a single value", args: []string{"--config", listSockConf, "get"}, in: ado, code: 1, stderrContains: "socket: a single value"},
+		{name: "version", args: []string{"--version"}, stdout: "git-credential-azdo version " + version.Get().String() + "\n"},
 		{name: "unknown action", args: []string{"frob"}, env: map[string]string{"AZDO_PAT": "p"}, in: ado},
 	}
 	for _, tt := range tests {
