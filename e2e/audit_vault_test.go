@@ -156,3 +156,34 @@ func TestAuditServeReadyLineAndJSONLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditVerifyWithoutKeyFile: `azdo-vault verify --config FILE`, as the
+// contract writes it, still checks discovery and the client ID; it fails
+// (the secret is unchecked) and says how to pass the key.
+func TestAuditVerifyWithoutKeyFile(t *testing.T) {
+	w := newVaultWorld(t, entraemu.Config{})
+	issuer := w.entra.IssuerURL(w.entra.TenantID())
+	good := w.seal(w.pub, vaultClientSecret.Reveal())
+	tests := []struct {
+		name, clientID, issuer string
+		want                   []string
+	}{
+		{"known client", vaultClientID, issuer, []string{"discovered", "not checked", "--key-file"}},
+		{"unknown client", "11111111-2222-3333-4444-555555555555", issuer, []string{"does not exist", "AADSTS700016"}},
+		{"unreachable issuer", vaultClientID, "https://127.0.0.1:1/" + w.entra.TenantID() + "/v2.0", []string{"Cannot reach", "127.0.0.1:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.writeConfig(good, tt.clientID, tt.issuer)
+			err, out, errs := w.runAll("verify", "--config", w.cfgFile, "--upstream-ca-file", w.caFile)
+			if err == nil {
+				t.Fatalf("verify without --key-file = success\n%s; want a failure", out)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(errs, s) {
+					t.Errorf("verify stderr lacks %q:\n%s", s, errs)
+				}
+			}
+		})
+	}
+}

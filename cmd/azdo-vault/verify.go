@@ -48,9 +48,12 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 					fmt.Fprintf(e.Stdout, "%s: PAT only, nothing to verify\n", at)
 					continue
 				}
+				o := vault.OAuthSettings{Host: p.Host, IssuerURL: p.OAuth.IssuerURL, ClientID: p.OAuth.ClientID, RedirectURL: vf.CallbackURL()}
 				keyFile := c.String(config.FlagKeyFile)
 				if keyFile == "" {
-					return fmt.Errorf("%s: --key-file is required to open oauth.client_secret_sealed", at)
+					// Without the runner's key the sealed secret stays
+					// shut; everything else is still worth checking.
+					return verifyWithoutSecret(c.Context, at, o, c.String("verify-tenant"), client)
 				}
 				kp, err := vault.LoadKeyFile(keyFile)
 				if err != nil {
@@ -60,7 +63,7 @@ func verifyCommand(e *cliapp.Env) *cli.Command {
 				if err != nil {
 					return fmt.Errorf("%s: %w", at, err)
 				}
-				o := vault.OAuthSettings{Host: p.Host, IssuerURL: p.OAuth.IssuerURL, ClientID: p.OAuth.ClientID, ClientSecret: sec, RedirectURL: vf.CallbackURL()}
+				o.ClientSecret = sec
 				err = verifyOne(c.Context, o, c.String("verify-tenant"), client)
 				if errors.Is(err, entra.ErrCredentialsUnchecked) {
 					fmt.Fprintf(e.Stdout, "%s: warning: issuer %s discovered, but %v (--verify-tenant)\n", at, p.OAuth.IssuerURL, err)
@@ -92,4 +95,21 @@ func verifyOne(ctx context.Context, o vault.OAuthSettings, tenant string, client
 		return fmt.Errorf("%s\n  (%w)", ee.Advice(), err)
 	}
 	return err
+}
+
+// errNoKeyFile ends a verify that could not open client_secret_sealed.
+var errNoKeyFile = errors.New("the client secret was not checked: oauth.client_secret_sealed opens only with the runner's private key; pass --key-file (or set AZDO_KEY_FILE, or key-file: in the config)")
+
+// verifyWithoutSecret checks what can be checked without the runner's key
+// (discovery, signing keys, the token endpoint and that it knows the
+// client ID: a request without a secret is refused with AADSTS7000218 for
+// a known application, AADSTS700016 for an unknown one), then fails with
+// errNoKeyFile: a verify that passed must have checked the secret.
+func verifyWithoutSecret(ctx context.Context, at string, o vault.OAuthSettings, tenant string, client *http.Client) error {
+	err := verifyOne(ctx, o, tenant, client)
+	var ee *entra.Error
+	if err == nil || errors.Is(err, entra.ErrCredentialsUnchecked) || (errors.As(err, &ee) && ee.AADSTS == 7000218) {
+		return fmt.Errorf("%s: issuer %s discovered and its token endpoint answers, but %w", at, o.IssuerURL, errNoKeyFile)
+	}
+	return fmt.Errorf("%s: %w", at, err)
 }
