@@ -53,6 +53,7 @@ type auditWorld struct {
 	dotGit   testenv.Seeded // contoso/Web/lib.git
 	noDotGit testenv.Seeded // contoso/Web/lib
 	server   testenv.Seeded // DefaultCollection/Proj/srv on the self-hosted server
+	unicode  testenv.Seeded // contoso/Projét & Co/répo-1
 }
 
 func newAuditWorld(t *testing.T) *auditWorld {
@@ -68,6 +69,7 @@ func newAuditWorld(t *testing.T) *auditWorld {
 	w.dotGit = testenv.Seed(t, emu, "contoso", "Web", "lib.git", testenv.SeedOptions{Seed: 13})
 	w.noDotGit = testenv.Seed(t, emu, "contoso", "Web", "lib", testenv.SeedOptions{Seed: 14})
 	w.server = testenv.Seed(t, emu, "DefaultCollection", "Proj", "srv", testenv.SeedOptions{Commits: 2, Seed: 15})
+	w.unicode = testenv.Seed(t, emu, "contoso", "Projét & Co", "répo-1", testenv.SeedOptions{Seed: 16})
 
 	seed := testenv.NewGit(t)
 	work := filepath.Join(seed.Home, "w")
@@ -184,6 +186,7 @@ func TestAuditCloneURLShapes(t *testing.T) {
 		{"_optimized", "https://dev.azure.com/contoso/Web/_git/_optimized/site", nil, nil, "site", w.release, "main", site, ""},
 		{"_full", "https://dev.azure.com/contoso/Web/_git/_full/site", nil, nil, "site", w.release, "main", site, ""},
 		{"spaces %20, decoded once", spaces, nil, nil, "My Repo", w.spaces.Head, "main", spaces, ""},
+		{"non-ASCII and &", "https://dev.azure.com/contoso/Proj%C3%A9t%20%26%20Co/_git/r%C3%A9po-1", nil, nil, "répo-1", w.unicode.Head, "main", "https://dev.azure.com/contoso/Proj%C3%A9t%20&%20Co/_git/r%C3%A9po-1", ""},
 		{".git not stripped", "https://dev.azure.com/contoso/Web/_git/lib.git", nil, nil, "lib", w.dotGit.Head, "main", "https://dev.azure.com/contoso/Web/_git/lib.git", ""},
 		{"without .git", "https://dev.azure.com/contoso/Web/_git/lib", nil, nil, "lib", w.noDotGit.Head, "main", "https://dev.azure.com/contoso/Web/_git/lib", ""},
 		{"self-hosted, AZDO_HOST", server, selfHosted, nil, "srv", w.server.Head, "main", server, ""},
@@ -257,6 +260,49 @@ func TestAuditCloneURLShapes(t *testing.T) {
 		})
 	}
 	assertNoSecret(t, w.emu, w.pat)
+}
+
+// TestAuditCloneRepositoryStates checks a repository whose default branch
+// is not main, and an empty one, which git clones with a warning.
+func TestAuditCloneRepositoryStates(t *testing.T) {
+	w := newAuditWorld(t)
+	dev := testenv.Seed(t, w.emu, "contoso", "Web", "dev", testenv.SeedOptions{Branch: "develop", Seed: 30})
+	if out, err := exec.Command("git", "--git-dir", dev.Dir, "symbolic-ref", "HEAD", "refs/heads/develop").CombinedOutput(); err != nil {
+		t.Fatalf("set HEAD: %v\n%s", err, out)
+	}
+	if _, err := w.emu.CreateRepo("contoso", "Web", "empty"); err != nil {
+		t.Fatal(err)
+	}
+
+	cwd := t.TempDir()
+	if _, stderr, err := auditRun(t, w.g, w.bin, cwd, nil, "clone", "https://dev.azure.com/contoso/Web/_git/dev"); err != nil {
+		t.Fatalf("clone dev: %v\n%s", err, stderr)
+	}
+	dir := filepath.Join(cwd, "dev")
+	if got := w.g.Run(t, "-C", dir, "symbolic-ref", "--short", "HEAD"); got != "develop" {
+		t.Errorf("clone of a repository whose HEAD is develop: branch %q; want develop", got)
+	}
+	if got := w.g.Run(t, "-C", dir, "rev-parse", "HEAD"); got != dev.Head {
+		t.Errorf("HEAD = %s; want %s", got, dev.Head)
+	}
+	if got := w.g.Run(t, "-C", dir, "symbolic-ref", "refs/remotes/origin/HEAD"); got != "refs/remotes/origin/develop" {
+		t.Errorf("origin/HEAD = %q; want refs/remotes/origin/develop", got)
+	}
+
+	stdout, stderr, err := auditRun(t, w.g, w.bin, cwd, nil, "clone", "https://dev.azure.com/contoso/Web/_git/empty")
+	if err != nil {
+		t.Fatalf("clone of an empty repository: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(strings.ToLower(stderr), "empty repository") || stdout != "" {
+		t.Errorf("clone of an empty repository: stdout %q, stderr %q; want git's warning on stderr only", stdout, stderr)
+	}
+	if got := w.g.Run(t, "-C", filepath.Join(cwd, "empty"), "config", "remote.origin.url"); got != "https://dev.azure.com/contoso/Web/_git/empty" {
+		t.Errorf("empty clone: remote.origin.url = %q", got)
+	}
+	_, stderr, err = auditRun(t, w.g, w.bin, t.TempDir(), nil, "clone", "https://dev.azure.com/contoso/Web/_git/empty?version=GBmain")
+	if err == nil || !strings.Contains(stderr, "empty") {
+		t.Errorf("clone of a branch of an empty repository = %v, %q; want a failure saying it is empty", err, stderr)
+	}
 }
 
 // TestAuditCloneHostRules checks that only dev.azure.com, one label before
