@@ -241,12 +241,22 @@ func Resolves(c *cli.Context) ([]Resolve, error) {
 	return out, nil
 }
 
-// SocketPath returns --socket, or its default.
+// SocketPath returns --socket, or its default, as an absolute path: the
+// sidecar listens there, and git runs the helper in other directories.
 func SocketPath(c *cli.Context) string {
-	if s := c.String(FlagSocket); s != "" {
-		return s
+	s := c.String(FlagSocket)
+	if s == "" {
+		s = DefaultSocket(os.Getenv, os.Getuid())
 	}
-	return DefaultSocket(os.Getenv, os.Getuid())
+	return absPath(s)
+}
+
+// absPath returns p made absolute, or p when that fails.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // DefaultSocket is $XDG_RUNTIME_DIR/azdo-sidecar/sock, else
@@ -258,12 +268,13 @@ func DefaultSocket(getenv func(string) string, uid int) string {
 	return filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(uid), "sock")
 }
 
-// StateDir returns --state-dir, or its default.
+// StateDir returns --state-dir, or its default, as an absolute path.
 func StateDir(c *cli.Context) string {
-	if s := c.String(FlagStateDir); s != "" {
-		return s
+	s := c.String(FlagStateDir)
+	if s == "" {
+		s = DefaultStateDir(os.Getenv)
 	}
-	return DefaultStateDir(os.Getenv)
+	return absPath(s)
 }
 
 // DefaultStateDir is $XDG_STATE_HOME/azdo-sidecar, else

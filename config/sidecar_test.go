@@ -1,9 +1,14 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
@@ -93,5 +98,41 @@ func TestDefaults(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s = %q; want %q", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// TestPathsAreAbsolute: a relative --socket or --state-dir is taken from
+// the working directory, so the ready line and the git config that setup
+// writes name paths that work from anywhere.
+func TestPathsAreAbsolute(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sock, state string
+	app := &cli.App{
+		Name:           "t",
+		ExitErrHandler: func(*cli.Context, error) {},
+		Writer:         &strings.Builder{},
+		ErrWriter:      &strings.Builder{},
+		Commands: []*cli.Command{{
+			Name:  "serve",
+			Flags: []cli.Flag{SocketFlag(), StateDirFlag()},
+			Action: func(c *cli.Context) error {
+				sock, state = SocketPath(c), StateDir(c)
+				return nil
+			},
+		}},
+	}
+	Prepare(app, Options{})
+	args := []string{"t", "serve", "--socket", "run/sock", "--state-dir", "state"}
+	if err := app.RunContext(context.Background(), args); err != nil {
+		t.Fatalf("Run(%q) = %v", args, err)
+	}
+	if want := filepath.Join(wd, "run", "sock"); sock != want {
+		t.Errorf("SocketPath(--socket run/sock) = %q; want %q", sock, want)
+	}
+	if want := filepath.Join(wd, "state"); state != want {
+		t.Errorf("StateDir(--state-dir state) = %q; want %q", state, want)
 	}
 }

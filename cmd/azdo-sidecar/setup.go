@@ -75,12 +75,10 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	// cache client, asked first, cannot compute it: it gets the path as
 	// resolved here (if git's environment resolves another one, the cache
 	// client finds no one there and git asks our helper, only slower).
-	cacheSocket := c.String(config.FlagSocket)
-	if cacheSocket == "" {
-		cacheSocket = config.DefaultSocket(os.Getenv, os.Getuid())
-	}
-	if abs, err := filepath.Abs(cacheSocket); err == nil {
-		cacheSocket = abs
+	cacheSocket := config.SocketPath(c)
+	helperSocket := ""
+	if c.String(config.FlagSocket) != "" {
+		helperSocket = cacheSocket
 	}
 	return gitsetup.Options{
 		Scope:         gitsetup.Scope{Global: c.Bool("global"), System: c.Bool("system"), File: c.String("file")},
@@ -88,7 +86,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		Listen:        c.String(config.FlagListen),
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
-		HelperCommand: gitsetup.HelperCommand(exe, c.String(config.FlagSocket), hosts.SelfHosted()...),
+		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.SelfHosted()...),
 		CacheSocket:   cacheSocket,
 	}, note, nil
 }
