@@ -24,7 +24,12 @@ func WriteKeyFile(path string) (sealbox.KeyPair, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return sealbox.KeyPair{}, fmt.Errorf("vault: %s already exists; refusing to overwrite a runner key (every credential sealed to it would be lost)", path)
+		msg := fmt.Sprintf("vault: %s already exists; refusing to overwrite a runner key (every credential sealed to it would be lost)", path)
+		if old, lerr := LoadKeyFile(path); lerr == nil {
+			// What the admin usually wanted: the public key to seal to.
+			msg += fmt.Sprintf("; its public key is %s", old.Public)
+		}
+		return sealbox.KeyPair{}, errors.New(msg)
 	}
 	if err != nil {
 		return sealbox.KeyPair{}, fmt.Errorf("vault: write key file: %w", err)

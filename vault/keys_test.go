@@ -20,8 +20,8 @@ func TestKeyFile(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode = %04o; want 0600", fi.Mode().Perm())
 	}
-	if _, err := WriteKeyFile(path); err == nil {
-		t.Errorf("WriteKeyFile over an existing key = nil error; want refusal")
+	if _, err := WriteKeyFile(path); err == nil || !strings.Contains(err.Error(), "public key is "+kp.Public.String()) || strings.Contains(err.Error(), kp.Private.Encode()) {
+		t.Errorf("WriteKeyFile over an existing key = %v; want a refusal naming its public key %s (and not its private key)", err, kp.Public)
 	}
 	got, err := LoadKeyFile(path)
 	if err != nil || got.Public != kp.Public {
