@@ -38,6 +38,8 @@ func TestAuditStatusFindsSidecarThroughSocket(t *testing.T) {
 		{name: "flag", args: []string{"status", "--socket", sc.Socket}},
 		{name: "environment", args: []string{"status"}, env: []string{"AZDO_SOCKET=" + sc.Socket}},
 		{name: "json", args: []string{"status", "--json", "--socket", sc.Socket}},
+		// The environment serve ran with, port 0 included.
+		{name: "metrics port 0", args: []string{"status"}, env: []string{"AZDO_SOCKET=" + sc.Socket, "AZDO_METRICS_LISTEN=127.0.0.1:0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,4 +139,29 @@ func hostsCredentialSocket(t *testing.T, h credential.Handler) string {
 		<-done
 	})
 	return path
+}
+
+// TestAuditSetupListenPortZero: with the environment serve ran with
+// (AZDO_LISTEN=127.0.0.1:0), setup writes the proxy's real address, which
+// it asks the running sidecar for; with no sidecar it fails and says why.
+func TestAuditSetupListenPortZero(t *testing.T) {
+	sc := startSidecar(t, []string{"AZDO_PAT=audit-setup-pat"})
+	bin := testenv.Binary(t, "azdo-sidecar")
+	g := testenv.NewGit(t)
+	g.Setenv("AZDO_LISTEN", "127.0.0.1:0")
+	g.Setenv("AZDO_SOCKET", sc.Socket)
+	file := filepath.Join(g.Home, "sc.gitconfig")
+	out, errOut, err := runSidecar(t, g, bin, "setup", "--file", file, "--mode", "proxy")
+	if err != nil {
+		t.Fatalf("setup: %v\n%s%s", err, out, errOut)
+	}
+	if got := g.Run(t, "config", "--file", file, "http.https://dev.azure.com.proxy"); got != "http://"+sc.Proxy {
+		t.Errorf("http.https://dev.azure.com.proxy = %q; want http://%s", got, sc.Proxy)
+	}
+
+	g.Setenv("AZDO_SOCKET", filepath.Join(t.TempDir(), "none", "sock"))
+	out, errOut, err = runSidecar(t, g, bin, "setup", "--file", filepath.Join(g.Home, "other.gitconfig"), "--mode", "proxy")
+	if err == nil || !strings.Contains(errOut, "port 0") {
+		t.Errorf("setup without a sidecar = %v, stderr %q; want a failure naming port 0", err, errOut)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,15 +81,31 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	if c.String(config.FlagSocket) != "" {
 		helperSocket = cacheSocket
 	}
+	listen := c.String(config.FlagListen)
+	if mode != gitsetup.ModeHelper && !c.Bool("undo") && portZero(listen) {
+		// The same AZDO_LISTEN=127.0.0.1:0 may reach serve and setup: the
+		// running sidecar knows the port it got.
+		st, err := socketStatus(c.Context, cacheSocket)
+		if err != nil {
+			return gitsetup.Options{}, "", fmt.Errorf("setup: --listen %s has port 0, which git cannot dial; start `azdo-sidecar serve` first (setup then asks it through %s) or pass the \"proxy\" address of its ready line: %w", listen, cacheSocket, err)
+		}
+		listen = st.Ready.Proxy
+	}
 	return gitsetup.Options{
 		Scope:         gitsetup.Scope{Global: c.Bool("global"), System: c.Bool("system"), File: c.String("file")},
 		Mode:          mode,
-		Listen:        c.String(config.FlagListen),
+		Listen:        listen,
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
 		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.SelfHosted()...),
 		CacheSocket:   cacheSocket,
 	}, note, nil
+}
+
+// portZero reports whether addr is host:0, "pick a free port".
+func portZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
 }
 
 // helperExecutable returns the binary the credential helper runs: this

@@ -56,18 +56,21 @@ func statusCommand(e *cliapp.Env) *cli.Command {
 const statusTimeout = 5 * time.Second
 
 // loadStatus asks the running sidecar for its status: over HTTP when
-// --metrics-listen is set (flag, environment or file), else through the
-// socket, falling back to the default metrics address when no sidecar
-// listens there.
+// --metrics-listen is set (flag, environment or file) to a real port, else
+// through the socket, falling back to the default metrics address when no
+// sidecar listens there.
 func loadStatus(c *cli.Context) (sidecar.Status, error) {
 	addr := c.String(config.FlagMetricsListen)
-	if c.IsSet(config.FlagMetricsListen) {
+	if c.IsSet(config.FlagMetricsListen) && !portZero(addr) {
 		return fetchStatus(c.Context, addr)
 	}
 	sock := config.SocketPath(c)
 	st, err := socketStatus(c.Context, sock)
 	if err == nil || !errors.Is(err, credential.ErrNoServer) {
 		return st, err
+	}
+	if portZero(addr) {
+		addr = config.DefaultMetricsListen
 	}
 	st, herr := fetchStatus(c.Context, addr)
 	if herr != nil {
