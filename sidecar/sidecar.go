@@ -289,7 +289,7 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) error {
 	var failed bool
 	select {
 	case <-ctx.Done():
-		s.log.Info("sidecar: shutting down, draining connections", "timeout", s.opts.DrainTimeout)
+		s.log.Info("sidecar: shutting down, draining connections", "timeout", s.opts.DrainTimeout.String())
 	case <-s.Failed():
 		failed = true
 	}

@@ -1,13 +1,16 @@
 package sidecar
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,6 +137,40 @@ func TestRunPrintsOneReadyLineAndStopsOnCancel(t *testing.T) {
 	if len(strings.TrimSpace(string(rest))) != 0 {
 		t.Errorf("stdout after the ready line = %q; want nothing", rest)
 	}
+}
+
+// TestRunLogsDurationsReadably: with --log-format json the drain timeout
+// reads "1s", not nanoseconds.
+func TestRunLogsDurationsReadably(t *testing.T) {
+	opts := testOptions(t)
+	var logs syncBuffer
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	ctx, cancel := contextWithCancel(t)
+	cancel()
+	if err := Run(ctx, opts, io.Discard); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if want := `"timeout":"1s"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("logs = %s; want %s", logs.String(), want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the sidecar's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestUnconfiguredSourceExplains(t *testing.T) {
