@@ -375,6 +375,9 @@ func TestAuditCloneFlagsFromEnvironment(t *testing.T) {
 	cfgDepth1 := filepath.Join(t.TempDir(), "azdo.yaml")
 	writeFile(t, cfgDepth1, "depth: 1\nhost: ["+auditSelfHosted+"]\n")
 	server := "https://" + auditSelfHosted + "/tfs/DefaultCollection/Proj/_git/srv"
+	// A proxy that tunnels every CONNECT to the emulator: reached only
+	// through it, the clone needs no --resolve.
+	tun := "http://" + testenv.StartTunnel(t, w.emu.Addr()).Addr()
 
 	count := func(t *testing.T, dir string) int {
 		n, err := strconv.Atoi(w.g.Run(t, "-C", dir, "rev-list", "--count", "HEAD"))
@@ -400,6 +403,9 @@ func TestAuditCloneFlagsFromEnvironment(t *testing.T) {
 		{"AZDO_DEPTH over the file", []string{"AZDO_CONFIG=" + cfgDepth1, "AZDO_DEPTH=2"}, nil, auditSite, 2, false},
 		{"AZDO_PAT_FILE", []string{"AZDO_PAT=", "AZDO_PAT_FILE=" + patFile}, nil, auditSite, 3, false},
 		{"AZDO_HOST list", []string{"AZDO_HOST=other.example.test:8443," + auditSelfHosted}, nil, server, 0, false},
+		{"--upstream-proxy", []string{"AZDO_RESOLVE="}, []string{"--upstream-proxy", tun}, auditSite, 3, false},
+		{"AZDO_UPSTREAM_PROXY", []string{"AZDO_RESOLVE=", "AZDO_UPSTREAM_PROXY=" + tun}, nil, auditSite, 3, false},
+		{"HTTPS_PROXY", []string{"AZDO_RESOLVE=", "HTTPS_PROXY=" + tun}, nil, auditSite, 3, false},
 		{"--recurse-submodules", nil, []string{"--recurse-submodules"}, "https://dev.azure.com/contoso/Web/_git/super", 0, true},
 		{"AZDO_RECURSE_SUBMODULES", []string{"AZDO_RECURSE_SUBMODULES=true"}, nil, "https://dev.azure.com/contoso/Web/_git/super", 0, true},
 	}
