@@ -35,7 +35,9 @@ func runSidecar(t *testing.T, g *testenv.Git, bin string, args ...string) (stdou
 // the contract says every flag reads its environment variable.
 func TestSetupCommand(t *testing.T) {
 	bin := testenv.Binary(t, "azdo-sidecar")
-	helper := testenv.Binary(t, "git-credential-azdo") // next to azdo-sidecar
+	// next to azdo-sidecar; setup passes it the self-hosted hosts, which
+	// git's environment need not carry
+	helper := testenv.Binary(t, "git-credential-azdo") + " --host tfs.example.com:8443"
 	g := testenv.NewGit(t)
 	g.AddConfig(t, "credential.helper", "store")
 	prior, err := os.ReadFile(g.Config)
