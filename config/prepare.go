@@ -32,11 +32,6 @@ type Options struct {
 // Flags marked Required are checked after the file is applied (urfave/cli
 // would check them before), so a required setting may come from any source.
 //
-// The app's global flags (--log-format, --log-level) are also accepted after
-// the command (`azdo-sidecar serve --log-format json`): each command that
-// owns a --config gets a hidden copy of them, which takes the global
-// value unless it is given itself.
-//
 // Call Prepare once on a freshly built app: it modifies the flags in place.
 func Prepare(app *cli.App, opts Options) {
 	p := &preparer{opts: opts, known: map[string]bool{}, extra: map[string]bool{}}
@@ -45,9 +40,6 @@ func Prepare(app *cli.App, opts Options) {
 	}
 	for _, f := range app.Flags {
 		p.flag(f)
-		if sf, ok := f.(*cli.StringFlag); ok && len(sf.Name) > 1 {
-			p.globals = append(p.globals, sf)
-		}
 	}
 	for _, cmd := range app.Commands {
 		p.command(cmd, false)
@@ -58,22 +50,6 @@ type preparer struct {
 	opts  Options
 	known map[string]bool // every flag name in the app: the keys a file may set
 	extra map[string]bool
-	// globals are the app's string flags, repeated (hidden) on commands.
-	globals []*cli.StringFlag
-}
-
-// hiddenGlobals returns hidden copies of the app's global flags that cmd
-// does not declare itself, with the same default; load gives them the
-// global value when that is set and they are not.
-func (p *preparer) hiddenGlobals(cmd *cli.Command) []cli.Flag {
-	var out []cli.Flag
-	for _, g := range p.globals {
-		if lookupIn(cmd.Flags, g.Name) != nil {
-			continue
-		}
-		out = append(out, &cli.StringFlag{Name: g.Name, Usage: g.Usage, Value: g.Value, Hidden: true})
-	}
-	return out
 }
 
 func (p *preparer) flag(f cli.Flag) {
@@ -103,9 +79,6 @@ func (p *preparer) command(cmd *cli.Command, inherited bool) {
 		}
 	}
 	flaglessParent := len(cmd.Flags) == 0 && len(cmd.Subcommands) > 0
-	if !inherited && !flaglessParent {
-		cmd.Flags = append(cmd.Flags, p.hiddenGlobals(cmd)...)
-	}
 	if !has && !inherited && !flaglessParent {
 		has = true
 		cmd.Flags = append(cmd.Flags, &cli.StringFlag{
@@ -160,9 +133,6 @@ func (p *preparer) command(cmd *cli.Command, inherited bool) {
 // load applies the --config file of c (the nearest one set in c's lineage)
 // to the flags visible from c that neither a flag nor the environment set.
 func (p *preparer) load(c *cli.Context) error {
-	if err := p.inheritGlobals(c); err != nil {
-		return err
-	}
 	path := ""
 	for _, x := range c.Lineage() {
 		if x.Command != nil && x.String(ConfigFlag) != "" {
@@ -211,26 +181,6 @@ func (p *preparer) load(c *cli.Context) error {
 	return nil
 }
 
-// inheritGlobals gives the hidden copies of the global flags visible from c
-// the value of the nearest enclosing one that is set (on the command line
-// or in the environment) when the copy is not, so that c.String finds it.
-func (p *preparer) inheritGlobals(c *cli.Context) error {
-	for _, g := range p.globals {
-		if c.IsSet(g.Name) {
-			continue
-		}
-		for _, x := range c.Lineage()[1:] {
-			if x.IsSet(g.Name) {
-				if err := c.Set(g.Name, x.String(g.Name)); err != nil {
-					return errorf(g.Name, ErrBadValue, "%v", err)
-				}
-				break
-			}
-		}
-	}
-	return nil
-}
-
 func (p *preparer) allowed() string {
 	var ks []string
 	for k := range p.known {
@@ -255,11 +205,6 @@ func lookupFlag(c *cli.Context, name string) cli.Flag {
 	if c.App != nil {
 		flags = append(flags, c.App.Flags...)
 	}
-	return lookupIn(flags, name)
-}
-
-// lookupIn finds the flag called name in flags.
-func lookupIn(flags []cli.Flag, name string) cli.Flag {
 	for _, f := range flags {
 		if slices.Contains(f.Names(), name) {
 			return f

@@ -102,6 +102,11 @@ func TestPrecedence(t *testing.T) {
 		{name: "parent flags from file", args: []string{"credential", "--config", file, "get"}, want: got{socket: "/file/sock", hosts: []string{"file-a.test", "file-b.test"}}},
 		{name: "parent flags from env", args: []string{"credential", "get"}, env: map[string]string{"AZDO_SOCKET": "/env/sock", "AZDO_HOST": "e.test"}, want: got{socket: "/env/sock", hosts: []string{"e.test"}}},
 		{name: "parent flag beats env", args: []string{"credential", "--socket", "/flag/sock", "get"}, env: map[string]string{"AZDO_SOCKET": "/env/sock"}, want: got{socket: "/flag/sock"}},
+		{name: "parent flag after the subcommand", args: []string{"credential", "get", "--socket", "/flag/sock", "--host", "a.test", "--host", "b.test"}, env: map[string]string{"AZDO_SOCKET": "/env/sock"},
+			want: got{socket: "/flag/sock", hosts: []string{"a.test", "b.test"}}},
+		{name: "flag after the subcommand beats the parent's", args: []string{"credential", "--socket", "/parent/sock", "get", "--socket", "/child/sock"}, want: got{socket: "/child/sock"}},
+		{name: "config after the subcommand", args: []string{"credential", "get", "--config", file}, want: got{socket: "/file/sock", hosts: []string{"file-a.test", "file-b.test"}}},
+		{name: "env beats file after the subcommand", args: []string{"credential", "get", "--config", file}, env: map[string]string{"AZDO_HOST": "e.test"}, want: got{socket: "/file/sock", hosts: []string{"e.test"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +115,8 @@ func TestPrecedence(t *testing.T) {
 			}
 			var out got
 			args := append([]string{"t"}, tt.args...)
-			if err := testApp(&out).RunContext(context.Background(), args); err != nil {
+			app := testApp(&out)
+			if err := app.RunContext(context.Background(), Reorder(app, args)); err != nil {
 				t.Fatalf("Run(%q) = %v", args, err)
 			}
 			if out.listen != tt.want.listen || out.margin != tt.want.margin || out.socket != tt.want.socket || !slices.Equal(out.hosts, tt.want.hosts) {
@@ -200,8 +206,9 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-// TestGlobalFlagAfterCommand: a global flag works before the command, after
-// it, from the environment and from the file, with the usual precedence.
+// TestGlobalFlagAfterCommand: with Reorder, a global flag works before the
+// command, after it, from the environment and from the file, with the usual
+// precedence.
 func TestGlobalFlagAfterCommand(t *testing.T) {
 	file := writeFile(t, "c.yaml", "log-format: json\n", 0o644)
 	tests := []struct {
@@ -227,7 +234,8 @@ func TestGlobalFlagAfterCommand(t *testing.T) {
 			}
 			var out got
 			args := append([]string{"t"}, tt.args...)
-			if err := testApp(&out).RunContext(context.Background(), args); err != nil {
+			app := testApp(&out)
+			if err := app.RunContext(context.Background(), Reorder(app, args)); err != nil {
 				t.Fatalf("Run(%q) = %v", args, err)
 			}
 			if out.log != tt.want {

@@ -13,7 +13,11 @@ import (
 func Reference(app *cli.App) string {
 	var b strings.Builder
 	if len(app.Flags) > 0 {
-		fmt.Fprintf(&b, "#### `%s` global flags\n\nGiven before or after the command (`%s --log-format json serve`, `%s serve --log-format json`).\n\n", app.Name, app.Name, app.Name)
+		if reordered(app) {
+			fmt.Fprintf(&b, "#### `%s` global flags\n\nGiven before or after the command (`%s --log-format json serve`, `%s serve --log-format json`); every command's flags may also follow its arguments.\n\n", app.Name, app.Name, app.Name)
+		} else {
+			fmt.Fprintf(&b, "#### `%s` global flags\n\nGiven before the command (`%s --log-format json serve`).\n\n", app.Name, app.Name)
+		}
 		table(&b, app.Flags)
 	}
 	var walk func(prefix string, cmds []*cli.Command)

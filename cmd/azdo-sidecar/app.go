@@ -32,11 +32,17 @@ func newApp(e *cliapp.Env) *cli.App {
 		Commands: commands(e),
 	}
 	cliapp.Prepare(app, e, config.Options{})
+	// run passes the arguments through config.Reorder.
+	config.MarkReordered(app)
 	return app
 }
 
 // run runs azdo-sidecar with args (args[0] is the program name) and returns
 // the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return cliapp.Run(ctx, newApp(cliapp.NewEnv(stdin, stdout, stderr)), args, stderr)
+	app := newApp(cliapp.NewEnv(stdin, stdout, stderr))
+	// Flags are accepted after the command and its arguments too
+	// (`serve --log-format json`, `credential get --socket S`,
+	// `clone URL --depth 1`), where urfave/cli alone would refuse them.
+	return cliapp.Run(ctx, app, config.Reorder(app, args), stderr)
 }

@@ -34,6 +34,7 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "unknown flag", args: []string{"serve", "--no-such-flag"}, code: 2, stderr: "no-such-flag"},
 		{name: "unknown command", args: []string{"no-such-command"}, code: 3, stderr: "No help topic for 'no-such-command'"},
 		{name: "bad log format", args: []string{"--log-format", "xml", "status"}, code: 1, stderr: "log-format: \"xml\"; allowed: text, json"},
+		{name: "flags after the arguments", args: []string{"clone", "https://dev.azure.com/o/p/_git/r", "dir", "--depth", "-1"}, code: 2, stderr: "--depth -1: want 0"},
 		{name: "bad log format after the command", args: []string{"status", "--log-format", "xml"}, code: 1, stderr: "log-format: \"xml\"; allowed: text, json"},
 		{name: "bad log format from env", args: []string{"status"}, env: map[string]string{"AZDO_LOG_FORMAT": "yaml"}, code: 1, stderr: "log-format: "},
 		{name: "missing config file", args: []string{"status", "--config", "/nonexistent/azdo.yaml"}, code: 1, stderr: "config: \"/nonexistent/azdo.yaml\" does not exist"},

@@ -26,6 +26,9 @@ func TestCredentialCommand(t *testing.T) {
 		{name: "self-hosted", pat: "pat-1", args: []string{"credential", "--host", "tfs.example:8443", "get"},
 			in: "protocol=https\nhost=tfs.example:8443\n", stdout: "username=azdo-sidecar\npassword=pat-1\n"},
 		{name: "no sidecar", args: []string{"credential", "--socket", noSock, "get"}, in: ado, code: 1, stderrContains: "azdo-sidecar serve"},
+		{name: "flags after the operation", args: []string{"credential", "get", "--socket", noSock}, in: ado, code: 1, stderrContains: noSock},
+		{name: "self-hosted after the operation", pat: "pat-1", args: []string{"credential", "get", "--host", "tfs.example:8443"},
+			in: "protocol=https\nhost=tfs.example:8443\n", stdout: "username=azdo-sidecar\npassword=pat-1\n"},
 		{name: "malformed", pat: "pat-1", args: []string{"credential", "get"}, in: "junk\n", code: 1, stderrContains: "malformed"},
 	}
 	for _, tt := range tests {
