@@ -61,9 +61,14 @@ func readConfig(path string) (fileSettings, error) {
 	for key, v := range values {
 		switch {
 		case key == "host":
-			fs.hosts = v.items
-			if fs.hosts == nil {
-				fs.hosts = []string{}
+			// As azdo-sidecar reads it: each value may be a comma-separated list.
+			fs.hosts = []string{}
+			for _, item := range v.items {
+				for h := range strings.SplitSeq(item, ",") {
+					if h = strings.TrimSpace(h); h != "" {
+						fs.hosts = append(fs.hosts, h)
+					}
+				}
 			}
 		case v.list:
 			return fs, fmt.Errorf("%w: %s line %d: %s: a single value is allowed, not a list", errConfig, strconv.Quote(path), v.line, key)

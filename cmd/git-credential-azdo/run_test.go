@@ -29,6 +29,7 @@ func TestRun(t *testing.T) {
 	sockConf := writeConf("sock.yaml", "# azdo-sidecar settings\nlisten: 127.0.0.1:3128\nvault_url: https://runner.example:8443\nsocket: "+fileSock+"\n")
 	patConf := writeConf("pat.yaml", "pat_file: '"+patFile+"'\nhost:\n  - tfs.corp.example:8443 # self-hosted\n  - other.example\n")
 	listSockConf := writeConf("list.yaml", "socket: [a, b]\n")
+	commaConf := writeConf("comma.yaml", "host: \"x.example, tfs.corp.example:8443\"\n")
 	const ado = "protocol=https\nhost=dev.azure.com\npath=org/proj/_git/repo\n\n"
 	tests := []struct {
 		name           string
@@ -85,6 +86,8 @@ func TestRun(t *testing.T) {
 			stdout: "username=azdo-sidecar\npassword=pat-from-file\n"},
 		{name: "AZDO_HOST beats the file", args: []string{"--config", patConf, "get"}, env: map[string]string{"AZDO_HOST": "x.example"},
 			in: "protocol=https\nhost=tfs.corp.example:8443\n"},
+		{name: "comma-separated hosts in the file", args: []string{"--config", commaConf, "get"}, env: map[string]string{"AZDO_PAT": "p"},
+			in: "protocol=https\nhost=tfs.corp.example:8443\n", stdout: "username=azdo-sidecar\npassword=p\n"},
 		{name: "missing config file", args: []string{"--config", filepath.Join(dir, "none.yaml"), "get"}, in: ado, code: 1, stderrContains: "does not exist"},
 		{name: "list for a single value", args: []string{"--config", listSockConf, "get"}, in: ado, code: 1, stderrContains: "socket: a single value"},
 		{name: "version", args: []string{"--version"}, stdout: "git-credential-azdo version " + version.Get().String() + "\n"},
