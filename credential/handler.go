@@ -24,7 +24,9 @@ import (
 //     password_expiry_utc whenever the expiry is known;
 //   - get when the user must connect (*token.ConnectError) or the source
 //     failed: quit=1 and a MessageKey line for stderr, so git neither
-//     prompts nor hangs; token.ErrNoCredential: no answer;
+//     prompts nor hangs; token.ErrNoCredential: only a MessageKey line
+//     saying why, so git moves on to its next helper (or prompts) and the
+//     user knows the sidecar had nothing;
 //   - erase: token.Invalidator.Invalidate with the rejected secret;
 //   - store: nothing (see ServeCredential).
 //
@@ -79,7 +81,10 @@ func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *
 func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) *Credential {
 	tok, err := h.src.Token(ctx, key)
 	if errors.Is(err, token.ErrNoCredential) {
-		return nil
+		// No quit: git moves on to its next helper or prompt, and the user
+		// reads why the sidecar had nothing (an unconfigured sidecar says
+		// how to give it a token source).
+		return &Credential{Extra: []Attr{{MessageKey, oneLine("azdo-sidecar: " + err.Error())}}}
 	}
 	if err != nil {
 		// Source errors never carry secrets (token.Source's contract), and

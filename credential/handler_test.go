@@ -86,7 +86,8 @@ func TestTokenHandlerGet(t *testing.T) {
 			"quit=1\nazdo_message=azdo-sidecar: " + connect.Error() + "\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"source down", ado, token.Token{}, fmt.Errorf("vault: %w", token.ErrUnavailable),
 			"quit=1\nazdo_message=azdo-sidecar: no token for dev.azure.com/org: vault: token: source unavailable\n", token.Key{Host: "dev.azure.com", Org: "org"}},
-		{"no credential lets git move on", ado, token.Token{}, token.ErrNoCredential, "", token.Key{Host: "dev.azure.com", Org: "org"}},
+		{"no credential lets git move on, saying why", ado, token.Token{}, fmt.Errorf("no token source, start with --pat-file: %w", token.ErrNoCredential),
+			"azdo_message=azdo-sidecar: no token source, start with --pat-file: token: no credential for this host\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

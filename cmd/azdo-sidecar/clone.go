@@ -172,18 +172,28 @@ func (s socketSource) Token(ctx context.Context, key token.Key) (token.Token, er
 	}
 	ans, err := s.client.Do(ctx, credential.ActionGet, req)
 	if errors.Is(err, credential.ErrNoServer) {
-		return token.Token{}, fmt.Errorf("no token source: pass --pat-file (or set %s) or --vault-url, or start `azdo-sidecar serve` first (%v): %w", config.EnvPAT, err, token.ErrNoCredential)
+		// At environment start the clone may run before the sidecar
+		// listens: ErrUnavailable makes clone retry with backoff, and the
+		// message says what to do if it never comes.
+		return token.Token{}, fmt.Errorf("no token source: pass --pat-file (or set %s) or --vault-url, or start `azdo-sidecar serve` first (%v): %w", config.EnvPAT, err, token.ErrUnavailable)
 	}
 	if err != nil {
 		return token.Token{}, fmt.Errorf("%w: %v", token.ErrUnavailable, err)
 	}
-	if msg, ok := ans.Get(credential.MessageKey); ok && ans.Quit {
+	// The sidecar's messages are written for git's stderr, prefixed with
+	// the program's name; clone adds its own prefix.
+	msg, hasMsg := ans.Get(credential.MessageKey)
+	msg = strings.TrimPrefix(msg, "azdo-sidecar: ")
+	if hasMsg && ans.Quit {
 		return token.Token{}, errors.New(msg)
 	}
 	if strings.EqualFold(ans.AuthType, "Bearer") && !ans.Credential.IsZero() {
 		return token.Token{Kind: token.Bearer, Secret: ans.Credential, ExpiresAt: ans.PasswordExpiry}, nil
 	}
 	if ans.Password.IsZero() {
+		if hasMsg {
+			return token.Token{}, fmt.Errorf("%s: %w", msg, token.ErrNoCredential)
+		}
 		return token.Token{}, fmt.Errorf("the sidecar has no credential for %s: %w", key, token.ErrNoCredential)
 	}
 	return token.Token{Kind: token.Basic, Username: ans.Username, Secret: ans.Password, ExpiresAt: ans.PasswordExpiry}, nil

@@ -34,11 +34,18 @@ func newApp(e *cliapp.Env) *cli.App {
 	// The --config file is the vault config (public_url, providers), which
 	// may also set the flags' keys.
 	cliapp.Prepare(app, e, config.Options{FileKeys: config.VaultFileKeys})
+	// run passes the arguments through config.Reorder.
+	config.MarkReordered(app)
 	return app
 }
 
 // run runs azdo-vault with args (args[0] is the program name) and returns
 // the exit code.
+//
+// Flags are accepted after the command and its arguments too (`serve
+// --log-format json`, `env revoke ID --store URL`), where urfave/cli alone
+// would refuse them.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return cliapp.Run(ctx, newApp(cliapp.NewEnv(stdin, stdout, stderr)), args, stderr)
+	app := newApp(cliapp.NewEnv(stdin, stdout, stderr))
+	return cliapp.Run(ctx, app, config.Reorder(app, args), stderr)
 }

@@ -64,3 +64,28 @@ func TestVersion(t *testing.T) {
 		t.Errorf("azdo-vault --version = %d, stdout %q, stderr %q; want 0 and the version on stdout", code, out.String(), errb.String())
 	}
 }
+
+// TestGlobalFlagsAfterTheCommand: `azdo-vault keygen --key-file K
+// --log-format json` works as it does before the command, and a bad value
+// there is refused the same way.
+func TestGlobalFlagsAfterTheCommand(t *testing.T) {
+	key := t.TempDir() + "/runner.key"
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"after the command", []string{"azdo-vault", "keygen", "--key-file", key, "--log-format", "json"}, 0, ""},
+		{"bad value after the command", []string{"azdo-vault", "seal", "--public-key", "x", "--log-format", "xml"}, 1, `log-format: "xml"; allowed: text, json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("run(%q) = %d, stderr %q; want %d with %q", tt.args, code, errb.String(), tt.code, tt.stderr)
+			}
+		})
+	}
+}

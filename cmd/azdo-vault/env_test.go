@@ -112,7 +112,7 @@ func TestEnvRevoke(t *testing.T) {
 	}{
 		{"no ID", []string{"env", "revoke", "--store", storeURL}, 2, "one environment ID"},
 		{"two IDs", []string{"env", "revoke", "env_0000000000000000", "env_0000000000000001", "--store", storeURL}, 2, "one environment ID"},
-		{"unknown flag after the ID", []string{"env", "revoke", "env_0000000000000000", "--owner", "x"}, 2, "--owner"},
+		{"unknown flag after the ID", []string{"env", "revoke", "env_0000000000000000", "--owner", "x"}, 2, "not defined: -owner"},
 		{"unknown ID", []string{"env", "revoke", "env_0000000000000000", "--store", storeURL}, 1, `no environment "env_0000000000000000"`},
 		{"unknown token", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL}, 1, "no environment has this token"},
 	}
