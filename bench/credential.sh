@@ -17,7 +17,7 @@
 #
 # Result, 2026-11-25, git 2.39.5, 2 shared CPUs, `bench/credential.sh 300`:
 #   variant  median_ms  p90_ms
-#   abs          3.92    4.74   our helper by absolute path → sidecar socket
+#   abs          3.92    4.74   our helper by absolute path → sidecar socket (2nd run, 400 rounds: 3.83)
 #   name         5.00    6.82   credential.helper=azdo (one extra process)
 #   cache        3.29    3.58   git's credential-cache client → sidecar socket
 #   gitd         3.21    3.41   git's credential-cache client → git's daemon
