@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // migrations are applied in order, each in its own transaction; the index
@@ -310,10 +311,23 @@ func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt))
+	if isSQLiteUnique(err) {
+		return fmt.Errorf("store: create environment %s: its ID or token hash is taken: %w", e.ID, ErrDuplicate)
+	}
 	if err != nil {
 		return fmt.Errorf("store: create environment %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// isSQLiteUnique reports whether err is a broken UNIQUE or PRIMARY KEY
+// constraint.
+func isSQLiteUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
 // EnvironmentByTokenHash implements Store.

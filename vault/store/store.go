@@ -49,6 +49,9 @@ var (
 	// ErrConflict means a compare-and-swap lost: the row changed since it
 	// was read (another request or another replica rotated it).
 	ErrConflict = errors.New("store: version conflict")
+	// ErrDuplicate means an insert would break a uniqueness rule (an
+	// environment ID or token hash that exists already).
+	ErrDuplicate = errors.New("store: already exists")
 )
 
 // Credential is one user's credential for one host and org (or all orgs).
@@ -103,7 +106,8 @@ type Store interface {
 	// DeleteCredential removes one credential; ErrNotFound if absent.
 	DeleteCredential(ctx context.Context, id int64) error
 
-	// CreateEnvironment inserts e; its ID and TokenHash must be unique.
+	// CreateEnvironment inserts e; its ID and TokenHash must be unique,
+	// else it returns ErrDuplicate.
 	CreateEnvironment(ctx context.Context, e Environment) error
 	// EnvironmentByTokenHash returns the environment whose token hashes to
 	// hash, or ErrNotFound.

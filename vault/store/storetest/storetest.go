@@ -1,0 +1,476 @@
+// Package storetest is the behavioural contract of store.Store: one suite
+// that every implementation (SQLite, PostgreSQL) runs, so that the vault
+// can rely on the same semantics whichever store an operator picks.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+)
+
+// Opener opens one more handle on a database; two handles on the same
+// database stand for two processes or two replicas. The suite closes every
+// handle it opens.
+type Opener func(ctx context.Context, now func() time.Time) (store.Store, error)
+
+// NewDatabase creates an empty database for one test and returns the
+// Opener of that database. It is called once per test, so tests may run in
+// parallel when the implementation allows it.
+type NewDatabase func(t *testing.T) Opener
+
+// epoch is the suite's clock: UpdatedAt must be exactly this.
+var epoch = time.Date(2026, 1, 2, 3, 4, 5, 678_000, time.UTC)
+
+func fixedNow() time.Time { return epoch }
+
+// Run runs the contract suite against the store that newDB makes.
+func Run(t *testing.T, newDB NewDatabase) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open func() store.Store, another func() store.Store)
+	}{
+		{"PutCredentialUpserts", testPutCredentialUpserts},
+		{"PutCredentialRefusesIncomplete", testPutCredentialRefusesIncomplete},
+		{"CredentialsFilters", testCredentialsFilters},
+		{"CredentialByID", testCredentialByID},
+		{"UpdateCredentialCompareAndSwap", testUpdateCredentialCompareAndSwap},
+		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
+		{"ConcurrentPutOneRow", testConcurrentPutOneRow},
+		{"DeleteCredential", testDeleteCredential},
+		{"Environments", testEnvironments},
+		{"EnvironmentsUnique", testEnvironmentsUnique},
+		{"TimesRoundTripInUTC", testTimesRoundTripInUTC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opener := newDB(t)
+			handle := func() store.Store {
+				t.Helper()
+				s, err := opener(context.Background(), fixedNow)
+				if err != nil {
+					t.Fatalf("open store: %v", err)
+				}
+				t.Cleanup(func() {
+					if err := s.Close(); err != nil {
+						t.Errorf("Close() = %v", err)
+					}
+				})
+				return s
+			}
+			s := handle()
+			tt.fn(t, func() store.Store { return s }, handle)
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// same reports whether two credentials are equal, times compared as
+// instants.
+func same(a, b store.Credential) bool {
+	ta, tb := []time.Time{a.ExpiresAt, a.UpdatedAt}, []time.Time{b.ExpiresAt, b.UpdatedAt}
+	a.ExpiresAt, a.UpdatedAt, b.ExpiresAt, b.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return a == b && ta[0].Equal(tb[0]) && ta[1].Equal(tb[1])
+}
+
+func testPutCredentialUpserts(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	c := store.Credential{Owner: "ann", Host: "dev.azure.com", Org: "contoso", Kind: store.PAT, Sealed: "b25l",
+		ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
+	first, err := s.PutCredential(c0, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Version != 1 || first.Status != store.StatusOK || first.ID == 0 || first.Sealed != "b25l" || !first.UpdatedAt.Equal(epoch) {
+		t.Errorf("first PutCredential = %+v; want version 1, status ok, an ID, UpdatedAt %v", first, epoch)
+	}
+	c.Sealed = "dHdv"
+	c.Status, c.Reason = store.StatusReconnectRequired, "PAT expired"
+	second, err := s.PutCredential(c0, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ID != first.ID || second.Version != 2 || second.Sealed != "dHdv" || !second.ExpiresAt.Equal(c.ExpiresAt) ||
+		second.Status != store.StatusReconnectRequired || second.Reason != "PAT expired" {
+		t.Errorf("second PutCredential = %+v; want ID %d, version 2, the new secret, status and reason", second, first.ID)
+	}
+	// A put replaces whatever the stored version is: Version is ignored.
+	c.Version, c.Sealed, c.Status, c.Reason = 42, "dGhyZWU=", "", ""
+	third, err := s.PutCredential(c0, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.ID != first.ID || third.Version != 3 || third.Status != store.StatusOK || third.Reason != "" {
+		t.Errorf("third PutCredential (stale Version 42) = %+v; want version 3, status ok", third)
+	}
+	// Another kind for the same owner, host and org is another row.
+	c.Kind = store.OAuth
+	oauth, err := s.PutCredential(c0, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oauth.ID == first.ID || oauth.Version != 1 {
+		t.Errorf("oauth PutCredential = %+v; want a new row (not %d) at version 1", oauth, first.ID)
+	}
+}
+
+func testPutCredentialRefusesIncomplete(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	tests := []struct {
+		name string
+		c    store.Credential
+	}{
+		{"no owner", store.Credential{Host: "h", Org: "o", Kind: store.PAT, Sealed: "eA=="}},
+		{"no host", store.Credential{Owner: "a", Org: "o", Kind: store.PAT, Sealed: "eA=="}},
+		{"no org", store.Credential{Owner: "a", Host: "h", Kind: store.PAT, Sealed: "eA=="}},
+		{"unknown kind", store.Credential{Owner: "a", Host: "h", Org: "o", Kind: "password", Sealed: "eA=="}},
+		{"no secret", store.Credential{Owner: "a", Host: "h", Org: "o", Kind: store.PAT}},
+	}
+	for _, tt := range tests {
+		if got, err := s.PutCredential(c0, tt.c); err == nil {
+			t.Errorf("%s: PutCredential(%+v) = %+v, nil; want an error", tt.name, tt.c, got)
+		}
+	}
+	if cs, err := s.Credentials(c0, "a", "h"); err != nil || len(cs) != 0 {
+		t.Errorf("Credentials after refused puts = %v, %v; want none", cs, err)
+	}
+}
+
+func testCredentialsFilters(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	put := func(owner, host, org string, kind store.Kind) store.Credential {
+		t.Helper()
+		c, err := s.PutCredential(c0, store.Credential{Owner: owner, Host: host, Org: org, Kind: kind, Sealed: "eA=="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a1 := put("ann", "dev.azure.com", store.AllOrgs, store.OAuth)
+	a2 := put("ann", "dev.azure.com", "contoso", store.PAT)
+	put("ann", "tfs.example:8443", "coll", store.PAT)
+	put("bob", "dev.azure.com", "contoso", store.PAT)
+	put("Ann", "dev.azure.com", "contoso", store.PAT)
+
+	tests := []struct {
+		owner, host string
+		want        []int64
+	}{
+		{"ann", "dev.azure.com", []int64{a1.ID, a2.ID}},
+		{"carol", "dev.azure.com", nil},
+		{"ann", "example.com", nil},
+	}
+	for _, tt := range tests {
+		cs, err := s.Credentials(c0, tt.owner, tt.host)
+		if err != nil {
+			t.Fatalf("Credentials(%q, %q) = %v", tt.owner, tt.host, err)
+		}
+		var got []int64
+		for _, c := range cs {
+			if c.Owner != tt.owner || c.Host != tt.host {
+				t.Errorf("Credentials(%q, %q) returned %+v", tt.owner, tt.host, c)
+			}
+			got = append(got, c.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("Credentials(%q, %q) IDs = %v; want %v (in ID order)", tt.owner, tt.host, got, tt.want)
+		}
+	}
+}
+
+func testCredentialByID(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	put, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "eA=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Credential(c0, put.ID)
+	if err != nil || !same(got, put) {
+		t.Errorf("Credential(%d) = %+v, %v; want %+v", put.ID, got, err, put)
+	}
+	if got, err := s.Credential(c0, put.ID+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Credential(unknown) = %+v, %v; want ErrNotFound", got, err)
+	}
+}
+
+func testUpdateCredentialCompareAndSwap(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	c, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "djE="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	tests := []struct {
+		name    string
+		id      int64
+		version int64
+		want    error
+	}{
+		{name: "current version", id: c.ID, version: 1},
+		{name: "stale version", id: c.ID, version: 1, want: store.ErrConflict},
+		{name: "future version", id: c.ID, version: 7, want: store.ErrConflict},
+		{name: "next version", id: c.ID, version: 2},
+		{name: "missing row", id: c.ID + 1000, version: 1, want: store.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := c
+			u.ID, u.Version = tt.id, tt.version
+			u.Sealed, u.ExpiresAt, u.Status, u.Reason = fmt.Sprintf("v%d", tt.version+1), exp, store.StatusReconnectRequired, "AADSTS70008"
+			got, err := s.UpdateCredential(c0, u)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("UpdateCredential(id %d, version %d) = %v; want %v", tt.id, tt.version, err, tt.want)
+			}
+			if err != nil {
+				return
+			}
+			if got.Version != tt.version+1 || got.Sealed != u.Sealed || !got.ExpiresAt.Equal(exp) ||
+				got.Status != store.StatusReconnectRequired || got.Reason != "AADSTS70008" || got.Owner != "ann" {
+				t.Errorf("UpdateCredential = %+v; want version %d with the new fields", got, tt.version+1)
+			}
+			if read, err := s.Credential(c0, tt.id); err != nil || !same(read, got) {
+				t.Errorf("Credential after update = %+v, %v; want %+v", read, err, got)
+			}
+		})
+	}
+	// The key fields are not updated by UpdateCredential.
+	if cs, _ := s.Credentials(c0, "ann", "dev.azure.com"); len(cs) != 1 {
+		t.Errorf("Credentials after updates = %+v; want the one row", cs)
+	}
+}
+
+// testConcurrentCompareAndSwap races writers through two handles (two
+// processes or replicas): exactly one writer per version wins, for several
+// versions in a row, and no update is lost.
+func testConcurrentCompareAndSwap(t *testing.T, open, another func() store.Store) {
+	a, b, c0 := open(), another(), ctx(t)
+	c, err := a.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "djE="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, writers = 3, 16
+	for round := range rounds {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var winners []string
+		conflicts := 0
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				u := c
+				u.Sealed = fmt.Sprintf("r%dw%d", round, i)
+				_, err := s.UpdateCredential(c0, u)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					winners = append(winners, u.Sealed)
+				case errors.Is(err, store.ErrConflict):
+					conflicts++
+				default:
+					t.Errorf("UpdateCredential = %v; want nil or ErrConflict", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(winners) != 1 || conflicts != writers-1 {
+			t.Fatalf("round %d: winners, conflicts = %d, %d; want 1, %d", round, len(winners), conflicts, writers-1)
+		}
+		got, err := b.Credential(c0, c.ID)
+		if err != nil || got.Sealed != winners[0] || got.Version != c.Version+1 {
+			t.Fatalf("round %d: stored = %+v, %v; want the winner %q at version %d", round, got, err, winners[0], c.Version+1)
+		}
+		c = got
+	}
+}
+
+// testConcurrentPutOneRow: many handles putting the same credential at once
+// leave one row, whose version counts every put.
+func testConcurrentPutOneRow(t *testing.T, open, another func() store.Store) {
+	a, b, c0 := open(), another(), ctx(t)
+	const n = 12
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if _, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: "contoso", Kind: store.PAT, Sealed: fmt.Sprintf("p%d", i)}); err != nil {
+				t.Errorf("PutCredential = %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	cs, err := a.Credentials(c0, "ann", "dev.azure.com")
+	if err != nil || len(cs) != 1 || cs[0].Version != n {
+		t.Errorf("Credentials after %d concurrent puts = %+v, %v; want one row at version %d", n, cs, err, n)
+	}
+}
+
+func testDeleteCredential(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	c, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "eA=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCredential(c0, c.ID); err != nil {
+		t.Fatalf("DeleteCredential(%d) = %v", c.ID, err)
+	}
+	if _, err := s.Credential(c0, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Credential after delete = %v; want ErrNotFound", err)
+	}
+	if err := s.DeleteCredential(c0, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteCredential twice = %v; want ErrNotFound", err)
+	}
+	if _, err := s.UpdateCredential(c0, c); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateCredential after delete = %v; want ErrNotFound", err)
+	}
+	again, err := s.PutCredential(c0, c)
+	if err != nil || again.ID == c.ID || again.Version != 1 {
+		t.Errorf("PutCredential after delete = %+v, %v; want a new row at version 1", again, err)
+	}
+}
+
+func testEnvironments(t *testing.T, open, another func() store.Store) {
+	s, c0 := open(), ctx(t)
+	hash := bytes.Repeat([]byte{7}, 32)
+	e := store.Environment{ID: "env_1", Owner: "ann", TokenHash: hash,
+		CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ExpiresAt: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
+	if err := s.CreateEnvironment(c0, e); err != nil {
+		t.Fatal(err)
+	}
+	// Another handle (the CLI, another replica) sees it at once.
+	got, err := another().EnvironmentByTokenHash(c0, hash)
+	if err != nil || got.ID != "env_1" || got.Owner != "ann" || !bytes.Equal(got.TokenHash, hash) ||
+		!got.CreatedAt.Equal(e.CreatedAt) || !got.ExpiresAt.Equal(e.ExpiresAt) || !got.RevokedAt.IsZero() {
+		t.Fatalf("EnvironmentByTokenHash = %+v, %v; want %+v", got, err, e)
+	}
+	if got, err := s.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{8}, 32)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("EnvironmentByTokenHash(unknown) = %+v, %v; want ErrNotFound", got, err)
+	}
+	at := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.RevokeEnvironment(c0, "env_1", at); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := another().EnvironmentByTokenHash(c0, hash); !got.RevokedAt.Equal(at) {
+		t.Errorf("RevokedAt = %v; want %v", got.RevokedAt, at)
+	}
+	if err := s.RevokeEnvironment(c0, "env_1", at.Add(time.Hour)); err != nil {
+		t.Errorf("RevokeEnvironment twice = %v; want nil", err)
+	}
+	if got, _ := s.EnvironmentByTokenHash(c0, hash); !got.RevokedAt.Equal(at) {
+		t.Errorf("second revoke moved RevokedAt to %v; want %v", got.RevokedAt, at)
+	}
+	if err := s.RevokeEnvironment(c0, "env_404", at); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevokeEnvironment(unknown) = %v; want ErrNotFound", err)
+	}
+	// A zero time means "now" by the store's clock.
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_2", Owner: "ann", TokenHash: bytes.Repeat([]byte{9}, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeEnvironment(c0, "env_2", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{9}, 32)); !got.RevokedAt.Equal(epoch) || !got.ExpiresAt.IsZero() {
+		t.Errorf("RevokeEnvironment(zero time) = RevokedAt %v, ExpiresAt %v; want %v and zero", got.RevokedAt, got.ExpiresAt, epoch)
+	}
+	for _, bad := range []store.Environment{
+		{Owner: "ann", TokenHash: []byte{1}},
+		{ID: "env_3", TokenHash: []byte{1}},
+		{ID: "env_3", Owner: "ann"},
+	} {
+		if err := s.CreateEnvironment(c0, bad); err == nil {
+			t.Errorf("CreateEnvironment(%+v) = nil; want an error", bad)
+		}
+	}
+}
+
+func testEnvironmentsUnique(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	hash := bytes.Repeat([]byte{7}, 32)
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_1", Owner: "ann", TokenHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		e    store.Environment
+	}{
+		{"same token hash", store.Environment{ID: "env_2", Owner: "bob", TokenHash: hash}},
+		{"same ID", store.Environment{ID: "env_1", Owner: "bob", TokenHash: bytes.Repeat([]byte{8}, 32)}},
+	}
+	for _, tt := range tests {
+		err := s.CreateEnvironment(c0, tt.e)
+		if !errors.Is(err, store.ErrDuplicate) {
+			t.Errorf("%s: CreateEnvironment = %v; want ErrDuplicate", tt.name, err)
+			continue
+		}
+		// The hash identifies a token: an error never echoes it.
+		if bytes.Contains([]byte(err.Error()), []byte("0707070707")) || bytes.Contains([]byte(err.Error()), []byte("\\x07")) {
+			t.Errorf("%s: error %q shows the token hash", tt.name, err)
+		}
+	}
+	if got, err := s.EnvironmentByTokenHash(c0, hash); err != nil || got.Owner != "ann" {
+		t.Errorf("after refused duplicates: %+v, %v; want ann's env_1", got, err)
+	}
+}
+
+// testTimesRoundTripInUTC: times come back equal (to the microsecond) and in
+// UTC, whatever zone they were written in; zero stays zero.
+func testTimesRoundTripInUTC(t *testing.T, open, _ func() store.Store) {
+	s, c0 := open(), ctx(t)
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	exp := time.Date(2026, 7, 8, 9, 10, 11, 123_456_000, zone)
+	c, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: "o", Kind: store.PAT, Sealed: "eA==", ExpiresAt: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Credential(c0, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		got, want time.Time
+	}{
+		{"PutCredential ExpiresAt", c.ExpiresAt, exp},
+		{"Credential ExpiresAt", got.ExpiresAt, exp},
+		{"Credential UpdatedAt", got.UpdatedAt, epoch},
+	} {
+		if !tt.got.Equal(tt.want) || tt.got.Location() != time.UTC {
+			t.Errorf("%s = %v; want %v in UTC", tt.name, tt.got, tt.want.UTC())
+		}
+	}
+	z, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: "p", Kind: store.PAT, Sealed: "eA=="})
+	if err != nil || !z.ExpiresAt.IsZero() {
+		t.Errorf("PutCredential(no expiry) ExpiresAt = %v, %v; want zero", z.ExpiresAt, err)
+	}
+	hash := bytes.Repeat([]byte{3}, 32)
+	created := time.Date(2026, 1, 1, 12, 0, 0, 999_000, zone)
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_t", Owner: "ann", TokenHash: hash, CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.EnvironmentByTokenHash(c0, hash)
+	if err != nil || !e.CreatedAt.Equal(created) || e.CreatedAt.Location() != time.UTC || !e.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
+		t.Errorf("EnvironmentByTokenHash = %+v, %v; want CreatedAt %v in UTC, zero expiry and revocation", e, err, created.UTC())
+	}
+}
