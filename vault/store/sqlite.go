@@ -187,16 +187,25 @@ func scanCredential(r scanner) (Credential, error) {
 	return c, err
 }
 
-// PutCredential implements Store.
-func (s *SQLite) PutCredential(ctx context.Context, c Credential) (Credential, error) {
+// checkCredential refuses a credential that PutCredential must not store
+// and defaults its status to StatusOK.
+func checkCredential(c *Credential) error {
 	if c.Owner == "" || c.Host == "" || c.Org == "" || c.Sealed == "" {
-		return Credential{}, errors.New("store: credential needs owner, host, org and a sealed secret")
+		return errors.New("store: credential needs owner, host, org and a sealed secret")
 	}
 	if c.Kind != OAuth && c.Kind != PAT {
-		return Credential{}, fmt.Errorf("store: unknown credential kind %q", c.Kind)
+		return fmt.Errorf("store: unknown credential kind %q", c.Kind)
 	}
 	if c.Status == "" {
 		c.Status = StatusOK
+	}
+	return nil
+}
+
+// PutCredential implements Store.
+func (s *SQLite) PutCredential(ctx context.Context, c Credential) (Credential, error) {
+	if err := checkCredential(&c); err != nil {
+		return Credential{}, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestOpenURL(t *testing.T) {
 		{name: "sqlite URL, relative path", url: "sqlite://" + relDir + "/f.db"},
 		{name: "query in path", url: "sqlite:" + filepath.Join(dir, "c.db?mode=memory"), wantErr: true},
 		{name: "fragment in path", url: filepath.Join(dir, "d.db#x"), wantErr: true},
-		{name: "postgres not yet", url: "postgres://u:hunter2@db/vault", wantErr: true},
+		{name: "postgres, nothing listening", url: "postgres://u:hunter2@127.0.0.1:1/vault?connect_timeout=5", wantErr: true},
 		{name: "unknown scheme", url: "mysql://u:hunter2@db/vault", wantErr: true},
 	}
 	for _, tt := range tests {

@@ -3,9 +3,10 @@
 // tokens are kept only as SHA-256 hashes).
 //
 // Store is the interface the vault needs; SQLite (embedded, one file, the
-// default) implements it here, and a PostgreSQL store for several replicas
-// can implement it later. Implementations never see a plaintext secret: the
-// vault seals before it writes and opens after it reads.
+// default) and PostgreSQL (several replicas on one database) implement it
+// here, and the storetest package holds the contract both pass.
+// Implementations never see a plaintext secret: the vault seals before it
+// writes and opens after it reads.
 package store
 
 import (
@@ -122,7 +123,8 @@ type Store interface {
 
 // Open opens the store named by url: "sqlite:PATH" (or a bare path; the
 // URL forms sqlite://RELATIVE and sqlite:///ABSOLUTE are accepted too).
-// "postgres://" is recognised but not implemented yet.
+// "postgres://…" and "postgresql://…" open PostgreSQL (OpenPostgres), for
+// several replicas sharing one database.
 func Open(ctx context.Context, url string, now func() time.Time) (Store, error) {
 	switch {
 	case strings.HasPrefix(url, "sqlite://"):
@@ -131,9 +133,10 @@ func Open(ctx context.Context, url string, now func() time.Time) (Store, error) 
 	case strings.HasPrefix(url, "sqlite:"):
 		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), now)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, errors.New("store: postgres is not implemented yet; use sqlite:PATH")
+		return OpenPostgres(ctx, url, now)
 	case strings.Contains(url, "://"):
-		return nil, errors.New("store: unknown store URL scheme; use sqlite:PATH")
+		// The URL may hold a password: do not echo it.
+		return nil, errors.New("store: unknown store URL scheme; use sqlite:PATH or postgres://")
 	default:
 		return OpenSQLite(ctx, url, now)
 	}

@@ -1,0 +1,377 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgMigrations are PostgreSQL's schema versions, applied in order; the
+// index + 1 is the version each produces. Append only: never edit one that
+// has shipped.
+var pgMigrations = []string{
+	// 1: credentials and environments.
+	`CREATE TABLE credentials (
+		id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		owner      TEXT        NOT NULL,
+		host       TEXT        NOT NULL,
+		org        TEXT        NOT NULL,
+		kind       TEXT        NOT NULL CHECK (kind IN ('oauth', 'pat')),
+		sealed     TEXT        NOT NULL,
+		expires_at TIMESTAMPTZ,
+		status     TEXT        NOT NULL DEFAULT 'ok',
+		reason     TEXT        NOT NULL DEFAULT '',
+		version    BIGINT      NOT NULL DEFAULT 1,
+		updated_at TIMESTAMPTZ NOT NULL,
+		CONSTRAINT credentials_key UNIQUE (owner, host, org, kind)
+	);
+	CREATE TABLE environments (
+		id         TEXT        PRIMARY KEY,
+		owner      TEXT        NOT NULL,
+		token_hash BYTEA       NOT NULL UNIQUE,
+		created_at TIMESTAMPTZ,
+		expires_at TIMESTAMPTZ,
+		revoked_at TIMESTAMPTZ
+	);`,
+}
+
+// migrateLockKey names the advisory lock that serialises migrations of
+// replicas starting at once ("azdo-vault" in ASCII, as a bigint).
+const migrateLockKey int64 = 0x617a646f7661756c
+
+// pgConnectTimeout bounds one connection attempt when the URL does not set
+// connect_timeout.
+const pgConnectTimeout = 10 * time.Second
+
+// Postgres is the Store for several vault replicas sharing one PostgreSQL
+// database. Times are stored as timestamptz (to the microsecond); a zero
+// time is NULL.
+//
+// It uses pgxpool rather than database/sql over pgx's stdlib driver: the
+// migration holds one connection for its transaction-scoped advisory lock,
+// pgx.BeginFunc keeps each method one transaction with no Rollback
+// bookkeeping, and errors arrive as *pgconn.PgError with their SQLSTATE
+// and constraint name, which is how a broken uniqueness rule becomes
+// ErrDuplicate.
+type Postgres struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// OpenPostgres connects to the database at rawURL (postgres:// or
+// postgresql://, any libpq parameter pgx accepts) and migrates its schema
+// under an advisory lock, so that replicas starting together migrate once.
+// now stamps UpdatedAt. Errors never contain the URL's password.
+func OpenPostgres(ctx context.Context, rawURL string, now func() time.Time) (*Postgres, error) {
+	if now == nil {
+		now = time.Now
+	}
+	pw := urlPasswords(rawURL)
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("store: postgres URL: %w", err), pw)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("store: postgres: %w", err), pw)
+	}
+	s := &Postgres{pool: pool, now: now}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, scrub(err, pw)
+	}
+	return s, nil
+}
+
+// migrate brings the schema to the latest version in one transaction that
+// first takes a transaction-scoped advisory lock: a replica that starts
+// while another migrates waits, then finds the work done. PostgreSQL's DDL
+// is transactional, so a failure leaves the schema at its old version.
+func (s *Postgres) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
+			return fmt.Errorf("store: migrate: lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		var v int
+		switch err := tx.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+		case errors.Is(err, pgx.ErrNoRows):
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+				return fmt.Errorf("store: migrate: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		if v > len(pgMigrations) {
+			return fmt.Errorf("store: database schema version %d is newer than this binary's %d", v, len(pgMigrations))
+		}
+		for ; v < len(pgMigrations); v++ {
+			if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
+				return fmt.Errorf("store: migration %d: %w", v+1, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE schema_version SET version = $1`, v); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		return nil
+	})
+}
+
+// SchemaVersion returns the schema version of the database.
+func (s *Postgres) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// LatestPostgresSchemaVersion is the version OpenPostgres migrates to.
+func LatestPostgresSchemaVersion() int { return len(pgMigrations) }
+
+// Close closes the pool's connections.
+func (s *Postgres) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// pgTime maps the zero time to NULL.
+func pgTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// fromPG maps NULL to the zero time and any other to UTC.
+func fromPG(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func scanPGCredential(r pgx.Row) (Credential, error) {
+	var c Credential
+	var kind, status string
+	var exp, upd *time.Time
+	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd)
+	c.Kind, c.Status = Kind(kind), Status(status)
+	c.ExpiresAt, c.UpdatedAt = fromPG(exp), fromPG(upd)
+	return c, err
+}
+
+// PutCredential implements Store: one INSERT … ON CONFLICT DO UPDATE, which
+// PostgreSQL keeps atomic against concurrent puts of the same key.
+func (s *Postgres) PutCredential(ctx context.Context, c Credential) (Credential, error) {
+	if err := checkCredential(&c); err != nil {
+		return Credential{}, err
+	}
+	out, err := scanPGCredential(s.pool.QueryRow(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
+		ON CONFLICT ON CONSTRAINT credentials_key DO UPDATE SET
+			sealed = excluded.sealed, expires_at = excluded.expires_at,
+			status = excluded.status, reason = excluded.reason,
+			version = credentials.version + 1, updated_at = excluded.updated_at
+		RETURNING `+credentialColumns,
+		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now()))
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: put credential: %w", err)
+	}
+	return out, nil
+}
+
+// Credentials implements Store.
+func (s *Postgres) Credentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE owner = $1 AND host = $2 ORDER BY id`, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: credentials: %w", err)
+	}
+	defer rows.Close()
+	var out []Credential
+	for rows.Next() {
+		c, err := scanPGCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: credentials: %w", err)
+	}
+	return out, nil
+}
+
+// Credential implements Store.
+func (s *Postgres) Credential(ctx context.Context, id int64) (Credential, error) {
+	c, err := scanPGCredential(s.pool.QueryRow(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Credential{}, ErrNotFound
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: credential %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// UpdateCredential implements Store with a compare-and-swap on version. At
+// READ COMMITTED, a second UPDATE of the same row waits for the first to
+// commit and then re-checks its WHERE clause against the new row, so of
+// two replicas holding the same version exactly one matches.
+func (s *Postgres) UpdateCredential(ctx context.Context, c Credential) (Credential, error) {
+	var out Credential
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanPGCredential(tx.QueryRow(ctx, `UPDATE credentials SET sealed = $3, expires_at = $4, status = $5, reason = $6,
+			version = version + 1, updated_at = $7 WHERE id = $1 AND version = $2 RETURNING `+credentialColumns,
+			c.ID, c.Version, c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now()))
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE id = $1)`, c.ID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return ErrNotFound
+		}
+		return ErrConflict
+	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		return Credential{}, err
+	}
+	if err != nil {
+		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
+	}
+	return out, nil
+}
+
+// DeleteCredential implements Store.
+func (s *Postgres) DeleteCredential(ctx context.Context, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM credentials WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete credential %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CreateEnvironment implements Store.
+func (s *Postgres) CreateEnvironment(ctx context.Context, e Environment) error {
+	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
+		return errors.New("store: environment needs an ID, an owner and a token hash")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		e.ID, e.Owner, e.TokenHash, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), pgTime(e.RevokedAt))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		// pe.Detail would quote the token hash: name the rule instead.
+		what := "ID"
+		if strings.Contains(pe.ConstraintName, "token_hash") {
+			what = "token hash"
+		}
+		return fmt.Errorf("store: create environment %s: its %s is taken: %w", e.ID, what, ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create environment %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// EnvironmentByTokenHash implements Store.
+func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error) {
+	var e Environment
+	var created, expires, revoked *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at FROM environments WHERE token_hash = $1`, hash).
+		Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Environment{}, ErrNotFound
+	}
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: environment: %w", err)
+	}
+	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
+	return e, nil
+}
+
+// RevokeEnvironment implements Store. Revoking twice keeps the first time.
+func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		at = s.now()
+	}
+	var found bool
+	// One statement: the UPDATE touches the row only when not yet revoked,
+	// the outer SELECT says whether the environment exists at all.
+	err := s.pool.QueryRow(ctx, `WITH upd AS (
+			UPDATE environments SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING 1
+		) SELECT EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM environments WHERE id = $1)`, id, at).Scan(&found)
+	if err != nil {
+		return fmt.Errorf("store: revoke environment %s: %w", id, err)
+	}
+	if !found {
+		return ErrNotFound
+	}
+	return nil
+}
+
+var _ Store = (*Postgres)(nil)
+
+// userinfoPassword finds the password of a URL that url.Parse may refuse.
+var userinfoPassword = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#@]*)@`)
+
+// urlPasswords returns the password of rawURL, in the forms an error might
+// quote it: as written, decoded, and from a password= parameter.
+func urlPasswords(rawURL string) []string {
+	var out []string
+	if m := userinfoPassword.FindStringSubmatch(rawURL); m != nil && m[1] != "" {
+		out = append(out, m[1])
+		if d, err := url.PathUnescape(m[1]); err == nil && d != m[1] {
+			out = append(out, d)
+		}
+	}
+	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
+		if q, err := url.ParseQuery(rawURL[i+1:]); err == nil {
+			for _, p := range q["password"] {
+				if p != "" {
+					out = append(out, p, url.QueryEscape(p))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scrub returns err, or — when its text holds one of the passwords — a
+// new error with the passwords replaced. The replacement keeps the
+// message but not the chain: the cause itself would still quote them.
+func scrub(err error, passwords []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	leaked := false
+	for _, p := range passwords {
+		if strings.Contains(msg, p) {
+			msg, leaked = strings.ReplaceAll(msg, p, "xxxxx"), true
+		}
+	}
+	if !leaked {
+		return err
+	}
+	return errors.New(msg)
+}

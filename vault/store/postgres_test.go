@@ -1,0 +1,161 @@
+package store_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store/pgtest"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store/storetest"
+)
+
+// TestMain stops the PostgreSQL cluster that the Postgres tests start.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func openPG(t *testing.T, rawURL string) *store.Postgres {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := store.OpenPostgres(ctx, rawURL, time.Now)
+	if err != nil {
+		t.Fatalf("OpenPostgres = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestPostgresContract runs the store contract on PostgreSQL, a fresh
+// database per test; the handles of one test are separate pools, as two
+// replicas would have.
+func TestPostgresContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		u := pgtest.URL(t)
+		return func(ctx context.Context, now func() time.Time) (store.Store, error) {
+			return store.OpenPostgres(ctx, u, now)
+		}
+	})
+}
+
+// TestPostgresReplicasMigrateOnce: replicas starting at once on an empty
+// database all open it, and the schema is created once. Without the
+// advisory lock, concurrent CREATE TABLEs fail on PostgreSQL's catalog.
+func TestPostgresReplicasMigrateOnce(t *testing.T) {
+	u := pgtest.URL(t)
+	const replicas = 8
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	durs := make([]time.Duration, replicas)
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			s, err := store.OpenPostgres(ctx, u, time.Now)
+			durs[i], errs[i] = time.Since(start), err
+			if err == nil {
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: OpenPostgres = %v", i, err)
+		}
+	}
+	t.Logf("open + migrate of %d replicas at once: %v", replicas, durs)
+	s := openPG(t, u)
+	v, err := s.SchemaVersion(context.Background())
+	if err != nil || v != store.LatestPostgresSchemaVersion() {
+		t.Errorf("SchemaVersion() = %d, %v; want %d", v, err, store.LatestPostgresSchemaVersion())
+	}
+}
+
+// TestPostgresRefusesNewerSchema: a binary older than the database stops.
+func TestPostgresRefusesNewerSchema(t *testing.T) {
+	u := pgtest.URL(t)
+	s := openPG(t, u)
+	// Reopening an up-to-date database changes nothing.
+	openPG(t, u)
+	c, err := s.PutCredential(context.Background(), store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "eA=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPG(t, u).Credential(context.Background(), c.ID); err != nil {
+		t.Fatalf("Credential after reopen = %v", err)
+	}
+	if err := store.SetSchemaVersionForTest(context.Background(), s, 99); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.OpenPostgres(context.Background(), u, nil); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("OpenPostgres(schema 99) = %v; want a refusal naming the newer schema", err)
+	}
+}
+
+// TestPostgresErrorsHideThePassword: whatever goes wrong while opening,
+// the URL's password is not in the error.
+func TestPostgresErrorsHideThePassword(t *testing.T) {
+	const pw = "hunter2-S3cret"
+	real, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPassword := *real
+	withPassword.User = url.UserPassword(pgtest.User, pw+"/é")
+	withPassword.Path = "/no_such_database"
+	inQuery := *real
+	inQuery.Path = "/no_such_database"
+	q := inQuery.Query()
+	q.Set("password", pw)
+	inQuery.RawQuery = q.Encode()
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{"nothing listening", "postgres://vault:" + pw + "@127.0.0.1:1/vault?connect_timeout=5"},
+		{"postgresql scheme", "postgresql://vault:" + pw + "@127.0.0.1:1/vault?connect_timeout=5"},
+		{"bad port", "postgres://vault:" + pw + "@127.0.0.1:port/vault"},
+		{"bad host", "postgres://vault:" + pw + "@[::1/vault"},
+		{"bad parameter", "postgres://vault:" + pw + "@127.0.0.1:1/vault?sslmode=sometimes"},
+		{"unknown database, password in user info", withPassword.String()},
+		{"unknown database, password in query", inQuery.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s, err := store.Open(ctx, tt.url, nil)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%s) = nil error; want one", tt.name)
+			}
+			for _, leak := range []string{pw, url.QueryEscape(pw)} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("Open(%s) error %q contains the password", tt.name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOpenDispatchesPostgres: both URL schemes open PostgreSQL.
+func TestOpenDispatchesPostgres(t *testing.T) {
+	u := pgtest.URL(t)
+	for _, scheme := range []string{"postgres://", "postgresql://"} {
+		s, err := store.Open(context.Background(), scheme+strings.TrimPrefix(u, "postgres://"), nil)
+		if err != nil {
+			t.Fatalf("Open(%s…) = %v", scheme, err)
+		}
+		if _, ok := s.(*store.Postgres); !ok {
+			t.Errorf("Open(%s…) = %T; want *store.Postgres", scheme, s)
+		}
+		s.Close()
+	}
+}
