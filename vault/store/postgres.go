@@ -41,6 +41,24 @@ var pgMigrations = []string{
 		expires_at TIMESTAMPTZ,
 		revoked_at TIMESTAMPTZ
 	);`,
+	// 2: Connect's single-use link nonces and pending sign-ins, so that
+	// replicas need no sticky sessions.
+	`CREATE TABLE link_nonces (
+		hash       BYTEA       PRIMARY KEY,
+		expires_at TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX link_nonces_expires ON link_nonces (expires_at);
+	CREATE TABLE connect_flows (
+		state_hash      BYTEA       PRIMARY KEY,
+		owner           TEXT        NOT NULL,
+		env             TEXT        NOT NULL,
+		host            TEXT        NOT NULL,
+		org             TEXT        NOT NULL,
+		sealed_verifier TEXT        NOT NULL,
+		nonce           TEXT        NOT NULL,
+		expires_at      TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX connect_flows_expires ON connect_flows (expires_at);`,
 }
 
 // migrateLockKey names the advisory lock that serialises migrations of
@@ -327,6 +345,74 @@ func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Tim
 		return ErrNotFound
 	}
 	return nil
+}
+
+// UseNonce implements Store. Expired nonces are deleted in the same
+// transaction; of two concurrent inserts of one hash, ON CONFLICT DO
+// NOTHING lets the second wait for the first and then insert nothing.
+func (s *Postgres) UseNonce(ctx context.Context, hash []byte, expires time.Time) error {
+	if len(hash) == 0 {
+		return errors.New("store: use nonce: empty hash")
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM link_nonces WHERE expires_at <= $1`, s.now()); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO link_nonces (hash, expires_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, hash, expires)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrUsed
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrUsed) {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	return err
+}
+
+// PutFlow implements Store; it also forgets expired flows.
+func (s *Postgres) PutFlow(ctx context.Context, stateHash []byte, f Flow) error {
+	if err := checkFlow(stateHash, f); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM connect_flows WHERE expires_at <= $1`, s.now()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO connect_flows (state_hash, owner, env, host, org, sealed_verifier, nonce, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			stateHash, f.Owner, f.Env, f.Host, f.Org, f.SealedVerifier, f.Nonce, f.Expires)
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("store: put sign-in: %w", ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put sign-in: %w", err)
+	}
+	return nil
+}
+
+// TakeFlow implements Store with one DELETE … RETURNING, so of two
+// concurrent callbacks with one state only one gets the flow.
+func (s *Postgres) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error) {
+	var f Flow
+	err := s.pool.QueryRow(ctx, `DELETE FROM connect_flows WHERE state_hash = $1 RETURNING owner, env, host, org, sealed_verifier, nonce, expires_at`, stateHash).
+		Scan(&f.Owner, &f.Env, &f.Host, &f.Org, &f.SealedVerifier, &f.Nonce, &f.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Flow{}, ErrNotFound
+	}
+	if err != nil {
+		return Flow{}, fmt.Errorf("store: take sign-in: %w", err)
+	}
+	f.Expires = f.Expires.UTC()
+	if !s.now().Before(f.Expires) {
+		return Flow{}, ErrNotFound
+	}
+	return f, nil
 }
 
 var _ Store = (*Postgres)(nil)

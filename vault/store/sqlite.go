@@ -42,6 +42,24 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL DEFAULT 0,
 		revoked_at INTEGER NOT NULL DEFAULT 0
 	);`,
+	// 2: Connect's single-use link nonces and pending sign-ins, shared by
+	// every process on the file.
+	`CREATE TABLE link_nonces (
+		hash       BLOB    PRIMARY KEY,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX link_nonces_expires ON link_nonces (expires_at);
+	CREATE TABLE connect_flows (
+		state_hash      BLOB    PRIMARY KEY,
+		owner           TEXT    NOT NULL,
+		env             TEXT    NOT NULL,
+		host            TEXT    NOT NULL,
+		org             TEXT    NOT NULL,
+		sealed_verifier TEXT    NOT NULL,
+		nonce           TEXT    NOT NULL,
+		expires_at      INTEGER NOT NULL
+	);
+	CREATE INDEX connect_flows_expires ON connect_flows (expires_at);`,
 }
 
 // SQLite is the embedded Store: one file (plus its WAL), transactions,
@@ -371,6 +389,90 @@ func (s *SQLite) RevokeEnvironment(ctx context.Context, id string, at time.Time)
 		}
 	}
 	return nil
+}
+
+// UseNonce implements Store. Expired nonces are deleted in the same
+// transaction, so a conflict on insert means an unexpired one.
+func (s *SQLite) UseNonce(ctx context.Context, hash []byte, expires time.Time) error {
+	if len(hash) == 0 {
+		return errors.New("store: use nonce: empty hash")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM link_nonces WHERE expires_at <= ?`, unix(s.now())); err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO link_nonces (hash, expires_at) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING`, hash, unix(expires))
+	if err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	} else if n == 0 {
+		return ErrUsed
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	return nil
+}
+
+// checkFlow refuses a flow that PutFlow must not store.
+func checkFlow(stateHash []byte, f Flow) error {
+	if len(stateHash) == 0 || f.Owner == "" || f.Host == "" || f.SealedVerifier == "" || f.Nonce == "" || f.Expires.IsZero() {
+		return errors.New("store: a sign-in needs a state hash, owner, host, sealed verifier, nonce and expiry")
+	}
+	return nil
+}
+
+// PutFlow implements Store; it also forgets expired flows.
+func (s *SQLite) PutFlow(ctx context.Context, stateHash []byte, f Flow) error {
+	if err := checkFlow(stateHash, f); err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: put sign-in: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM connect_flows WHERE expires_at <= ?`, unix(s.now())); err != nil {
+		return fmt.Errorf("store: put sign-in: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO connect_flows (state_hash, owner, env, host, org, sealed_verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		stateHash, f.Owner, f.Env, f.Host, f.Org, f.SealedVerifier, f.Nonce, unix(f.Expires))
+	if isSQLiteUnique(err) {
+		return fmt.Errorf("store: put sign-in: %w", ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put sign-in: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: put sign-in: %w", err)
+	}
+	return nil
+}
+
+// TakeFlow implements Store with one DELETE … RETURNING, so of two
+// concurrent callbacks with one state only one gets the flow.
+func (s *SQLite) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error) {
+	var f Flow
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `DELETE FROM connect_flows WHERE state_hash = ? RETURNING owner, env, host, org, sealed_verifier, nonce, expires_at`, stateHash).
+		Scan(&f.Owner, &f.Env, &f.Host, &f.Org, &f.SealedVerifier, &f.Nonce, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Flow{}, ErrNotFound
+	}
+	if err != nil {
+		return Flow{}, fmt.Errorf("store: take sign-in: %w", err)
+	}
+	f.Expires = fromUnix(exp)
+	if !s.now().Before(f.Expires) {
+		return Flow{}, ErrNotFound
+	}
+	return f, nil
 }
 
 var _ Store = (*SQLite)(nil)

@@ -101,3 +101,28 @@ func TestOpenURL(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateFromVersion1: a database written by a binary at schema 1
+// gains the Connect tables and keeps its rows.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s := openTest(t, path)
+	if _, err := s.PutCredential(ctx, Credential{Owner: "ann", Host: "dev.azure.com", Org: AllOrgs, Kind: OAuth, Sealed: "c2VhbGVk"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows; UPDATE schema_version SET version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openTest(t, path)
+	if v, err := s2.SchemaVersion(ctx); err != nil || v != LatestSchemaVersion() {
+		t.Fatalf("SchemaVersion after upgrade = %d, %v; want %d", v, err, LatestSchemaVersion())
+	}
+	if cs, err := s2.Credentials(ctx, "ann", "dev.azure.com"); err != nil || len(cs) != 1 {
+		t.Errorf("Credentials after upgrade = %v, %v; want the one row", cs, err)
+	}
+	if err := s2.UseNonce(ctx, []byte{1}, time.Now().Add(time.Hour)); err != nil {
+		t.Errorf("UseNonce after upgrade = %v", err)
+	}
+}

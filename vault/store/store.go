@@ -53,6 +53,8 @@ var (
 	// ErrDuplicate means an insert would break a uniqueness rule (an
 	// environment ID or token hash that exists already).
 	ErrDuplicate = errors.New("store: already exists")
+	// ErrUsed means a single-use value was spent already.
+	ErrUsed = errors.New("store: already used")
 )
 
 // Credential is one user's credential for one host and org (or all orgs).
@@ -88,6 +90,19 @@ type Environment struct {
 	RevokedAt time.Time // zero: not revoked
 }
 
+// Flow is a pending OAuth sign-in (Connect) between GET /connect and GET
+// /oauth/callback, kept in the store so that the callback may reach another
+// replica than the one that started it.
+type Flow struct {
+	Owner, Env, Host, Org string
+	// SealedVerifier is the PKCE code verifier sealed to the runner's
+	// public key; the store never holds it in plaintext.
+	SealedVerifier string
+	// Nonce is the OIDC nonce the ID token must carry (not a secret).
+	Nonce   string
+	Expires time.Time
+}
+
 // Store is the vault's durable state. Implementations are safe for
 // concurrent use and keep each method atomic (one transaction).
 type Store interface {
@@ -116,6 +131,18 @@ type Store interface {
 	// RevokeEnvironment marks environment id revoked at at; ErrNotFound
 	// if there is no such environment.
 	RevokeEnvironment(ctx context.Context, id string, at time.Time) error
+
+	// UseNonce spends a single-use value (a connect link's nonce), known
+	// by its hash, until expires: ErrUsed if it was spent already and has
+	// not expired. Of concurrent uses through any replicas, one wins.
+	UseNonce(ctx context.Context, hash []byte, expires time.Time) error
+	// PutFlow keeps a pending sign-in under the hash of its OAuth state
+	// until f.Expires.
+	PutFlow(ctx context.Context, stateHash []byte, f Flow) error
+	// TakeFlow removes and returns the flow kept under stateHash, or
+	// ErrNotFound (also when it has expired): a state is good for one
+	// callback, whichever replica gets it.
+	TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 
 	// Close releases the store.
 	Close() error

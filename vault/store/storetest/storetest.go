@@ -25,16 +25,24 @@ type Opener func(ctx context.Context, now func() time.Time) (store.Store, error)
 // parallel when the implementation allows it.
 type NewDatabase func(t *testing.T) Opener
 
-// epoch is the suite's clock: UpdatedAt must be exactly this.
+// epoch is where each test's clock starts: UpdatedAt must be exactly this.
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 678_000, time.UTC)
 
-func fixedNow() time.Time { return epoch }
+// clock is a test's clock, shared by its handles, moved by the test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // Run runs the contract suite against the store that newDB makes.
 func Run(t *testing.T, newDB NewDatabase) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, open func() store.Store, another func() store.Store)
+		fn   func(t *testing.T, open, another func() store.Store, clk *clock)
 	}{
 		{"PutCredentialUpserts", testPutCredentialUpserts},
 		{"PutCredentialRefusesIncomplete", testPutCredentialRefusesIncomplete},
@@ -47,14 +55,20 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"Environments", testEnvironments},
 		{"EnvironmentsUnique", testEnvironmentsUnique},
 		{"TimesRoundTripInUTC", testTimesRoundTripInUTC},
+		{"UseNonce", testUseNonce},
+		{"ConcurrentUseNonce", testConcurrentUseNonce},
+		{"Flows", testFlows},
+		{"ConcurrentTakeFlow", testConcurrentTakeFlow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			opener := newDB(t)
+			clk := &clock{}
+			clk.Set(epoch)
 			handle := func() store.Store {
 				t.Helper()
-				s, err := opener(context.Background(), fixedNow)
+				s, err := opener(context.Background(), clk.Now)
 				if err != nil {
 					t.Fatalf("open store: %v", err)
 				}
@@ -66,7 +80,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 				return s
 			}
 			s := handle()
-			tt.fn(t, func() store.Store { return s }, handle)
+			tt.fn(t, func() store.Store { return s }, handle, clk)
 		})
 	}
 }
@@ -85,7 +99,7 @@ func same(a, b store.Credential) bool {
 	return a == b && ta[0].Equal(tb[0]) && ta[1].Equal(tb[1])
 }
 
-func testPutCredentialUpserts(t *testing.T, open, _ func() store.Store) {
+func testPutCredentialUpserts(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	c := store.Credential{Owner: "ann", Host: "dev.azure.com", Org: "contoso", Kind: store.PAT, Sealed: "b25l",
 		ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -126,7 +140,7 @@ func testPutCredentialUpserts(t *testing.T, open, _ func() store.Store) {
 	}
 }
 
-func testPutCredentialRefusesIncomplete(t *testing.T, open, _ func() store.Store) {
+func testPutCredentialRefusesIncomplete(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	tests := []struct {
 		name string
@@ -148,7 +162,7 @@ func testPutCredentialRefusesIncomplete(t *testing.T, open, _ func() store.Store
 	}
 }
 
-func testCredentialsFilters(t *testing.T, open, _ func() store.Store) {
+func testCredentialsFilters(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	put := func(owner, host, org string, kind store.Kind) store.Credential {
 		t.Helper()
@@ -190,7 +204,7 @@ func testCredentialsFilters(t *testing.T, open, _ func() store.Store) {
 	}
 }
 
-func testCredentialByID(t *testing.T, open, _ func() store.Store) {
+func testCredentialByID(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	put, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "eA=="})
 	if err != nil {
@@ -205,7 +219,7 @@ func testCredentialByID(t *testing.T, open, _ func() store.Store) {
 	}
 }
 
-func testUpdateCredentialCompareAndSwap(t *testing.T, open, _ func() store.Store) {
+func testUpdateCredentialCompareAndSwap(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	c, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "djE="})
 	if err != nil {
@@ -254,7 +268,7 @@ func testUpdateCredentialCompareAndSwap(t *testing.T, open, _ func() store.Store
 // testConcurrentCompareAndSwap races writers through two handles (two
 // processes or replicas): exactly one writer per version wins, for several
 // versions in a row, and no update is lost.
-func testConcurrentCompareAndSwap(t *testing.T, open, another func() store.Store) {
+func testConcurrentCompareAndSwap(t *testing.T, open, another func() store.Store, _ *clock) {
 	a, b, c0 := open(), another(), ctx(t)
 	c, err := a.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "djE="})
 	if err != nil {
@@ -303,7 +317,7 @@ func testConcurrentCompareAndSwap(t *testing.T, open, another func() store.Store
 
 // testConcurrentPutOneRow: many handles putting the same credential at once
 // leave one row, whose version counts every put.
-func testConcurrentPutOneRow(t *testing.T, open, another func() store.Store) {
+func testConcurrentPutOneRow(t *testing.T, open, another func() store.Store, _ *clock) {
 	a, b, c0 := open(), another(), ctx(t)
 	const n = 12
 	var wg sync.WaitGroup
@@ -327,7 +341,7 @@ func testConcurrentPutOneRow(t *testing.T, open, another func() store.Store) {
 	}
 }
 
-func testDeleteCredential(t *testing.T, open, _ func() store.Store) {
+func testDeleteCredential(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	c, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "eA=="})
 	if err != nil {
@@ -351,7 +365,7 @@ func testDeleteCredential(t *testing.T, open, _ func() store.Store) {
 	}
 }
 
-func testEnvironments(t *testing.T, open, another func() store.Store) {
+func testEnvironments(t *testing.T, open, another func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	hash := bytes.Repeat([]byte{7}, 32)
 	e := store.Environment{ID: "env_1", Owner: "ann", TokenHash: hash,
@@ -405,7 +419,7 @@ func testEnvironments(t *testing.T, open, another func() store.Store) {
 	}
 }
 
-func testEnvironmentsUnique(t *testing.T, open, _ func() store.Store) {
+func testEnvironmentsUnique(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	hash := bytes.Repeat([]byte{7}, 32)
 	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_1", Owner: "ann", TokenHash: hash}); err != nil {
@@ -436,7 +450,7 @@ func testEnvironmentsUnique(t *testing.T, open, _ func() store.Store) {
 
 // testTimesRoundTripInUTC: times come back equal (to the microsecond) and in
 // UTC, whatever zone they were written in; zero stays zero.
-func testTimesRoundTripInUTC(t *testing.T, open, _ func() store.Store) {
+func testTimesRoundTripInUTC(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
 	exp := time.Date(2026, 7, 8, 9, 10, 11, 123_456_000, zone)
@@ -472,5 +486,163 @@ func testTimesRoundTripInUTC(t *testing.T, open, _ func() store.Store) {
 	e, err := s.EnvironmentByTokenHash(c0, hash)
 	if err != nil || !e.CreatedAt.Equal(created) || e.CreatedAt.Location() != time.UTC || !e.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
 		t.Errorf("EnvironmentByTokenHash = %+v, %v; want CreatedAt %v in UTC, zero expiry and revocation", e, err, created.UTC())
+	}
+}
+
+func testUseNonce(t *testing.T, open, another func() store.Store, clk *clock) {
+	s, c0 := open(), ctx(t)
+	h1, h2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	exp := epoch.Add(15 * time.Minute)
+	tests := []struct {
+		name string
+		at   time.Time
+		hash []byte
+		want error
+	}{
+		{"first use", epoch, h1, nil},
+		{"second use", epoch, h1, store.ErrUsed},
+		{"other nonce", epoch, h2, nil},
+		{"just before expiry", exp.Add(-time.Microsecond), h1, store.ErrUsed},
+		{"after expiry, forgotten", exp, h1, nil},
+		{"used again", exp, h1, store.ErrUsed},
+	}
+	for _, tt := range tests {
+		clk.Set(tt.at)
+		expires := tt.at.Add(15 * time.Minute)
+		if tt.name == "first use" || tt.name == "other nonce" {
+			expires = exp
+		}
+		if err := s.UseNonce(c0, tt.hash, expires); !errors.Is(err, tt.want) {
+			t.Errorf("%s: UseNonce = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+	// Another handle (replica) sees the nonce spent.
+	if err := another().UseNonce(c0, h1, exp.Add(time.Hour)); !errors.Is(err, store.ErrUsed) {
+		t.Errorf("UseNonce through another handle = %v; want ErrUsed", err)
+	}
+	if err := s.UseNonce(c0, nil, exp); err == nil {
+		t.Errorf("UseNonce(empty hash) = nil; want an error")
+	}
+}
+
+// testConcurrentUseNonce: of many uses of one nonce through two handles,
+// exactly one wins.
+func testConcurrentUseNonce(t *testing.T, open, another func() store.Store, _ *clock) {
+	a, b, c0 := open(), another(), ctx(t)
+	const n = 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, used := 0, 0
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			err := s.UseNonce(c0, bytes.Repeat([]byte{5}, 32), epoch.Add(time.Hour))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrUsed):
+				used++
+			default:
+				t.Errorf("UseNonce = %v; want nil or ErrUsed", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 || used != n-1 {
+		t.Errorf("wins, used = %d, %d; want 1, %d", wins, used, n-1)
+	}
+}
+
+func testFlows(t *testing.T, open, another func() store.Store, clk *clock) {
+	s, c0 := open(), ctx(t)
+	zone := time.FixedZone("UTC-3", -3*3600)
+	f := store.Flow{Owner: "ann", Env: "env_1", Host: "dev.azure.com", Org: "contoso", SealedVerifier: "c2VhbGVk",
+		Nonce: "oidc-nonce", Expires: epoch.Add(10 * time.Minute).In(zone)}
+	st1, st2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	if err := s.PutFlow(c0, st1, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFlow(c0, st1, f); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("PutFlow(same state) = %v; want ErrDuplicate", err)
+	}
+	// The callback may reach another replica.
+	got, err := another().TakeFlow(c0, st1)
+	if err != nil || got.Owner != f.Owner || got.Env != f.Env || got.Host != f.Host || got.Org != f.Org ||
+		got.SealedVerifier != f.SealedVerifier || got.Nonce != f.Nonce || !got.Expires.Equal(f.Expires) || got.Expires.Location() != time.UTC {
+		t.Fatalf("TakeFlow = %+v, %v; want %+v with Expires in UTC", got, err, f)
+	}
+	if _, err := s.TakeFlow(c0, st1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TakeFlow twice = %v; want ErrNotFound", err)
+	}
+	if _, err := s.TakeFlow(c0, st2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TakeFlow(unknown) = %v; want ErrNotFound", err)
+	}
+	// An expired flow is not handed out.
+	if err := s.PutFlow(c0, st2, f); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(f.Expires)
+	if got, err := s.TakeFlow(c0, st2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TakeFlow(expired) = %+v, %v; want ErrNotFound", got, err)
+	}
+	for _, bad := range []store.Flow{
+		{Host: "h", SealedVerifier: "v", Nonce: "n", Expires: epoch},
+		{Owner: "a", SealedVerifier: "v", Nonce: "n", Expires: epoch},
+		{Owner: "a", Host: "h", Nonce: "n", Expires: epoch},
+		{Owner: "a", Host: "h", SealedVerifier: "v", Expires: epoch},
+		{Owner: "a", Host: "h", SealedVerifier: "v", Nonce: "n"},
+	} {
+		if err := s.PutFlow(c0, bytes.Repeat([]byte{9}, 32), bad); err == nil {
+			t.Errorf("PutFlow(%+v) = nil; want an error", bad)
+		}
+	}
+	if err := s.PutFlow(c0, nil, f); err == nil {
+		t.Errorf("PutFlow(no state hash) = nil; want an error")
+	}
+}
+
+// testConcurrentTakeFlow: of many callbacks with one state, through two
+// handles, exactly one gets the flow.
+func testConcurrentTakeFlow(t *testing.T, open, another func() store.Store, _ *clock) {
+	a, b, c0 := open(), another(), ctx(t)
+	state := bytes.Repeat([]byte{4}, 32)
+	if err := a.PutFlow(c0, state, store.Flow{Owner: "ann", Host: "dev.azure.com", SealedVerifier: "dg==", Nonce: "n", Expires: epoch.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, missing := 0, 0
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			_, err := s.TakeFlow(c0, state)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrNotFound):
+				missing++
+			default:
+				t.Errorf("TakeFlow = %v; want nil or ErrNotFound", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 || missing != n-1 {
+		t.Errorf("wins, not found = %d, %d; want 1, %d", wins, missing, n-1)
 	}
 }
