@@ -9,7 +9,8 @@ import (
 )
 
 // mountConnect mounts the Connect and PAT pages (vault/connect) and makes
-// the vault hand out their signed, single-use connect_url links.
+// the vault hand out their signed, single-use connect_url links, with their
+// state in the vault's store.
 func mountConnect(d *serveDeps) error {
 	h, err := connect.New(connect.Config{
 		PublicURL:   d.File.PublicURL,
@@ -20,6 +21,10 @@ func mountConnect(d *serveDeps) error {
 		Client:      d.Client,
 		Logger:      d.Log,
 		NewProvider: sharedProvider(d),
+		// Link nonces and pending sign-ins live in the store, so that
+		// replicas on one database need no sticky sessions.
+		Nonces: connect.NewStoreNonces(d.Vault.Store()),
+		Flows:  connect.NewStoreFlows(d.Vault.Store(), d.Keys),
 	})
 	if err != nil {
 		return err

@@ -11,12 +11,13 @@
 // State. A link is an HMAC-signed claim (owner, environment, host, org,
 // expiry, nonce) with a key derived from the runner's private key, so any
 // replica can verify any link. Single use and the pending OAuth flows
-// (state, PKCE verifier, OIDC nonce) are kept in memory by default
-// (MemoryNonces, MemoryFlows): with several replicas, route /connect,
-// /oauth/callback and /pat of one browser to one replica (sticky sessions),
-// or give Config implementations backed by the shared store. The PAT
-// session between GET and POST /pat is a signed cookie, so it needs no
-// server state.
+// (state, PKCE verifier, OIDC nonce) live in the vault's store when Config
+// gives StoreNonces and StoreFlows (azdo-vault serve does): every replica
+// then sees them, so no sticky sessions are needed; the store holds only
+// hashes of nonces and states and the verifier sealed to the runner's key.
+// Without them they are kept in memory (MemoryNonces, MemoryFlows), which
+// serves one process. The PAT session between GET and POST /pat is a
+// signed cookie, so it needs no server state.
 package connect
 
 import (
@@ -225,6 +226,9 @@ func (h *Handler) linkProblem(w http.ResponseWriter, err error) {
 		h.renderProblem(w, problem{status: http.StatusGone, title: "This link has expired", msg: "Connect links are valid for a short time only.", who: "you", fix: again, code: "link_expired"})
 	case errors.Is(err, ErrLinkUsed):
 		h.renderProblem(w, problem{status: http.StatusGone, title: "This link was already used", msg: "Each connect link works once.", who: "you", fix: again, code: "link_used"})
+	case errors.Is(err, errStore):
+		h.log.Error("connect state store failed", "err", err)
+		h.renderProblem(w, problem{status: http.StatusServiceUnavailable, title: "The vault cannot reach its store", msg: "Connecting needs the vault's database, which did not answer.", who: "administrator", fix: "Check the vault's log and store; then " + strings.ToLower(again[:1]) + again[1:], code: "store_error"})
 	case errors.Is(err, ErrBusy):
 		h.renderProblem(w, problem{status: http.StatusServiceUnavailable, title: "Too many connections in progress", msg: err.Error(), who: "you", fix: "Try again in a few minutes.", code: "busy"})
 	default:

@@ -87,12 +87,20 @@ func (s syncWriter) Write(p []byte) (int, error) {
 
 func newTestPages(t *testing.T) *testPages {
 	t.Helper()
-	ctx := context.Background()
 	kp, err := sealbox.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(ctx, t.TempDir()+"/v.db", time.Now)
+	return newReplica(t, kp, t.TempDir()+"/v.db", false)
+}
+
+// newReplica is one vault process over the store file at path; with shared
+// set, its Connect state lives in the store (StoreNonces, StoreFlows) as
+// azdo-vault serve has it, so several replicas on one file share it.
+func newReplica(t *testing.T, kp sealbox.KeyPair, path string, shared bool) *testPages {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, path, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +138,15 @@ func newTestPages(t *testing.T) *testPages {
 		"dev.azure.com":          {Host: "dev.azure.com", ClientID: "client-1"},
 		"oauth-only.example.com": {Host: "oauth-only.example.com", ClientID: "client-1"},
 	}
-	tp.h, err = New(Config{
+	cfg := Config{
 		PublicURL: "https://runner.example.com", Keys: kp, Vault: tp.v, OAuth: oauth,
 		PAT: map[string]bool{"dev.azure.com": true, "tfs.example.com": true}, Client: client, Logger: log,
 		NewProvider: func(context.Context, vault.OAuthSettings) (OAuthProvider, error) { return tp.idp, nil },
-	})
+	}
+	if shared {
+		cfg.Nonces, cfg.Flows = NewStoreNonces(st), NewStoreFlows(st, kp)
+	}
+	tp.h, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	if bound {
 		f, err = h.flows.Take(r.Context(), state)
 	}
+	if errors.Is(err, errStore) {
+		h.linkProblem(w, err)
+		return
+	}
 	if !bound || err != nil {
 		h.log.Info("oauth callback refused: state mismatch", "bound", bound)
 		h.renderProblem(w, problem{status: http.StatusBadRequest, title: "This sign-in does not match one started here",
