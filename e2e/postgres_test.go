@@ -3,12 +3,18 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,5 +265,56 @@ func TestPostgresReplicasConcurrentRefresh(t *testing.T) {
 	if n := p.entra.DoubleUseCount(); n != before {
 		t.Errorf("refresh tokens presented twice = %d; want %d: the stored one was stale", n, before)
 	}
+	p.checkNoPassword()
+}
+
+// TestPostgresReplicasConnectWithoutStickySessions: behind a load balancer
+// that sends /connect to replica A and /oauth/callback to replica B, a
+// user connects; the link spent on A is refused by B, and both replicas
+// then serve the grant.
+func TestPostgresReplicasConnectWithoutStickySessions(t *testing.T) {
+	p := newPGVaults(t, entraemu.Config{})
+	var connectTo, callbackTo atomic.Pointer[url.URL]
+	lb := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		to := connectTo.Load()
+		if r.In.URL.Path == "/oauth/callback" {
+			to = callbackTo.Load()
+		}
+		r.SetURL(to)
+	}})
+	t.Cleanup(lb.Close)
+	p.entra.RegisterApp(vaultClientID, vaultClientSecret, []string{lb.URL + "/oauth/callback"})
+	cfg := fmt.Sprintf("public_url: %s\nproviders:\n  - host: %s\n    oauth:\n      issuer_url: %s\n      client_id: %s\n      client_secret_sealed: %s\n",
+		lb.URL, vaultHost, p.entra.IssuerURL(p.entra.TenantID()), vaultClientID, p.seal(p.pub, vaultClientSecret.Reveal()))
+	if err := os.WriteFile(p.cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := p.replica(), p.replica()
+	connectTo.Store(&url.URL{Scheme: "http", Host: a.addr})
+	callbackTo.Store(&url.URL{Scheme: "http", Host: b.addr})
+	_, env := p.envCreate(vaultUser, time.Hour)
+
+	ans := p.tokenAt(a, env, "contoso")
+	if ans.code != http.StatusNotFound || !strings.HasPrefix(ans.err.ConnectURL, lb.URL+"/connect?link=") {
+		t.Fatalf("token before Connect = %d %s; want 404 with a %s/connect link", ans.code, ans.raw, lb.URL)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := p.entra.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	br := &browser{t: t, c: c}
+	callback := br.authorize(ans.err.ConnectURL) // /connect on A
+	wantPage(t, "callback on B", br.get(callback), http.StatusOK, "Connected. Return to your environment; git will work now.")
+	onB := strings.Replace(ans.err.ConnectURL, lb.URL, "http://"+b.addr, 1)
+	wantPage(t, "the link spent on A, replayed on B", br.get(onB), http.StatusGone, "already used")
+
+	for name, proc := range map[string]*vaultProc{"a": a, "b": b} {
+		ans := p.tokenAt(proc, env, "contoso")
+		if ans.code != http.StatusOK || ans.ok.Type != vaultapi.TypeBearer {
+			t.Errorf("replica %s after Connect = %d %s; want 200 bearer", name, ans.code, ans.raw)
+		}
+	}
+	a.stop(t)
+	b.stop(t)
 	p.checkNoPassword()
 }
