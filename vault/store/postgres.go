@@ -69,6 +69,10 @@ const migrateLockKey int64 = 0x617a646f7661756c
 // connect_timeout.
 const pgConnectTimeout = 10 * time.Second
 
+// pgStatementTimeout is the server-side statement_timeout when the URL does
+// not set one.
+const pgStatementTimeout = "30s"
+
 // Postgres is the Store for several vault replicas sharing one PostgreSQL
 // database. Times are stored as timestamptz (to the microsecond); a zero
 // time is NULL.
@@ -99,6 +103,11 @@ func OpenPostgres(ctx context.Context, rawURL string, now func() time.Time) (*Po
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
+	// Every method honours its ctx; the server-side limit also ends a
+	// statement whose client went away or never set a deadline.
+	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = pgStatementTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -159,3 +159,21 @@ func TestOpenDispatchesPostgres(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestPostgresStatementTimeout: statements are bounded on the server too,
+// 30s unless the URL says otherwise.
+func TestPostgresStatementTimeout(t *testing.T) {
+	u := pgtest.URL(t)
+	tests := []struct {
+		name, url, want string
+	}{
+		{"default", u, "30s"},
+		{"from the URL", u + "&statement_timeout=5000", "5s"},
+	}
+	for _, tt := range tests {
+		got, err := store.SettingForTest(context.Background(), openPG(t, tt.url), "statement_timeout")
+		if err != nil || got != tt.want {
+			t.Errorf("%s: statement_timeout = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}
