@@ -27,5 +27,5 @@ func KeyFileFlag() *cli.StringFlag {
 
 // StoreFlag is --store, where the vault keeps environments and credentials.
 func StoreFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagStore, Value: DefaultStore, Usage: "`URL` of the store: sqlite:PATH (embedded; postgres:// is not supported yet)"}
+	return &cli.StringFlag{Name: FlagStore, Value: DefaultStore, Usage: "`URL` of the store: sqlite:PATH (embedded, one host) or postgres://… (several replicas)"}
 }
