@@ -29,7 +29,13 @@ func Reorder(app *cli.App, args []string) []string {
 		flags []cli.Flag
 		args  []string // its flags, in the order given
 	}
-	levels := []*level{{flags: app.Flags}}
+	appFlags := app.Flags
+	if app.Version != "" && !app.HideVersion && cli.VersionFlag != nil {
+		// urfave/cli adds --version to the app's flags only when it runs;
+		// `azdo-sidecar serve --version` means the same as before the command.
+		appFlags = append(slices.Clip(appFlags), cli.VersionFlag)
+	}
+	levels := []*level{{flags: appFlags}}
 	cmds := app.Commands
 	var positional []string
 	for i := 1; i < len(args); i++ {

@@ -10,8 +10,9 @@ import (
 
 func TestReorder(t *testing.T) {
 	app := &cli.App{
-		Name:  "t",
-		Flags: []cli.Flag{&cli.StringFlag{Name: FlagLogFormat}},
+		Name:    "t",
+		Version: "v1.2.3",
+		Flags:   []cli.Flag{&cli.StringFlag{Name: FlagLogFormat}},
 		Commands: []*cli.Command{
 			{Name: "serve", Flags: []cli.Flag{ListenFlag(), HostFlag(), &cli.BoolFlag{Name: "insecure"}}},
 			{Name: "clone", Flags: []cli.Flag{&cli.IntFlag{Name: "depth"}, &cli.BoolFlag{Name: "recurse-submodules"}}},
@@ -39,6 +40,7 @@ func TestReorder(t *testing.T) {
 		{name: "value that looks like a flag", in: "t credential get --socket -odd", want: "t credential --socket -odd get"},
 		{name: "unknown flag stays with the deepest command", in: "t credential get --frob", want: "t credential get --frob"},
 		{name: "help stays", in: "t serve --help", want: "t serve --help"},
+		{name: "version after the command", in: "t serve --version", want: "t --version serve"},
 		{name: "flag of a deeper command before it stays", in: "t --listen a:1 serve", want: "t --listen a:1 serve"},
 		{name: "after --", in: "t clone --depth 1 -- --weird-url", want: "t clone --depth 1 -- --weird-url"},
 		{name: "no command", in: "t --log-format json", want: "t --log-format json"},
