@@ -56,7 +56,8 @@ func Binaries(t testing.TB) Bins {
 }
 
 // CleanupBinaries removes the built binaries; call it from TestMain after
-// the tests ran.
+// the tests ran. A later Binary builds them again (go test -count=2 runs
+// a test that cleans up twice in one process).
 func CleanupBinaries() {
 	binMu.Lock()
 	defer binMu.Unlock()
@@ -64,6 +65,8 @@ func CleanupBinaries() {
 		os.RemoveAll(binDir)
 		binDir = ""
 	}
+	binDirEr = nil
+	builds = map[string]*build{}
 }
 
 func buildBinary(name string) (string, error) {
