@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -298,6 +300,54 @@ func (s *Postgres) DeleteCredential(ctx context.Context, id int64) error {
 	return nil
 }
 
+// ListCredentials implements Store.
+func (s *Postgres) ListCredentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialMetaColumns+` FROM credentials
+		WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR host = $2) ORDER BY id`, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: list credentials: %w", err)
+	}
+	out, err := scanPGCredentials(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: list credentials: %w", err)
+	}
+	sortCredentials(out)
+	return out, nil
+}
+
+// DeleteCredentials implements Store with one DELETE … RETURNING.
+func (s *Postgres) DeleteCredentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	if owner == "" {
+		return nil, errDeleteNoOwner
+	}
+	rows, err := s.pool.Query(ctx, `DELETE FROM credentials WHERE owner = $1 AND ($2 = '' OR host = $2)
+		RETURNING `+credentialMetaColumns, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete credentials: %w", err)
+	}
+	out, err := scanPGCredentials(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete credentials: %w", err)
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(out, func(a, b Credential) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// scanPGCredentials reads and closes rows.
+func scanPGCredentials(rows pgx.Rows) ([]Credential, error) {
+	defer rows.Close()
+	var out []Credential
+	for rows.Next() {
+		c, err := scanPGCredential(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // CreateEnvironment implements Store.
 func (s *Postgres) CreateEnvironment(ctx context.Context, e Environment) error {
 	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
@@ -354,6 +404,31 @@ func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Tim
 		return ErrNotFound
 	}
 	return nil
+}
+
+// ListEnvironments implements Store.
+func (s *Postgres) ListEnvironments(ctx context.Context, owner string) ([]Environment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, owner, created_at, expires_at, revoked_at FROM environments
+		WHERE $1 = '' OR owner = $1 `, owner)
+	if err != nil {
+		return nil, fmt.Errorf("store: list environments: %w", err)
+	}
+	defer rows.Close()
+	var out []Environment
+	for rows.Next() {
+		var e Environment
+		var created, expires, revoked *time.Time
+		if err := rows.Scan(&e.ID, &e.Owner, &created, &expires, &revoked); err != nil {
+			return nil, fmt.Errorf("store: list environments: %w", err)
+		}
+		e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list environments: %w", err)
+	}
+	sortEnvironments(out)
+	return out, nil
 }
 
 // UseNonce implements Store. Expired nonces are deleted in the same

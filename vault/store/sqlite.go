@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -331,6 +333,78 @@ func (s *SQLite) DeleteCredential(ctx context.Context, id int64) error {
 	return nil
 }
 
+// credentialMetaColumns are credentialColumns with the sealed secret
+// replaced by an empty string: what an administrator's listing reads.
+const credentialMetaColumns = `id, owner, host, org, kind, '', expires_at, status, reason, version, updated_at`
+
+// errDeleteNoOwner refuses DeleteCredentials without an owner, which would
+// otherwise read as "everyone's".
+var errDeleteNoOwner = errors.New("store: delete credentials: an owner is needed")
+
+// ListCredentials implements Store.
+func (s *SQLite) ListCredentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+credentialMetaColumns+` FROM credentials
+		WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR host = ?2) ORDER BY id`, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: list credentials: %w", err)
+	}
+	out, err := scanCredentials(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: list credentials: %w", err)
+	}
+	sortCredentials(out)
+	return out, nil
+}
+
+// DeleteCredentials implements Store with one DELETE … RETURNING.
+func (s *SQLite) DeleteCredentials(ctx context.Context, owner, host string) ([]Credential, error) {
+	if owner == "" {
+		return nil, errDeleteNoOwner
+	}
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM credentials WHERE owner = ?1 AND (?2 = '' OR host = ?2)
+		RETURNING `+credentialMetaColumns, owner, host)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete credentials: %w", err)
+	}
+	out, err := scanCredentials(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete credentials: %w", err)
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(out, func(a, b Credential) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// sortCredentials orders a listing by owner, host and ID, comparing bytes
+// so that every store agrees (a database's collation might not).
+func sortCredentials(cs []Credential) {
+	slices.SortFunc(cs, func(a, b Credential) int {
+		return cmp.Or(strings.Compare(a.Owner, b.Owner), strings.Compare(a.Host, b.Host), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// sortEnvironments orders a listing by creation time (none first) and ID,
+// in Go for the same reason as sortCredentials.
+func sortEnvironments(es []Environment) {
+	slices.SortFunc(es, func(a, b Environment) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+}
+
+// scanCredentials reads and closes rows.
+func scanCredentials(rows *sql.Rows) ([]Credential, error) {
+	defer rows.Close()
+	var out []Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // CreateEnvironment implements Store.
 func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
@@ -389,6 +463,31 @@ func (s *SQLite) RevokeEnvironment(ctx context.Context, id string, at time.Time)
 		}
 	}
 	return nil
+}
+
+// ListEnvironments implements Store.
+func (s *SQLite) ListEnvironments(ctx context.Context, owner string) ([]Environment, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, created_at, expires_at, revoked_at FROM environments
+		WHERE ?1 = '' OR owner = ?1`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("store: list environments: %w", err)
+	}
+	defer rows.Close()
+	var out []Environment
+	for rows.Next() {
+		var e Environment
+		var created, expires, revoked int64
+		if err := rows.Scan(&e.ID, &e.Owner, &created, &expires, &revoked); err != nil {
+			return nil, fmt.Errorf("store: list environments: %w", err)
+		}
+		e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list environments: %w", err)
+	}
+	sortEnvironments(out)
+	return out, nil
 }
 
 // UseNonce implements Store. Expired nonces are deleted in the same

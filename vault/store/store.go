@@ -121,6 +121,16 @@ type Store interface {
 	UpdateCredential(ctx context.Context, c Credential) (Credential, error)
 	// DeleteCredential removes one credential; ErrNotFound if absent.
 	DeleteCredential(ctx context.Context, id int64) error
+	// ListCredentials returns the credentials of owner for host, for an
+	// administrator; an empty owner or host matches every one. Sealed is
+	// left empty: a listing never needs the secret. They come ordered by
+	// owner, host and ID.
+	ListCredentials(ctx context.Context, owner, host string) ([]Credential, error)
+	// DeleteCredentials removes, in one statement, every credential of
+	// owner (which must not be empty) for host (empty: every host) and
+	// returns what it removed, Sealed left empty, in ID order. Nothing to
+	// remove is not an error.
+	DeleteCredentials(ctx context.Context, owner, host string) ([]Credential, error)
 
 	// CreateEnvironment inserts e; its ID and TokenHash must be unique,
 	// else it returns ErrDuplicate.
@@ -131,6 +141,10 @@ type Store interface {
 	// RevokeEnvironment marks environment id revoked at at; ErrNotFound
 	// if there is no such environment.
 	RevokeEnvironment(ctx context.Context, id string, at time.Time) error
+	// ListEnvironments returns owner's environments (empty owner: every
+	// owner's), revoked and expired ones included, ordered by creation
+	// time and ID. TokenHash is left empty: a listing never needs it.
+	ListEnvironments(ctx context.Context, owner string) ([]Environment, error)
 
 	// UseNonce spends a single-use value (a connect link's nonce), known
 	// by its hash, until expires: ErrUsed if it was spent already and has

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +53,9 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"ConcurrentCompareAndSwap", testConcurrentCompareAndSwap},
 		{"ConcurrentPutOneRow", testConcurrentPutOneRow},
 		{"DeleteCredential", testDeleteCredential},
+		{"ListCredentials", testListCredentials},
+		{"DeleteCredentials", testDeleteCredentials},
+		{"ListEnvironments", testListEnvironments},
 		{"Environments", testEnvironments},
 		{"EnvironmentsUnique", testEnvironmentsUnique},
 		{"TimesRoundTripInUTC", testTimesRoundTripInUTC},
@@ -644,5 +648,192 @@ func testConcurrentTakeFlow(t *testing.T, open, another func() store.Store, _ *c
 	wg.Wait()
 	if wins != 1 || missing != n-1 {
 		t.Errorf("wins, not found = %d, %d; want 1, %d", wins, missing, n-1)
+	}
+}
+
+// ids returns the IDs of cs, in order.
+func ids(cs []store.Credential) []int64 {
+	var out []int64
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// testListCredentials: the administrator's listing filters by owner and
+// host (empty: all), orders by owner, host and ID comparing bytes, carries
+// every field but the sealed secret, and sees other handles' writes.
+func testListCredentials(t *testing.T, open, another func() store.Store, clk *clock) {
+	s, c0 := open(), ctx(t)
+	put := func(owner, host, org string, kind store.Kind) store.Credential {
+		t.Helper()
+		c, err := s.PutCredential(c0, store.Credential{Owner: owner, Host: host, Org: org, Kind: kind, Sealed: "c2VhbGVkLXNlY3JldA=="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	b1 := put("bob", "dev.azure.com", "contoso", store.PAT)
+	a1 := put("ann", "tfs.example:8443", "coll", store.PAT)
+	a2 := put("ann", "dev.azure.com", store.AllOrgs, store.OAuth)
+	a3 := put("ann", "dev.azure.com", "contoso", store.PAT)
+	cap1 := put("Ann", "dev.azure.com", "contoso", store.PAT)
+	exp := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	clk.Set(epoch.Add(time.Hour))
+	a2.Status, a2.Reason, a2.ExpiresAt = store.StatusReconnectRequired, "AADSTS70008", exp
+	a2, err := s.UpdateCredential(c0, a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, owner, host string
+		want              []int64
+	}{
+		{"everything", "", "", []int64{cap1.ID, a2.ID, a3.ID, a1.ID, b1.ID}},
+		{"one owner", "ann", "", []int64{a2.ID, a3.ID, a1.ID}},
+		{"owner is case-sensitive", "Ann", "", []int64{cap1.ID}},
+		{"one host", "", "dev.azure.com", []int64{cap1.ID, a2.ID, a3.ID, b1.ID}},
+		{"owner and host", "ann", "tfs.example:8443", []int64{a1.ID}},
+		{"unknown owner", "carol", "", nil},
+		{"unknown host", "", "example.com", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs, err := another().ListCredentials(c0, tt.owner, tt.host)
+			if err != nil {
+				t.Fatalf("ListCredentials(%q, %q) = %v", tt.owner, tt.host, err)
+			}
+			if got := ids(cs); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("ListCredentials(%q, %q) IDs = %v; want %v", tt.owner, tt.host, got, tt.want)
+			}
+			for _, c := range cs {
+				if c.Sealed != "" {
+					t.Errorf("ListCredentials(%q, %q) returned credential %d with its sealed secret", tt.owner, tt.host, c.ID)
+				}
+			}
+		})
+	}
+	cs, err := s.ListCredentials(c0, "ann", "dev.azure.com")
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("ListCredentials(ann, dev.azure.com) = %+v, %v; want 2", cs, err)
+	}
+	want := a2
+	want.Sealed = ""
+	if !same(cs[0], want) || cs[0].ExpiresAt.Location() != time.UTC || cs[0].UpdatedAt.Location() != time.UTC {
+		t.Errorf("ListCredentials()[0] = %+v; want %+v (times in UTC)", cs[0], want)
+	}
+}
+
+// testDeleteCredentials: deleting a user's credentials (optionally for one
+// host) removes exactly those, reports them without their secrets, and
+// refuses an empty owner rather than deleting everyone's.
+func testDeleteCredentials(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	put := func(owner, host, org string, kind store.Kind) store.Credential {
+		t.Helper()
+		c, err := s.PutCredential(c0, store.Credential{Owner: owner, Host: host, Org: org, Kind: kind, Sealed: "c2VhbGVkLXNlY3JldA=="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a1 := put("ann", "dev.azure.com", store.AllOrgs, store.OAuth)
+	a2 := put("ann", "tfs.example:8443", "coll", store.PAT)
+	a3 := put("ann", "dev.azure.com", "contoso", store.PAT)
+	b1 := put("bob", "dev.azure.com", "contoso", store.PAT)
+
+	if got, err := s.DeleteCredentials(c0, "", ""); err == nil {
+		t.Errorf("DeleteCredentials(no owner) = %v, nil; want an error", ids(got))
+	}
+	if got, err := s.DeleteCredentials(c0, "", "dev.azure.com"); err == nil {
+		t.Errorf("DeleteCredentials(no owner, a host) = %v, nil; want an error", ids(got))
+	}
+	tests := []struct {
+		name, owner, host string
+		want              []int64
+	}{
+		{"one host", "ann", "tfs.example:8443", []int64{a2.ID}},
+		{"unknown owner", "carol", "", nil},
+		{"owner is case-sensitive", "ANN", "", nil},
+		{"every host, ID order", "ann", "", []int64{a1.ID, a3.ID}},
+		{"nothing left", "ann", "", nil},
+	}
+	for _, tt := range tests {
+		got, err := s.DeleteCredentials(c0, tt.owner, tt.host)
+		if err != nil {
+			t.Fatalf("%s: DeleteCredentials(%q, %q) = %v", tt.name, tt.owner, tt.host, err)
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: DeleteCredentials(%q, %q) = %v; want %v", tt.name, tt.owner, tt.host, ids(got), tt.want)
+		}
+		for _, c := range got {
+			if c.Sealed != "" || c.Owner != tt.owner || c.Host == "" || c.Kind == "" {
+				t.Errorf("%s: DeleteCredentials returned %+v; want its owner, host and kind, no sealed secret", tt.name, c)
+			}
+		}
+	}
+	for _, id := range []int64{a1.ID, a2.ID, a3.ID} {
+		if _, err := another().Credential(c0, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Credential(%d) after DeleteCredentials = %v; want ErrNotFound", id, err)
+		}
+	}
+	if left, err := another().ListCredentials(c0, "", ""); err != nil || fmt.Sprint(ids(left)) != fmt.Sprint([]int64{b1.ID}) {
+		t.Errorf("ListCredentials after deletes = %v, %v; want only bob's %d", ids(left), err, b1.ID)
+	}
+}
+
+// testListEnvironments: the listing filters by owner (empty: all),
+// includes revoked and expired environments, orders by creation time (none
+// first) and ID, and never carries the token hash.
+func testListEnvironments(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Hour)
+	envs := []store.Environment{
+		{ID: "env_b", Owner: "ann", CreatedAt: t1},
+		{ID: "env_a", Owner: "ann", CreatedAt: t1, ExpiresAt: t1.Add(time.Hour)},
+		{ID: "env_c", Owner: "bob", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute), RevokedAt: t0.Add(time.Second)},
+		{ID: "env_d", Owner: "carol"},
+	}
+	for i, e := range envs {
+		e.TokenHash = bytes.Repeat([]byte{byte(i + 1)}, 32)
+		if err := s.CreateEnvironment(c0, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byID := map[string]store.Environment{}
+	for _, e := range envs {
+		byID[e.ID] = e
+	}
+	tests := []struct {
+		name, owner string
+		want        []string
+	}{
+		{"everyone's", "", []string{"env_d", "env_c", "env_a", "env_b"}},
+		{"one owner", "ann", []string{"env_a", "env_b"}},
+		{"revoked included", "bob", []string{"env_c"}},
+		{"unknown owner", "dave", nil},
+	}
+	for _, tt := range tests {
+		got, err := another().ListEnvironments(c0, tt.owner)
+		if err != nil {
+			t.Fatalf("%s: ListEnvironments(%q) = %v", tt.name, tt.owner, err)
+		}
+		var gotIDs []string
+		for _, e := range got {
+			gotIDs = append(gotIDs, e.ID)
+			want := byID[e.ID]
+			if len(e.TokenHash) != 0 {
+				t.Errorf("%s: ListEnvironments(%q) returned %s with its token hash", tt.name, tt.owner, e.ID)
+			}
+			if e.Owner != want.Owner || !e.CreatedAt.Equal(want.CreatedAt) || !e.ExpiresAt.Equal(want.ExpiresAt) || !e.RevokedAt.Equal(want.RevokedAt) ||
+				(!e.CreatedAt.IsZero() && e.CreatedAt.Location() != time.UTC) {
+				t.Errorf("%s: ListEnvironments(%q) returned %+v; want %+v (times in UTC)", tt.name, tt.owner, e, want)
+			}
+		}
+		if strings.Join(gotIDs, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: ListEnvironments(%q) = %v; want %v", tt.name, tt.owner, gotIDs, tt.want)
+		}
 	}
 }
