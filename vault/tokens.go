@@ -276,6 +276,13 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 			return tok, nil
 		}
 	}
+	if errors.Is(err, store.ErrNotFound) {
+		// An administrator deleted the credential (azdo-vault credential
+		// delete) while its refresh was at the provider: the access token
+		// obtained from it is not handed out, as for any deleted one.
+		v.log.Info("credential deleted during refresh; its access token is discarded", "credential_id", c.ID, "host", p.Host)
+		return token.Token{}, &token.ConnectError{}
+	}
 	if err != nil {
 		// Without the rotated refresh token saved, the grant could be lost:
 		// do not hand out the access token as if all were well.
@@ -381,7 +388,10 @@ func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (tok
 
 // cache keeps access tokens in memory, by credential ID and version: a
 // token is only served for the version of the credential it was refreshed
-// from, so a rotation or a reconnect elsewhere retires it.
+// from, so a rotation or a reconnect elsewhere retires it. Token reads the
+// user's credential rows from the store on every request and looks up only
+// those, so a deleted credential's entry is never served again (it stays in
+// memory, unreachable, until the process ends: IDs are never reused).
 type cache struct {
 	mu sync.Mutex
 	m  map[int64]cacheEntry
