@@ -126,3 +126,25 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Errorf("UseNonce after upgrade = %v", err)
 	}
 }
+
+func TestSQLitePath(t *testing.T) {
+	tests := []struct {
+		name, url, want string
+		ok              bool
+	}{
+		{name: "sqlite scheme", url: "sqlite:state/vault.db", want: "state/vault.db", ok: true},
+		{name: "sqlite URL, relative", url: "sqlite://state/vault.db", want: "state/vault.db", ok: true},
+		{name: "sqlite URL, absolute", url: "sqlite:///var/lib/vault.db", want: "/var/lib/vault.db", ok: true},
+		{name: "bare path", url: "/var/lib/vault.db", want: "/var/lib/vault.db", ok: true},
+		{name: "postgres", url: "postgres://u:p@db/vault"},
+		{name: "postgresql", url: "postgresql://db/vault"},
+		{name: "unknown scheme", url: "mysql://db/vault"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, ok := SQLitePath(tt.url); got != tt.want || ok != tt.ok {
+				t.Errorf("SQLitePath(%q) = %q, %v; want %q, %v", tt.url, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

@@ -167,18 +167,31 @@ type Store interface {
 // "postgres://…" and "postgresql://…" open PostgreSQL (OpenPostgres), for
 // several replicas sharing one database.
 func Open(ctx context.Context, url string, now func() time.Time) (Store, error) {
+	if path, ok := SQLitePath(url); ok {
+		return OpenSQLite(ctx, path, now)
+	}
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return OpenPostgres(ctx, url, now)
+	default:
+		// The URL may hold a password: do not echo it.
+		return nil, errors.New("store: unknown store URL scheme; use sqlite:PATH or postgres://")
+	}
+}
+
+// SQLitePath returns the file that Open would open for url, and whether url
+// names a SQLite store at all. Commands that only read or delete use it to
+// refuse a mistyped path, which Open would create as an empty store.
+func SQLitePath(url string) (string, bool) {
 	switch {
 	case strings.HasPrefix(url, "sqlite://"):
 		// Without this, the driver would read the path as a URI authority.
-		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite://"), now)
+		return strings.TrimPrefix(url, "sqlite://"), true
 	case strings.HasPrefix(url, "sqlite:"):
-		return OpenSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), now)
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return OpenPostgres(ctx, url, now)
-	case strings.Contains(url, "://"):
-		// The URL may hold a password: do not echo it.
-		return nil, errors.New("store: unknown store URL scheme; use sqlite:PATH or postgres://")
+		return strings.TrimPrefix(url, "sqlite:"), true
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"), strings.Contains(url, "://"):
+		return "", false
 	default:
-		return OpenSQLite(ctx, url, now)
+		return url, true
 	}
 }
