@@ -20,11 +20,12 @@ const (
 	// whatever the callers' contexts say.
 	DefaultFetchTimeout = 20 * time.Second
 	// DefaultNegativeTTL is how long an authoritative "no" from the source
-	// (connect or reconnect required, environment not authorized, no
-	// credential) is answered from memory, so that a thousand git
-	// processes hitting a disconnected organization ask the vault once. It is
-	// short because a user who just connected in a browser runs git again
-	// at once and must not be told to connect a second time.
+	// (environment not authorized, no credential) is answered from memory,
+	// so that a thousand git processes hitting it ask the source once.
+	// "Connect required" is not remembered past its shared fetch: a user
+	// who just connected in a browser runs git again at once (a script,
+	// within milliseconds) and must not be told to connect a second time,
+	// nor be shown a link that was already spent.
 	DefaultNegativeTTL = 2 * time.Second
 	// MaxRetryAfter caps how long a source's Retry-After keeps the cache
 	// from asking again: git commands fail fast meanwhile, so the wait
@@ -83,8 +84,10 @@ type CacheOptions struct {
 //     token keeps being served until it really expires;
 //   - authoritative answers — *ConnectError, ErrUnauthorized,
 //     ErrNoCredential — drop the cached token (the vault knows the user
-//     disconnected or the environment was revoked) and are cached for
-//     NegativeTTL;
+//     disconnected or the environment was revoked); ErrUnauthorized and
+//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError
+//     only shared with the callers of its fetch (the next call asks
+//     again, so a fresh connection is seen at once);
 //   - transient failures without a usable token are cached for
 //     RetryBackoff (or the source's Retry-After, at most MaxRetryAfter).
 //
@@ -270,6 +273,10 @@ func (c *Cache) fetch(key Key, cl *call) {
 	case authoritative(err):
 		e.tok, e.refreshAt = Token{}, time.Time{}
 		e.err, e.errUntil = err, now.Add(c.opts.NegativeTTL)
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			e.errUntil = time.Time{}
+		}
 	default:
 		e.err, e.errUntil = err, now.Add(c.backoff(err))
 	}
@@ -401,8 +408,8 @@ type EntryInfo struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	FetchedAt time.Time `json:"fetched_at,omitzero"`
 	RefreshAt time.Time `json:"refresh_at,omitzero"`
-	// LastError is the remembered failure, if any (never secret: sources
-	// must not put secrets in errors).
+	// LastError is the failure of the last fetch, if it failed (never
+	// secret: sources must not put secrets in errors).
 	LastError string `json:"last_error,omitempty"`
 	Fetching  bool   `json:"fetching,omitempty"`
 }
@@ -411,7 +418,6 @@ type EntryInfo struct {
 func (c *Cache) Snapshot() []EntryInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.opts.Now()
 	out := make([]EntryInfo, 0, len(c.entries))
 	for k, e := range c.entries {
 		info := EntryInfo{Key: k, Host: k.Host, Org: k.Org, Fetching: e.call != nil}
@@ -419,7 +425,7 @@ func (c *Cache) Snapshot() []EntryInfo {
 			info.Kind, info.Username = e.tok.Kind, e.tok.User()
 			info.ExpiresAt, info.FetchedAt, info.RefreshAt = e.tok.ExpiresAt, e.fetchedAt, e.refreshAt
 		}
-		if e.err != nil && now.Before(e.errUntil) {
+		if e.err != nil {
 			info.LastError = withoutLink(e.err)
 		}
 		out = append(out, info)

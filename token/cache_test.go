@@ -264,14 +264,13 @@ func TestCacheSlowRefreshServesStaleAfterStaleWait(t *testing.T) {
 }
 
 func TestCacheNegativeCache(t *testing.T) {
-	connect := &ConnectError{Key: key, ConnectURL: "https://runner/connect?host=dev.azure.com"}
 	tests := []struct {
 		name string
 		err  error
 		ttl  time.Duration
 	}{
-		{"connect required", connect, DefaultNegativeTTL},
 		{"environment unauthorized", fmt.Errorf("vault: %w", ErrUnauthorized), DefaultNegativeTTL},
+		{"no credential", fmt.Errorf("x: %w", ErrNoCredential), DefaultNegativeTTL},
 		{"unavailable", ErrUnavailable, time.Second},
 		{"retry after is capped", &RetryAfterError{After: time.Hour, Err: ErrUnavailable}, MaxRetryAfter},
 	}
@@ -297,6 +296,36 @@ func TestCacheNegativeCache(t *testing.T) {
 				t.Fatalf("source calls after %v = %d; want 2", tt.ttl, n)
 			}
 		})
+	}
+}
+
+// TestCacheConnectRequiredIsNotRemembered: right after "connect required"
+// the user connects in a browser and runs git again at once; the next call
+// must ask the source (and get a fresh, unspent link), not a remembered
+// answer. (Concurrent callers of one fetch share it: TestCacheColdThousandCallersOneFetch.)
+func TestCacheConnectRequiredIsNotRemembered(t *testing.T) {
+	clk := newClock()
+	var connected atomic.Bool
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if connected.Load() {
+			return tokenN(n, clk.Now().Add(time.Hour)), nil
+		}
+		return Token{}, &ConnectError{Key: key, ConnectURL: fmt.Sprintf("https://runner/connect?n=%d", n)}
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+
+	// The same instant, no clock step between the calls.
+	var ce *ConnectError
+	for i := int64(1); i <= 2; i++ {
+		_, err := c.Token(context.Background(), key)
+		if want := fmt.Sprintf("https://runner/connect?n=%d", i); !errors.As(err, &ce) || ce.ConnectURL != want {
+			t.Fatalf("Token #%d = %v; want a *ConnectError from fetch %d (%s)", i, err, i, want)
+		}
+	}
+	connected.Store(true)
+	if got := mustToken(t, c); got.Secret.Reveal() != "secret-token-3" {
+		t.Fatalf("Token right after connecting = %v; want the new token at once", got)
 	}
 }
 
