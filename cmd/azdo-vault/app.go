@@ -18,6 +18,7 @@ func commands(e *cliapp.Env) []*cli.Command {
 		sealCommand(e),
 		verifyCommand(e),
 		envCommand(e),
+		credentialCommand(e),
 		serveCommand(e),
 	}
 }

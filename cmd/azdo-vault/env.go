@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,7 +17,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 )
 
-// envCommand is `azdo-vault env create|revoke`. Both work on the store
+// envCommand is `azdo-vault env create|revoke|list`. Both work on the store
 // directly, so they run beside a serving vault (SQLite waits on its busy
 // timeout; the vault reads environments on every request).
 func envCommand(e *cliapp.Env) *cli.Command {
@@ -42,8 +43,80 @@ func envCommand(e *cliapp.Env) *cli.Command {
 				Flags:     []cli.Flag{config.StoreFlag()},
 				Action:    func(c *cli.Context) error { return envRevoke(c, e) },
 			},
+			{
+				Name:  "list",
+				Usage: "list environments (revoked and expired ones too): ID, owner, state, created, expires, revoked; never a token or its hash",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "owner", Usage: "only the environments of `USER`"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line (id, owner, state, created_at, expires_at, revoked_at) instead of a table"},
+					config.StoreFlag(),
+				},
+				Action: func(c *cli.Context) error { return envList(c, e, time.Now()) },
+			},
 		},
 	}
+}
+
+// envRow is one line of `env list --json`. Its field names are an
+// interface for scripts: keep them.
+type envRow struct {
+	ID    string `json:"id"`
+	Owner string `json:"owner"`
+	// State is "active", "expired" or "revoked" (revoked wins).
+	State     string `json:"state"`
+	CreatedAt string `json:"created_at"` // RFC 3339
+	ExpiresAt string `json:"expires_at"` // RFC 3339; "" never
+	RevokedAt string `json:"revoked_at"` // RFC 3339; "" not revoked
+}
+
+// newEnvRow keeps what an administrator may see of env at now: the token
+// hash is not copied.
+func newEnvRow(env store.Environment, now time.Time) envRow {
+	state := "active"
+	switch {
+	case !env.RevokedAt.IsZero():
+		state = "revoked"
+	case !env.ExpiresAt.IsZero() && !now.Before(env.ExpiresAt):
+		state = "expired"
+	}
+	return envRow{ID: env.ID, Owner: env.Owner, State: state,
+		CreatedAt: rfc3339(env.CreatedAt), ExpiresAt: rfc3339(env.ExpiresAt), RevokedAt: rfc3339(env.RevokedAt)}
+}
+
+// envList prints the environments as a table, or as JSON lines with
+// --json; now decides which have expired.
+func envList(c *cli.Context, e *cliapp.Env, now time.Time) error {
+	if c.Args().Present() {
+		return cliapp.UsageError{Err: errors.New("env list takes no arguments; filter with --owner USER")}
+	}
+	owner := c.String("owner")
+	return withExistingStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
+		envs, err := st.ListEnvironments(ctx, owner)
+		if err != nil {
+			return err
+		}
+		rows := make([]envRow, len(envs))
+		for i, env := range envs {
+			rows[i] = newEnvRow(env, now)
+		}
+		if c.Bool("json") {
+			return writeJSONLines(e.Stdout, rows)
+		}
+		if len(rows) == 0 {
+			_, err := fmt.Fprintf(e.Stderr, "no environments%s\n", filterText(owner, ""))
+			return err
+		}
+		tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tOWNER\tSTATE\tCREATED\tEXPIRES\tREVOKED")
+		for _, r := range rows {
+			exp := r.ExpiresAt
+			if exp == "" {
+				exp = "never"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(r.ID), cell(r.Owner), r.State, cell(r.CreatedAt), exp, cell(r.RevokedAt))
+		}
+		return tw.Flush()
+	})
 }
 
 // envCreate registers an environment. stdout carries the token alone (so
