@@ -10,6 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
+	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/sidecar"
 )
@@ -37,7 +41,7 @@ func statusCommand(e *cliapp.Env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ca := checkGitCAInfo(os.Getenv("GIT_SSL_CAINFO"), st.Ready.CAFile)
+			ca := checkGitCAInfo(os.Getenv("GIT_SSL_CAINFO"), st.Ready.CAFile, gitCAPath())
 			if c.Bool("json") {
 				enc := json.NewEncoder(e.Stdout)
 				enc.SetIndent("", "  ")
@@ -120,14 +124,28 @@ func fetchStatus(ctx context.Context, addr string) (sidecar.Status, error) {
 // caInfoCheck says whether GIT_SSL_CAINFO, which overrides every
 // http.<url>.sslCAInfo, lets git trust the sidecar's CA.
 type caInfoCheck struct {
-	Set       bool   `json:"set"`
-	Path      string `json:"path,omitempty"`
-	HasCA     bool   `json:"contains_sidecar_ca"`
-	Readable  bool   `json:"readable"`
+	Set      bool   `json:"set"`
+	Path     string `json:"path,omitempty"`
+	HasCA    bool   `json:"contains_sidecar_ca"`
+	Readable bool   `json:"readable"`
+	// CAPath is git's http.sslCAPath for https://dev.azure.com/ when it is
+	// the sidecar's trust directory (setup writes it beside sslCAInfo for
+	// exactly this case); git uses it in addition to GIT_SSL_CAINFO.
+	CAPath    string `json:"git_sslcapath,omitempty"`
 	Diagnosis string `json:"diagnosis"`
 }
 
-func checkGitCAInfo(path, caFile string) caInfoCheck {
+// gitCAPath returns git's effective http.sslCAPath for Azure DevOps, or ""
+// (no git, or not set).
+func gitCAPath() string {
+	out, err := exec.Command("git", "config", "--get-urlmatch", "http.sslCAPath", "https://dev.azure.com/").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func checkGitCAInfo(path, caFile, gitCAPath string) caInfoCheck {
 	if path == "" {
 		return caInfoCheck{Diagnosis: "not set: git uses http.<url>.sslCAInfo as written by `azdo-sidecar setup`"}
 	}
@@ -142,9 +160,14 @@ func checkGitCAInfo(path, caFile string) caInfoCheck {
 	if err == nil {
 		ch.HasCA = containsCert(bundle, ca)
 	}
-	if ch.HasCA {
+	trust := filepath.Join(filepath.Dir(caFile), gitsetup.TrustDir)
+	switch {
+	case ch.HasCA:
 		ch.Diagnosis = "set and contains the sidecar CA: git trusts the proxy"
-	} else {
+	case gitCAPath != "" && filepath.Clean(gitCAPath) == trust && os.Getenv("GIT_SSL_CAPATH") == "":
+		ch.CAPath = gitCAPath
+		ch.Diagnosis = "set without the sidecar CA, but `azdo-sidecar setup` added http.<url>.sslCAPath=" + gitCAPath + ", which git uses too (GnuTLS builds: Debian, Ubuntu); if git still rejects the proxy's certificate, unset GIT_SSL_CAINFO or use setup --mode helper"
+	default:
 		ch.Diagnosis = "set and does NOT contain the sidecar CA: it overrides http.<url>.sslCAInfo, so git rejects the proxy's certificate; run `azdo-sidecar setup` (it handles GIT_SSL_CAINFO) or append " + caFile + " to " + path
 	}
 	return ch
