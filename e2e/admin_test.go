@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
@@ -20,7 +21,13 @@ import (
 // code and both streams.
 func (w *vaultWorld) admin(args ...string) (code int, stdout, stderr string) {
 	w.t.Helper()
-	cmd := exec.Command(w.bin, append(args, "--store", "sqlite:"+w.db)...)
+	return w.adminAt("sqlite:"+w.db, args...)
+}
+
+// adminAt runs an azdo-vault admin command on the store at storeURL.
+func (w *vaultWorld) adminAt(storeURL string, args ...string) (code int, stdout, stderr string) {
+	w.t.Helper()
+	cmd := exec.Command(w.bin, append(args, "--store", storeURL)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -137,4 +144,44 @@ func TestAdminDeleteDisconnectsUser(t *testing.T) {
 			t.Errorf("an admin command printed a secret or a sealed secret (%.8s…)", s)
 		}
 	}
+}
+
+// TestAdminDeleteAcrossPostgresReplicas: on two replicas sharing one
+// PostgreSQL database, both holding the user's access token in memory,
+// `credential delete ID --store postgres://…` cuts the user off on both at
+// once; the commands never show the database password.
+func TestAdminDeleteAcrossPostgresReplicas(t *testing.T) {
+	p := newPGVaults(t, entraemu.Config{})
+	a, b := p.replica(), p.replica()
+	p.put(vault.Credential{Owner: vaultUser, Host: vaultHost, Kind: store.OAuth, Secret: mustIssue(t, p.entra).RefreshToken})
+	_, env := p.envCreate(vaultUser, time.Hour)
+	for name, proc := range map[string]*vaultProc{"a": a, "b": b} {
+		if ans := p.tokenAt(proc, env, "contoso"); ans.code != http.StatusOK {
+			t.Fatalf("replica %s, before the delete = %d %s; want 200", name, ans.code, ans.raw)
+		}
+	}
+	c, rt := p.storedOAuth()
+	var printed strings.Builder
+	code, out, errs := p.adminAt(p.url, "credential", "list", "--owner", vaultUser)
+	printed.WriteString(out + errs)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d ", c.ID)) || !strings.Contains(out, vaultUser) {
+		t.Fatalf("credential list --store postgres://… = %d\n%s\n(stderr %q); want credential %d", code, out, errs, c.ID)
+	}
+	code, out, errs = p.adminAt(p.url, "credential", "delete", fmt.Sprint(c.ID))
+	printed.WriteString(out + errs)
+	if code != 0 || !strings.Contains(errs, fmt.Sprintf("deleted credential %d", c.ID)) {
+		t.Fatalf("credential delete %d --store postgres://… = %d, stderr %q; want 0 naming it", c.ID, code, errs)
+	}
+	for name, proc := range map[string]*vaultProc{"a": a, "b": b} {
+		ans := p.tokenAt(proc, env, "contoso")
+		if ans.code != http.StatusNotFound || ans.err.Error != vaultapi.ErrNotConnected || ans.err.ConnectURL == "" {
+			t.Errorf("replica %s, after the delete = %d %s; want 404 not_connected with a connect_url", name, ans.code, ans.raw)
+		}
+	}
+	for _, s := range []string{pgPassword, rt, c.Sealed} {
+		if strings.Contains(printed.String(), s) {
+			t.Errorf("an admin command printed the database password or a secret (%.8s…)", s)
+		}
+	}
+	p.checkNoPassword()
 }
