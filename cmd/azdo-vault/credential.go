@@ -40,7 +40,7 @@ func credentialCommand(e *cliapp.Env) *cli.Command {
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line (id, owner, host, org, kind, status, reason, expires_at, updated_at) instead of a table"},
 					config.StoreFlag(),
 				},
-				Action: func(c *cli.Context) error { return credentialList(c, e) },
+				Action: func(c *cli.Context) error { return credentialList(c, e, time.Now()) },
 			},
 			{
 				Name:      "delete",
@@ -71,19 +71,26 @@ type credentialRow struct {
 	UpdatedAt string `json:"updated_at"` // RFC 3339
 }
 
-// newCredentialRow keeps what an administrator may see of c: everything
-// but the sealed secret, which is not copied.
-func newCredentialRow(c store.Credential) credentialRow {
+// newCredentialRow keeps what an administrator may see of c at now:
+// everything but the sealed secret, which is not copied. A PAT past its
+// expiry is reported reconnect_required ("PAT expired"), as the vault
+// answers for it, although its row may still say ok.
+func newCredentialRow(c store.Credential, now time.Time) credentialRow {
+	status, reason := string(c.Status), c.Reason
+	if c.Kind == store.PAT && c.Status == store.StatusOK && !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
+		status, reason = string(store.StatusReconnectRequired), "PAT expired"
+	}
 	return credentialRow{
 		ID: c.ID, Owner: c.Owner, Host: c.Host, Org: c.Org, Kind: string(c.Kind),
-		Status: string(c.Status), Reason: c.Reason,
+		Status: status, Reason: reason,
 		ExpiresAt: rfc3339(c.ExpiresAt), UpdatedAt: rfc3339(c.UpdatedAt),
 	}
 }
 
 // credentialList prints the stored credentials as a table, or as JSON lines
-// with --json; stdout carries nothing else.
-func credentialList(c *cli.Context, e *cliapp.Env) error {
+// with --json; stdout carries nothing else. now decides which PATs have
+// expired.
+func credentialList(c *cli.Context, e *cliapp.Env, now time.Time) error {
 	if c.Args().Present() {
 		return cliapp.UsageError{Err: errors.New("credential list takes no arguments; filter with --owner USER and --host HOST")}
 	}
@@ -95,7 +102,7 @@ func credentialList(c *cli.Context, e *cliapp.Env) error {
 		}
 		rows := make([]credentialRow, len(creds))
 		for i, cr := range creds {
-			rows[i] = newCredentialRow(cr)
+			rows[i] = newCredentialRow(cr, now)
 		}
 		if c.Bool("json") {
 			return writeJSONLines(e.Stdout, rows)

@@ -23,6 +23,7 @@ const (
 	annRefreshToken = "rt-ann-admin-test-0123456789-secretvalue"
 	annPAT          = "pat-ann-admin-test-abcdefghij-secretvalue"
 	bobRefreshToken = "rt-bob-admin-test-9876543210-secretvalue"
+	danPAT          = "pat-dan-admin-test-klmnopqrst-secretvalue"
 )
 
 // adminStore is a SQLite store with known credentials, sealed to a fresh
@@ -34,8 +35,9 @@ type adminStore struct {
 }
 
 // newAdminStore stores: ann's OAuth grant for every org of dev.azure.com,
-// ann's PAT for coll on tfs.example:8443 (expiring), and bob's OAuth grant,
-// which needs reconnecting (its reason holds a tab and a newline).
+// ann's PAT for coll on tfs.example:8443 (expiring), bob's OAuth grant,
+// which needs reconnecting (its reason holds a tab and a newline), and
+// dan's PAT for contoso, expired but still "ok" in its row.
 func newAdminStore(t *testing.T) *adminStore {
 	t.Helper()
 	kp, err := sealbox.Generate()
@@ -58,8 +60,9 @@ func newAdminStore(t *testing.T) *adminStore {
 		reason           string
 	}{
 		{"ann", "dev.azure.com", store.AllOrgs, store.OAuth, annRefreshToken, time.Time{}, "", ""},
-		{"ann", "tfs.example:8443", "coll", store.PAT, annPAT, time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC), "", ""},
+		{"ann", "tfs.example:8443", "coll", store.PAT, annPAT, time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), "", ""},
 		{"bob", "dev.azure.com", store.AllOrgs, store.OAuth, bobRefreshToken, time.Time{}, store.StatusReconnectRequired, "invalid_grant\tAADSTS70008\nforged row"},
+		{"dan", "dev.azure.com", "contoso", store.PAT, danPAT, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), "", ""},
 	} {
 		sealed, err := sealbox.Seal(kp.Public, []byte(c.secret))
 		if err != nil {
@@ -100,7 +103,7 @@ func (a *adminStore) left(t *testing.T) []int64 {
 // s contains.
 func (a *adminStore) leaks(s string) []string {
 	var out []string
-	for _, sec := range append([]string{annRefreshToken, annPAT, bobRefreshToken}, a.sealed...) {
+	for _, sec := range append([]string{annRefreshToken, annPAT, bobRefreshToken, danPAT}, a.sealed...) {
 		// A piece is enough: a truncated secret is still a leak.
 		if strings.Contains(s, sec) || strings.Contains(s, sec[:24]) {
 			out = append(out, sec[:8]+"…")
@@ -112,14 +115,16 @@ func (a *adminStore) leaks(s string) []string {
 func TestCredentialList(t *testing.T) {
 	a := newAdminStore(t)
 	table := strings.Join([]string{
-		"ID  OWNER  HOST              ORG   KIND   STATUS              EXPIRES               UPDATED               REASON",
-		"1   ann    dev.azure.com     *     oauth  ok                  -                     2026-04-05T06:07:08Z  -",
-		"2   ann    tfs.example:8443  coll  pat    ok                  2026-12-31T00:00:00Z  2026-04-05T06:07:08Z  -",
-		"3   bob    dev.azure.com     *     oauth  reconnect_required  -                     2026-04-05T06:07:08Z  invalid_grant AADSTS70008 forged row",
+		"ID  OWNER  HOST              ORG      KIND   STATUS              EXPIRES               UPDATED               REASON",
+		"1   ann    dev.azure.com     *        oauth  ok                  -                     2026-04-05T06:07:08Z  -",
+		"2   ann    tfs.example:8443  coll     pat    ok                  2099-12-31T00:00:00Z  2026-04-05T06:07:08Z  -",
+		"3   bob    dev.azure.com     *        oauth  reconnect_required  -                     2026-04-05T06:07:08Z  invalid_grant AADSTS70008 forged row",
+		"4   dan    dev.azure.com     contoso  pat    reconnect_required  2020-01-01T00:00:00Z  2026-04-05T06:07:08Z  PAT expired",
 		"",
 	}, "\n")
 	jsonAnn1 := `{"id":1,"owner":"ann","host":"dev.azure.com","org":"*","kind":"oauth","status":"ok","reason":"","expires_at":"","updated_at":"2026-04-05T06:07:08Z"}` + "\n"
-	jsonAnn2 := `{"id":2,"owner":"ann","host":"tfs.example:8443","org":"coll","kind":"pat","status":"ok","reason":"","expires_at":"2026-12-31T00:00:00Z","updated_at":"2026-04-05T06:07:08Z"}` + "\n"
+	jsonAnn2 := `{"id":2,"owner":"ann","host":"tfs.example:8443","org":"coll","kind":"pat","status":"ok","reason":"","expires_at":"2099-12-31T00:00:00Z","updated_at":"2026-04-05T06:07:08Z"}` + "\n"
+	jsonDan := `{"id":4,"owner":"dan","host":"dev.azure.com","org":"contoso","kind":"pat","status":"reconnect_required","reason":"PAT expired","expires_at":"2020-01-01T00:00:00Z","updated_at":"2026-04-05T06:07:08Z"}` + "\n"
 	jsonBob := `{"id":3,"owner":"bob","host":"dev.azure.com","org":"*","kind":"oauth","status":"reconnect_required","reason":"invalid_grant\tAADSTS70008\nforged row","expires_at":"","updated_at":"2026-04-05T06:07:08Z"}` + "\n"
 	tests := []struct {
 		name       string
@@ -129,9 +134,9 @@ func TestCredentialList(t *testing.T) {
 		wantStderr string // a substring; "" wants stderr empty
 	}{
 		{name: "table", args: []string{"credential", "list", "--store", a.url}, wantStdout: table},
-		{name: "json lines", args: []string{"credential", "list", "--json", "--store", a.url}, wantStdout: jsonAnn1 + jsonAnn2 + jsonBob},
+		{name: "json lines", args: []string{"credential", "list", "--json", "--store", a.url}, wantStdout: jsonAnn1 + jsonAnn2 + jsonBob + jsonDan},
 		{name: "one owner", args: []string{"credential", "list", "--owner", "ann", "--json", "--store", a.url}, wantStdout: jsonAnn1 + jsonAnn2},
-		{name: "host as written by users", args: []string{"credential", "list", "--host", "DEV.azure.com:443", "--json", "--store", a.url}, wantStdout: jsonAnn1 + jsonBob},
+		{name: "host as written by users", args: []string{"credential", "list", "--host", "DEV.azure.com:443", "--json", "--store", a.url}, wantStdout: jsonAnn1 + jsonBob + jsonDan},
 		{name: "owner and host", args: []string{"credential", "list", "--owner", "ann", "--host", "tfs.example:8443", "--json", "--store", a.url}, wantStdout: jsonAnn2},
 		{name: "flags after the command's arguments", args: []string{"credential", "list", "--store", a.url, "--json", "--owner", "bob"}, wantStdout: jsonBob},
 		{name: "no match, json", args: []string{"credential", "list", "--owner", "carol", "--json", "--store", a.url}},
@@ -181,13 +186,13 @@ func TestCredentialDelete(t *testing.T) {
 			name:       "by ID",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", "--store", a.url, "1"} },
 			wantStderr: []string{"deleted credential 1: ann on dev.azure.com, org *, oauth\n"},
-			wantLeft:   []string{"ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name:       "by ID, --store after it",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", "3", "--store", a.url} },
 			wantStderr: []string{"deleted credential 3: bob on dev.azure.com, org *, oauth\n"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "dan/dev.azure.com/pat"},
 		},
 		{
 			name: "every credential of an owner",
@@ -195,7 +200,7 @@ func TestCredentialDelete(t *testing.T) {
 				return []string{"credential", "delete", "--owner", "ann", "--store", a.url}
 			},
 			wantStderr: []string{"deleted credential 1: ann on dev.azure.com, org *, oauth\n", "deleted credential 2: ann on tfs.example:8443, org coll, pat\n"},
-			wantLeft:   []string{"bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name: "an owner's credentials for one host",
@@ -203,7 +208,7 @@ func TestCredentialDelete(t *testing.T) {
 				return []string{"credential", "delete", "--owner", "ann", "--host", "TFS.example:8443", "--store", a.url}
 			},
 			wantStderr: []string{"deleted credential 2: ann on tfs.example:8443, org coll, pat\n"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name: "an owner with nothing to delete",
@@ -211,21 +216,21 @@ func TestCredentialDelete(t *testing.T) {
 				return []string{"credential", "delete", "--owner", "carol", "--store", a.url}
 			},
 			wantStderr: []string{"nothing to delete: no credentials stored (owner carol)\n"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name:       "unknown ID",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", "99", "--store", a.url} },
 			wantCode:   1,
 			wantStderr: []string{"azdo-vault: no credential 99 (credential list shows the IDs)\n"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name:       "not an ID: a secret pasted by mistake is not echoed",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", annPAT, "--store", a.url} },
 			wantCode:   2,
 			wantStderr: []string{"the credential ID must be a positive number"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name: "ID and --owner",
@@ -234,21 +239,21 @@ func TestCredentialDelete(t *testing.T) {
 			},
 			wantCode:   2,
 			wantStderr: []string{"one credential ID (credential list shows them), or --owner USER [--host HOST]"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name:       "neither",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", "--store", a.url} },
 			wantCode:   2,
 			wantStderr: []string{"one credential ID"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name:       "two IDs",
 			args:       func(a *adminStore) []string { return []string{"credential", "delete", "1", "2", "--store", a.url} },
 			wantCode:   2,
 			wantStderr: []string{"one credential ID"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 		{
 			name: "--host without --owner",
@@ -257,7 +262,7 @@ func TestCredentialDelete(t *testing.T) {
 			},
 			wantCode:   2,
 			wantStderr: []string{"--host needs --owner"},
-			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth"},
+			wantLeft:   []string{"ann/dev.azure.com/oauth", "ann/tfs.example:8443/pat", "bob/dev.azure.com/oauth", "dan/dev.azure.com/pat"},
 		},
 	}
 	for _, tt := range tests {
