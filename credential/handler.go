@@ -93,6 +93,8 @@ func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) 
 		var ce *token.ConnectError
 		if !errors.As(err, &ce) {
 			msg = "azdo-sidecar: no token for " + key.String() + ": " + err.Error()
+		} else if ce.PATURL != "" {
+			msg += " (or, to use a personal access token instead: " + ce.PATURL + ")"
 		}
 		return &Credential{Quit: true, Extra: []Attr{{MessageKey, oneLine(msg)}}}
 	}

@@ -46,6 +46,7 @@ func TestTokenHandlerGet(t *testing.T) {
 	bearer := token.Token{Kind: token.Bearer, Secret: secret.New(jwt), ExpiresAt: exp}
 	pat := token.Token{Kind: token.Basic, Secret: secret.New("pat-123")}
 	connect := &token.ConnectError{Key: token.Key{Host: "dev.azure.com", Org: "org"}, ConnectURL: "https://runner.example/connect?host=dev.azure.com&org=org"}
+	withPAT := &token.ConnectError{Key: connect.Key, ConnectURL: connect.ConnectURL, PATURL: "https://runner.example/pat?x=1"}
 	hosts, err := azdo.NewHosts([]string{"tfs.corp.example:8443"})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +85,8 @@ func TestTokenHandlerGet(t *testing.T) {
 			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "tfs.corp.example:8443", Org: "coll"}},
 		{"connect required", ado, token.Token{}, connect,
 			"quit=1\nazdo_message=azdo-sidecar: " + connect.Error() + "\n", token.Key{Host: "dev.azure.com", Org: "org"}},
+		{"connect required, PAT page offered too", ado, token.Token{}, withPAT,
+			"quit=1\nazdo_message=azdo-sidecar: " + connect.Error() + " (or, to use a personal access token instead: https://runner.example/pat?x=1)\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"source down", ado, token.Token{}, fmt.Errorf("vault: %w", token.ErrUnavailable),
 			"quit=1\nazdo_message=azdo-sidecar: no token for dev.azure.com/org: vault: token: source unavailable\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"no credential lets git move on, saying why", ado, token.Token{}, fmt.Errorf("no token source, start with --pat-file: %w", token.ErrNoCredential),

@@ -141,6 +141,10 @@ func TestProxyVaultOAuthExpiryMidSessionAndRevocation(t *testing.T) {
 	if n := strings.Count(out, "/connect?"); n != 1 || !strings.Contains(out, "remote: azdo-sidecar: Azure DevOps (dev.azure.com/contoso): reconnect required") {
 		t.Errorf("git output shows the link %d times or lacks the reconnect line; want once, on its own line:\n%s", n, out)
 	}
+	// The host takes PATs too: the PAT page is offered as the other way in.
+	if n := strings.Count(out, "remote: azdo-sidecar:   http://127.0.0.1:9/pat?"); n != 1 || !strings.Contains(out, "personal access token instead") {
+		t.Errorf("git output offers the PAT page %d times; want once, after the connect link:\n%s", n, out)
+	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("git took %s to fail; want fast", d)
 	}

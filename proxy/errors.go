@@ -31,6 +31,9 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 		if ce.ConnectURL != "" {
 			msg += "azdo-sidecar: open this link in a browser, then run the git command again:\nazdo-sidecar:   " + ce.ConnectURL + "\n"
 		}
+		if ce.PATURL != "" {
+			msg += "azdo-sidecar: or, to use a personal access token instead:\nazdo-sidecar:   " + ce.PATURL + "\n"
+		}
 		if isGit(req) {
 			return "connect_required", textResponse(req, http.StatusForbidden, msg)
 		}

@@ -353,6 +353,8 @@ func TestTokenErrorsAreExplained(t *testing.T) {
 			401, "https://runner.example/connect?host=dev.azure.com&org=contoso", "", "", `Bearer realm="azdo-sidecar", error="connect_required"`},
 		{"connect, git", &token.ConnectError{Key: token.Key{Host: "dev.azure.com", Org: "contoso"}, ConnectURL: "https://runner.example/connect?host=dev.azure.com&org=contoso"},
 			403, "https://runner.example/connect?host=dev.azure.com&org=contoso", "", "git/2.39.5", ""},
+		{"connect with a PAT page too, git", &token.ConnectError{Key: token.Key{Host: "dev.azure.com", Org: "contoso"}, ConnectURL: "https://runner.example/connect?x=1", PATURL: "https://runner.example/pat?x=2"},
+			403, "azdo-sidecar:   https://runner.example/connect?x=1\nazdo-sidecar: or, to use a personal access token instead:\nazdo-sidecar:   https://runner.example/pat?x=2\n", "", "git/2.39.5", ""},
 		{"reconnect", &token.ConnectError{Reconnect: true, Reason: "AADSTS700082", ConnectURL: "https://runner.example/connect"},
 			401, "reconnect required (AADSTS700082)", "", "curl/7.88.1", `Bearer realm="azdo-sidecar", error="reconnect_required"`},
 		{"reconnect, git", &token.ConnectError{Reconnect: true, Reason: "AADSTS700082", ConnectURL: "https://runner.example/connect"},

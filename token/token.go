@@ -142,6 +142,11 @@ type ConnectError struct {
 	Reconnect  bool   // true: a grant existed but was revoked or expired
 	Reason     string // human-readable, never secret (e.g. an AADSTS code)
 	ConnectURL string // the link to open in a browser
+	// PATURL, when the host also accepts personal access tokens and
+	// ConnectURL starts the OAuth flow, is the link to the page where the
+	// user pastes a PAT instead. Error does not show it; what shows the
+	// link also offers this one.
+	PATURL string
 }
 
 // Error implements error.

@@ -128,9 +128,9 @@ func (v *Vault) writeError(w http.ResponseWriter, r *http.Request, env store.Env
 	case errors.As(err, &bad):
 		return writeJSON(w, http.StatusBadRequest, vaultapi.ErrorResponse{Error: vaultapi.ErrBadRequest, Message: bad.msg})
 	case errors.As(err, &conn) && conn.Reconnect:
-		return writeJSON(w, http.StatusConflict, vaultapi.ErrorResponse{Error: vaultapi.ErrReconnectRequired, Message: conn.Error(), ConnectURL: conn.ConnectURL})
+		return writeJSON(w, http.StatusConflict, vaultapi.ErrorResponse{Error: vaultapi.ErrReconnectRequired, Message: conn.Error(), ConnectURL: conn.ConnectURL, PATURL: conn.PATURL})
 	case errors.As(err, &conn):
-		return writeJSON(w, http.StatusNotFound, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, Message: conn.Error(), ConnectURL: conn.ConnectURL})
+		return writeJSON(w, http.StatusNotFound, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, Message: conn.Error(), ConnectURL: conn.ConnectURL, PATURL: conn.PATURL})
 	case errors.Is(err, ErrHostNotConfigured):
 		return writeJSON(w, http.StatusNotFound, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, Message: fmt.Sprintf("%s is not an Azure DevOps host this runner serves", key.Host)})
 	case errors.As(err, &retry):

@@ -100,11 +100,22 @@ func (v *Vault) connectKind(p Provider) store.Kind {
 }
 
 func (v *Vault) connectError(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string) error {
-	u, err := (*v.links.Load()).ConnectURL(ctx, LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect})
+	links := *v.links.Load()
+	req := LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect}
+	u, err := links.ConnectURL(ctx, req)
 	if err != nil {
 		return fmt.Errorf("vault: connect link: %w", err)
 	}
-	return &token.ConnectError{Key: key, Reconnect: reconnect, Reason: reason, ConnectURL: u}
+	ce := &token.ConnectError{Key: key, Reconnect: reconnect, Reason: reason, ConnectURL: u}
+	if p, ok := v.providers[key.Host]; ok && kind == store.OAuth && p.PAT {
+		// Both ways in are enabled: offer the PAT page too, with a link
+		// of its own (each is single-use).
+		req.Kind = store.PAT
+		if ce.PATURL, err = links.ConnectURL(ctx, req); err != nil {
+			return fmt.Errorf("vault: connect link: %w", err)
+		}
+	}
+	return ce
 }
 
 // preferExactOrg returns the credentials that serve org: those for exactly

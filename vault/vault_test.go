@@ -576,6 +576,15 @@ func TestCredentialSelection(t *testing.T) {
 			if tt.wantCode != 200 && a.err.ConnectURL != tt.wantLink {
 				t.Errorf("connect_url = %q; want %q", a.err.ConnectURL, tt.wantLink)
 			}
+			// dev.azure.com takes both: the OAuth link comes with a PAT
+			// page link; a PAT-only host's link is the PAT page itself.
+			wantPAT := ""
+			if strings.Contains(tt.wantLink, "/connect?") {
+				wantPAT = strings.Replace(tt.wantLink, "/connect?", "/pat?", 1)
+			}
+			if tt.wantCode != 200 && a.err.PATURL != wantPAT {
+				t.Errorf("pat_url = %q; want %q", a.err.PATURL, wantPAT)
+			}
 		})
 	}
 }

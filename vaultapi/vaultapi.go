@@ -51,4 +51,8 @@ type ErrorResponse struct {
 	Error      string `json:"error"`
 	Message    string `json:"message"`
 	ConnectURL string `json:"connect_url,omitempty"`
+	// PATURL, beside a connect_url that starts the OAuth flow, is the page
+	// where the user may paste a personal access token instead, when the
+	// host accepts PATs too (an addition to the contract's shape).
+	PATURL string `json:"pat_url,omitempty"`
 }

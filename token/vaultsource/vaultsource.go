@@ -249,7 +249,11 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		if err != nil {
 			return fmt.Errorf("vaultsource: token for %s: %w: %v", key, ErrProtocol, err)
 		}
-		ce := &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, ConnectURL: u}
+		pat, err := connectURL(er.PATURL)
+		if err != nil {
+			return fmt.Errorf("vaultsource: token for %s: %w: pat_url: %v", key, ErrProtocol, err)
+		}
+		ce := &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, ConnectURL: u, PATURL: pat}
 		ce.Reason = connectReason(er.Message, *ce)
 		return ce
 	case http.StatusUnauthorized, http.StatusForbidden:

@@ -172,6 +172,13 @@ func TestTokenErrors(t *testing.T) {
 				var ce *token.ConnectError
 				return errors.As(err, &ce) && ce.Reason == "" && strings.Count(err.Error(), connect) == 1
 			}},
+		{"not connected, with a PAT page too", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, Message: "connect first", ConnectURL: connect, PATURL: connect + "&pat=1"}), "",
+			func(err error) bool {
+				var ce *token.ConnectError
+				return errors.As(err, &ce) && ce.ConnectURL == connect && ce.PATURL == connect+"&pat=1"
+			}},
+		{"a pat_url that is not http(s) is refused", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: connect, PATURL: "javascript:alert(1)"}), "",
+			func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"404 without error code is a wrong URL", errorAnswer(404, vaultapi.ErrorResponse{}), "",
 			func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"connect_url with another scheme", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "javascript:alert(1)"}), "",
