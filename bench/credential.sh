@@ -15,14 +15,14 @@
 # Usage: bench/credential.sh [ROUNDS]   (default 200)
 # Needs: go, git (with credential-cache), bash 5 ($EPOCHREALTIME).
 #
-# Result, 2026-11-25, git 2.39.5, 2 shared CPUs, `bench/credential.sh 300`:
+# Result, 2026-11-25, git 2.39.5, 2 shared CPUs, `bench/credential.sh 400`:
 #   variant  median_ms  p90_ms
-#   abs          3.92    4.74   our helper by absolute path → sidecar socket (2nd run, 400 rounds: 3.83)
-#   name         5.00    6.82   credential.helper=azdo (one extra process)
-#   cache        3.29    3.58   git's credential-cache client → sidecar socket
-#   gitd         3.21    3.41   git's credential-cache client → git's daemon
-#   setup        3.32    3.53   setup's default: cache --socket then git-credential-azdo
-#   git-credential-azdo: 2,416,802 bytes (static, stripped)
+#   abs          3.83    4.10   our helper by absolute path → sidecar socket
+#   name         4.91    5.28   credential.helper=azdo (one extra process)
+#   cache        3.23    3.50   git's credential-cache client → sidecar socket
+#   gitd         3.18    3.42   git's credential-cache client → git's daemon
+#   setup        3.27    3.55   setup's default: cache --socket then git-credential-azdo
+#   git-credential-azdo: 2,465,954 bytes (static, stripped)
 # The cache variant (no Go process per request) matches git's own daemon;
 # our helper costs about one process start more. setup's default answers
 # through the cache line, so it costs what the cache variant costs (our

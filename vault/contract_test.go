@@ -38,6 +38,21 @@ func TestMinValidHonoured(t *testing.T) {
 	if n := h.entra.calls.Load(); n != 2 {
 		t.Errorf("refreshes = %d; want 2", n)
 	}
+
+	// Just under a lifetime: a token obtained moments ago is served (a
+	// refresh would gain seconds and rotate the grant on every request);
+	// once a tenth of its life has passed, min_valid is honoured again.
+	h.clock.Add(5 * time.Second)
+	if a := h.token("contoso", 3599); a.ok.Token != "at-2-secretvalue" {
+		t.Errorf("token(min_valid_seconds=3599) 5s after a refresh = %d %q; want at-2 from memory", a.code, a.ok.Token)
+	}
+	h.clock.Add(7 * time.Minute)
+	if a := h.token("contoso", 3599); a.ok.Token != "at-3-secretvalue" {
+		t.Errorf("token(min_valid_seconds=3599) 7min after a refresh = %d %q; want at-3, refreshed", a.code, a.ok.Token)
+	}
+	if n := h.entra.calls.Load(); n != 3 {
+		t.Errorf("refreshes = %d; want 3", n)
+	}
 }
 
 // TestExpiresAtWholeSeconds: expires_at is plain RFC 3339 (no fraction),

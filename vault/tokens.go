@@ -173,6 +173,7 @@ func (v *Vault) refresh(ctx context.Context, p Provider, id int64, minValid time
 	for range 3 {
 		c, err := v.st.Credential(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
+			v.cache.drop(id) // deleted: its access token has no use any more
 			return token.Token{}, &token.ConnectError{}
 		}
 		if err != nil {
@@ -292,6 +293,7 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 		// delete) while its refresh was at the provider: the access token
 		// obtained from it is not handed out, as for any deleted one.
 		v.log.Info("credential deleted during refresh; its access token is discarded", "credential_id", c.ID, "host", p.Host)
+		v.cache.drop(c.ID)
 		return token.Token{}, &token.ConnectError{}
 	}
 	if err != nil {
@@ -401,8 +403,8 @@ func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (tok
 // token is only served for the version of the credential it was refreshed
 // from, so a rotation or a reconnect elsewhere retires it. Token reads the
 // user's credential rows from the store on every request and looks up only
-// those, so a deleted credential's entry is never served again (it stays in
-// memory, unreachable, until the process ends: IDs are never reused).
+// those, so a deleted credential's entry is never served again; a refresh
+// that finds its credential deleted drops the entry (IDs are never reused).
 type cache struct {
 	mu sync.Mutex
 	m  map[int64]cacheEntry
@@ -418,10 +420,17 @@ type cacheEntry struct {
 // min_valid_seconds is honoured whenever a fresh token could meet it; a
 // token that never can (minValid at least its whole lifetime) is served for
 // the first half of its life, instead of being refreshed on every request.
+// A token obtained in the last tenth of its lifetime is served too: a
+// refresh now would gain less than that, and a minValid just under the
+// lifetime would otherwise refresh (and rotate) on nearly every request.
 func (e cacheEntry) usable(now time.Time, minValid time.Duration) bool {
+	life := e.tok.ExpiresAt.Sub(e.obtained)
 	need := minValid
-	if life := e.tok.ExpiresAt.Sub(e.obtained); need >= life {
+	if need >= life {
 		need = life / 2
+	}
+	if now.Sub(e.obtained) < life/10 {
+		return e.tok.Valid(now, 0)
 	}
 	return e.tok.Valid(now, need)
 }

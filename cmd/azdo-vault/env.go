@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -147,6 +148,9 @@ func envCreate(c *cli.Context, e *cliapp.Env) error {
 	})
 }
 
+// envIDShape is what environment IDs look like (vault.NewEnvironment).
+var envIDShape = regexp.MustCompile(`^env_[0-9a-f]{16}$`)
+
 // envRevoke revokes the environment named by its ID or by its token. Flags
 // may follow the ID (env revoke ID --store URL), as admins type them.
 func envRevoke(c *cli.Context, e *cliapp.Env) error {
@@ -154,7 +158,7 @@ func envRevoke(c *cli.Context, e *cliapp.Env) error {
 	if err != nil {
 		return cliapp.UsageError{Err: err}
 	}
-	return withStore(c, storeURL, func(ctx context.Context, st store.Store) error {
+	return withExistingStore(c, storeURL, func(ctx context.Context, st store.Store) error {
 		name := id
 		if strings.HasPrefix(id, vault.EnvTokenPrefix) {
 			env, err := st.EnvironmentByTokenHash(ctx, vault.HashEnvToken(secret.New(id)))
@@ -166,7 +170,11 @@ func envRevoke(c *cli.Context, e *cliapp.Env) error {
 			id, name = env.ID, env.ID+" (given by its token)"
 		}
 		if err := st.RevokeEnvironment(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no environment %q (IDs look like env_0123456789abcdef; env create prints them)", id)
+			if !envIDShape.MatchString(id) {
+				// Not echoed: it may be a token pasted without its prefix.
+				return errors.New("no environment with that ID (IDs look like env_0123456789abcdef; env create and env list print them)")
+			}
+			return fmt.Errorf("no environment %q (IDs look like env_0123456789abcdef; env create and env list print them)", id)
 		} else if err != nil {
 			return err
 		}

@@ -114,6 +114,7 @@ func TestEnvRevoke(t *testing.T) {
 		{"two IDs", []string{"env", "revoke", "env_0000000000000000", "env_0000000000000001", "--store", storeURL}, 2, "one environment ID"},
 		{"unknown flag after the ID", []string{"env", "revoke", "env_0000000000000000", "--owner", "x"}, 2, "not defined: -owner"},
 		{"unknown ID", []string{"env", "revoke", "env_0000000000000000", "--store", storeURL}, 1, `no environment "env_0000000000000000"`},
+		{"not an ID: not echoed", []string{"env", "revoke", "pasted-secret-value", "--store", storeURL}, 1, "no environment with that ID"},
 		{"unknown token", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL}, 1, "no environment has this token"},
 	}
 	for _, tt := range refusals {
@@ -122,7 +123,7 @@ func TestEnvRevoke(t *testing.T) {
 			if code != tt.wantCode || !strings.Contains(errs, tt.want) {
 				t.Errorf("azdo-vault %q = %d, stderr %q; want %d naming %q", tt.args, code, errs, tt.wantCode, tt.want)
 			}
-			if strings.Contains(errs, vault.EnvTokenPrefix+"nope") {
+			if strings.Contains(errs, vault.EnvTokenPrefix+"nope") || strings.Contains(errs, "pasted-secret-value") {
 				t.Errorf("stderr shows the token given")
 			}
 		})
