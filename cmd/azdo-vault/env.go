@@ -154,11 +154,13 @@ var envIDShape = regexp.MustCompile(`^env_[0-9a-f]{16}$`)
 // envRevoke revokes the environment named by its ID or by its token. Flags
 // may follow the ID (env revoke ID --store URL), as admins type them.
 func envRevoke(c *cli.Context, e *cliapp.Env) error {
-	id, storeURL, err := revokeArgs(c.Args().Slice(), c.String(config.FlagStore))
-	if err != nil {
-		return cliapp.UsageError{Err: err}
+	// run's config.Reorder has moved flags given after the ID (env revoke
+	// ID --store URL) to where urfave/cli reads them.
+	if c.Args().Len() != 1 {
+		return cliapp.UsageError{Err: errors.New("env revoke takes one environment ID: env revoke [--store URL] ID")}
 	}
-	return withExistingStore(c, storeURL, func(ctx context.Context, st store.Store) error {
+	id := c.Args().First()
+	return withExistingStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
 		name := id
 		if strings.HasPrefix(id, vault.EnvTokenPrefix) {
 			env, err := st.EnvironmentByTokenHash(ctx, vault.HashEnvToken(secret.New(id)))
@@ -182,35 +184,6 @@ func envRevoke(c *cli.Context, e *cliapp.Env) error {
 		_, err := fmt.Fprintf(e.Stderr, "environment %s revoked\n", name)
 		return err
 	})
-}
-
-// revokeArgs splits the arguments of env revoke into the ID and a --store
-// given after it (urfave/cli stops parsing flags at the first argument).
-func revokeArgs(args []string, storeURL string) (id, store string, err error) {
-	store = storeURL
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--store" || a == "-store":
-			if i+1 >= len(args) {
-				return "", "", errors.New("--store needs a value")
-			}
-			store = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--store=") || strings.HasPrefix(a, "-store="):
-			_, store, _ = strings.Cut(a, "=")
-		case strings.HasPrefix(a, "-"):
-			return "", "", fmt.Errorf("env revoke: unknown flag %s after the ID (only --store may follow it)", a)
-		case id != "":
-			return "", "", errors.New("env revoke takes one environment ID: env revoke [--store URL] ID")
-		default:
-			id = a
-		}
-	}
-	if id == "" {
-		return "", "", errors.New("env revoke takes one environment ID: env revoke [--store URL] ID")
-	}
-	return id, store, nil
 }
 
 // withStore opens the store at url, runs fn and closes it.

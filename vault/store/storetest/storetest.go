@@ -532,36 +532,10 @@ func testUseNonce(t *testing.T, open, another func() store.Store, clk *clock) {
 // testConcurrentUseNonce: of many uses of one nonce through two handles,
 // exactly one wins.
 func testConcurrentUseNonce(t *testing.T, open, another func() store.Store, _ *clock) {
-	a, b, c0 := open(), another(), ctx(t)
-	const n = 16
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins, used := 0, 0
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := a
-			if i%2 == 1 {
-				s = b
-			}
-			err := s.UseNonce(c0, bytes.Repeat([]byte{5}, 32), epoch.Add(time.Hour))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, store.ErrUsed):
-				used++
-			default:
-				t.Errorf("UseNonce = %v; want nil or ErrUsed", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins != 1 || used != n-1 {
-		t.Errorf("wins, used = %d, %d; want 1, %d", wins, used, n-1)
-	}
+	c0 := ctx(t)
+	exactlyOneWins(t, "UseNonce", open(), another(), store.ErrUsed, func(s store.Store) error {
+		return s.UseNonce(c0, bytes.Repeat([]byte{5}, 32), epoch.Add(time.Hour))
+	})
 }
 
 func testFlows(t *testing.T, open, another func() store.Store, clk *clock) {
@@ -615,15 +589,26 @@ func testFlows(t *testing.T, open, another func() store.Store, clk *clock) {
 // testConcurrentTakeFlow: of many callbacks with one state, through two
 // handles, exactly one gets the flow.
 func testConcurrentTakeFlow(t *testing.T, open, another func() store.Store, _ *clock) {
-	a, b, c0 := open(), another(), ctx(t)
+	a, c0 := open(), ctx(t)
 	state := bytes.Repeat([]byte{4}, 32)
 	if err := a.PutFlow(c0, state, store.Flow{Owner: "ann", Host: "dev.azure.com", SealedVerifier: "dg==", Nonce: "n", Expires: epoch.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
+	exactlyOneWins(t, "TakeFlow", a, another(), store.ErrNotFound, func(s store.Store) error {
+		_, err := s.TakeFlow(c0, state)
+		return err
+	})
+}
+
+// exactlyOneWins runs op 16 times at once, alternately through handles a
+// and b (two replicas), and requires one success and every other call to
+// fail with lose.
+func exactlyOneWins(t *testing.T, name string, a, b store.Store, lose error, op func(store.Store) error) {
+	t.Helper()
 	const n = 16
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	wins, missing := 0, 0
+	wins, lost := 0, 0
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -632,22 +617,22 @@ func testConcurrentTakeFlow(t *testing.T, open, another func() store.Store, _ *c
 			if i%2 == 1 {
 				s = b
 			}
-			_, err := s.TakeFlow(c0, state)
+			err := op(s)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				wins++
-			case errors.Is(err, store.ErrNotFound):
-				missing++
+			case errors.Is(err, lose):
+				lost++
 			default:
-				t.Errorf("TakeFlow = %v; want nil or ErrNotFound", err)
+				t.Errorf("%s = %v; want nil or %v", name, err, lose)
 			}
 		}()
 	}
 	wg.Wait()
-	if wins != 1 || missing != n-1 {
-		t.Errorf("wins, not found = %d, %d; want 1, %d", wins, missing, n-1)
+	if wins != 1 || lost != n-1 {
+		t.Errorf("%s: wins, %v = %d, %d; want 1, %d", name, lose, wins, lost, n-1)
 	}
 }
 
