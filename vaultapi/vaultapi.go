@@ -34,6 +34,13 @@ type TokenResponse struct {
 	// unknown it is a cache horizon after which the sidecar asks again.
 	ExpiresAt time.Time `json:"expires_at"`
 	Sealed    bool      `json:"sealed"`
+	// Policy is the environment's policy (nil: none), which the sidecar
+	// enforces on the proxy and the credential helper.
+	Policy *Policy `json:"policy,omitempty"`
+	// PolicyMAC authenticates Policy (standard base64 HMAC-SHA256 of its
+	// JSON, keyed with a key derived from the token): a relay that cannot
+	// open a sealed token cannot alter the policy that travels with it.
+	PolicyMAC string `json:"policy_mac,omitempty"`
 }
 
 // Error codes in ErrorResponse.Error.
