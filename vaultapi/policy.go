@@ -1,6 +1,11 @@
 package vaultapi
 
-import "time"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+)
 
 // ErrForbiddenByPolicy is the error code (403) of a token request for a host
 // or organization that the environment's policy does not allow.
@@ -68,4 +73,21 @@ type AuditRef struct {
 // AuditRequest is the body of POST /v1/audit.
 type AuditRequest struct {
 	Events []AuditEvent `json:"events"`
+}
+
+// PolicyMAC is the value of TokenResponse.PolicyMAC for policyJSON sent with
+// token (the plaintext token, before any seal): standard base64 of
+// HMAC-SHA256 over policyJSON, keyed with SHA-256 of a label and the token.
+// Only the vault and whoever can open the token can compute it.
+func PolicyMAC(token string, policyJSON []byte) string {
+	k := sha256.Sum256([]byte("azdo-sidecar policy-mac v1\x00" + token))
+	m := hmac.New(sha256.New, k[:])
+	m.Write(policyJSON)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckPolicyMAC reports whether mac is PolicyMAC(token, policyJSON), in
+// constant time.
+func CheckPolicyMAC(token string, policyJSON []byte, mac string) bool {
+	return hmac.Equal([]byte(PolicyMAC(token, policyJSON)), []byte(mac))
 }

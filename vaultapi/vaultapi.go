@@ -3,7 +3,10 @@
 // (docs: README "Vault HTTP API"); change them only compatibly.
 package vaultapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // TokenPath is the path of the token endpoint.
 const TokenPath = "/v1/token"
@@ -36,7 +39,9 @@ type TokenResponse struct {
 	Sealed    bool      `json:"sealed"`
 	// Policy is the environment's policy (nil: none), which the sidecar
 	// enforces on the proxy and the credential helper.
-	Policy *Policy `json:"policy,omitempty"`
+	// It is the JSON of a Policy, kept raw so that PolicyMAC is checked
+	// over exactly the bytes the vault sent.
+	Policy json.RawMessage `json:"policy,omitempty"`
 	// PolicyMAC authenticates Policy (standard base64 HMAC-SHA256 of its
 	// JSON, keyed with a key derived from the token): a relay that cannot
 	// open a sealed token cannot alter the policy that travels with it.
