@@ -82,12 +82,14 @@ type CacheOptions struct {
 //   - inside the margin, the cache refreshes; if the source is unavailable
 //     (any error that is not one of the authoritative ones below), the old
 //     token keeps being served until it really expires;
-//   - authoritative answers — *ConnectError, ErrUnauthorized,
-//     ErrNoCredential — drop the cached token (the vault knows the user
-//     disconnected or the environment was revoked); ErrUnauthorized and
-//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError
-//     only shared with the callers of its fetch (the next call asks
-//     again, so a fresh connection is seen at once);
+//   - authoritative answers — *ConnectError, *ForbiddenError,
+//     ErrUnauthorized, ErrNoCredential — drop the cached token (the vault
+//     knows the user disconnected, the environment's policy forbids the
+//     org, or the environment was revoked); ErrUnauthorized and
+//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError or
+//     *ForbiddenError only shared with the callers of its fetch (the next
+//     call asks again, so a fresh connection or a policy update is seen at
+//     once);
 //   - transient failures without a usable token are cached for
 //     RetryBackoff (or the source's Retry-After, at most MaxRetryAfter).
 //
@@ -274,7 +276,8 @@ func (c *Cache) fetch(key Key, cl *call) {
 		e.tok, e.refreshAt = Token{}, time.Time{}
 		e.err, e.errUntil = err, now.Add(c.opts.NegativeTTL)
 		var ce *ConnectError
-		if errors.As(err, &ce) {
+		var fe *ForbiddenError
+		if errors.As(err, &ce) || errors.As(err, &fe) {
 			e.errUntil = time.Time{}
 		}
 	default:
@@ -345,7 +348,8 @@ func (c *Cache) backoff(err error) time.Duration {
 // rather than a failure to reach it.
 func authoritative(err error) bool {
 	var ce *ConnectError
-	return errors.As(err, &ce) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
+	var fe *ForbiddenError
+	return errors.As(err, &ce) || errors.As(err, &fe) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
 }
 
 // Invalidate drops the cached token for key if it is still rejected (the
