@@ -111,7 +111,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if _, err := s.PutCredential(ctx, Credential{Owner: "ann", Host: "dev.azure.com", Org: AllOrgs, Kind: OAuth, Sealed: "c2VhbGVk"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows; UPDATE schema_version SET version = 1`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows; DROP TABLE IF EXISTS connect_events; UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
