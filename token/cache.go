@@ -95,12 +95,14 @@ type CacheOptions struct {
 //   - inside the margin, the cache refreshes; if the source is unavailable
 //     (any error that is not one of the authoritative ones below), the old
 //     token keeps being served until it really expires;
-//   - authoritative answers — *ConnectError, ErrUnauthorized,
-//     ErrNoCredential — drop the cached token (the vault knows the user
-//     disconnected or the environment was revoked); ErrUnauthorized and
-//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError
-//     only shared with the callers of its fetch (the next call asks
-//     again, so a fresh connection is seen at once);
+//   - authoritative answers — *ConnectError, *ForbiddenError,
+//     ErrUnauthorized, ErrNoCredential — drop the cached token (the vault
+//     knows the user disconnected, the environment's policy forbids the
+//     org, or the environment was revoked); ErrUnauthorized and
+//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError or
+//     *ForbiddenError only shared with the callers of its fetch (the next
+//     call asks again, so a fresh connection or a policy update is seen at
+//     once);
 //   - failures marked ErrTransient (or a call that ran out of
 //     FetchTimeout) are retried with Backoff by the shared fetch as long
 //     as a caller still waits for it, within RetryWindow: each caller gets
@@ -340,7 +342,8 @@ func (c *Cache) fetch(key Key, cl *call) {
 		e.tok, e.refreshAt = Token{}, time.Time{}
 		e.err, e.errUntil = err, now.Add(c.opts.NegativeTTL)
 		var ce *ConnectError
-		if errors.As(err, &ce) {
+		var fe *ForbiddenError
+		if errors.As(err, &ce) || errors.As(err, &fe) {
 			e.errUntil = time.Time{}
 		}
 	default:
@@ -445,7 +448,8 @@ func (c *Cache) backoff(err error) time.Duration {
 // rather than a failure to reach it.
 func authoritative(err error) bool {
 	var ce *ConnectError
-	return errors.As(err, &ce) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
+	var fe *ForbiddenError
+	return errors.As(err, &ce) || errors.As(err, &fe) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
 }
 
 // Invalidate drops the cached token for key if it is still rejected (the

@@ -492,3 +492,37 @@ func TestCacheEvictsIdleKeysFirst(t *testing.T) {
 		t.Errorf("the key with a token was evicted before idle ones (source called again)")
 	}
 }
+
+// TestCacheForbiddenIsNotRemembered: an administrator loosens the
+// environment's policy (azdo-vault env update) and the user runs git again;
+// the next call must ask the vault, not replay the refusal. A refusal also
+// drops a cached token that is due for refresh: the vault said no.
+func TestCacheForbiddenIsNotRemembered(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	var forbidden atomic.Bool
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if forbidden.Load() {
+			return Token{}, &ForbiddenError{Key: key, Message: "not this org"}
+		}
+		return tokenN(n, t0.Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	mustToken(t, c)
+	forbidden.Store(true)
+	clk.Set(t0.Add(56 * time.Minute)) // inside the refresh margin
+	var fe *ForbiddenError
+	for i := range 2 {
+		if _, err := c.Token(context.Background(), key); !errors.As(err, &fe) || fe.Message != "not this org" {
+			t.Fatalf("Token #%d after the policy changed: err = %v; want *ForbiddenError", i+1, err)
+		}
+	}
+	if n := src.calls.Load(); n != 3 {
+		t.Fatalf("source calls = %d; want 3 (a refusal is not remembered)", n)
+	}
+	forbidden.Store(false)
+	if got := mustToken(t, c); got.Secret.Reveal() != "secret-token-4" {
+		t.Fatalf("Token after the policy allows the org again = %v; want a fresh token", got)
+	}
+}

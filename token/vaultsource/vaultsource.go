@@ -279,7 +279,12 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		ce := &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, ConnectURL: u, PATURL: pat}
 		ce.Reason = connectReason(er.Message, *ce)
 		return ce
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case http.StatusForbidden:
+		if er.Error == vaultapi.ErrForbiddenByPolicy {
+			return &token.ForbiddenError{Key: key, Message: msg}
+		}
+		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
+	case http.StatusUnauthorized:
 		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
 		// The vault (or a proxy in front of it) is busy or cannot reach

@@ -192,6 +192,17 @@ func TestTokenErrors(t *testing.T) {
 		{"connect_url with another scheme", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "javascript:alert(1)"}), "",
 			func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"bad environment token", nil, "wrong-env-token", func(err error) bool { return errors.Is(err, token.ErrUnauthorized) }},
+		{"forbidden by policy", errorAnswer(403, vaultapi.ErrorResponse{Error: vaultapi.ErrForbiddenByPolicy, Message: "this environment may not use dev.azure.com/fabrikam\r\ninjected"}), "",
+			func(err error) bool {
+				var fe *token.ForbiddenError
+				return errors.As(err, &fe) && fe.Key.Org == "contoso" && !errors.Is(err, token.ErrUnauthorized) &&
+					fe.Message == "this environment may not use dev.azure.com/fabrikaminjected"
+			}},
+		{"403 without the policy code is an environment refusal", errorAnswer(403, vaultapi.ErrorResponse{Error: "forbidden"}), "",
+			func(err error) bool {
+				var fe *token.ForbiddenError
+				return errors.Is(err, token.ErrUnauthorized) && !errors.As(err, &fe)
+			}},
 		{"unavailable with retry-after", errorAnswer(503, vaultapi.ErrorResponse{Error: vaultapi.ErrUnavailable}, "Retry-After", "7"), "",
 			func(err error) bool {
 				var ra *token.RetryAfterError
