@@ -63,6 +63,10 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"ConcurrentUseNonce", testConcurrentUseNonce},
 		{"Flows", testFlows},
 		{"ConcurrentTakeFlow", testConcurrentTakeFlow},
+		{"EnvironmentPolicy", testEnvironmentPolicy},
+		{"ConcurrentSetPolicy", testConcurrentSetPolicy},
+		{"AuditEvents", testAuditEvents},
+		{"AddAuditEventsAtomic", testAddAuditEventsAtomic},
 		{"ConnectEvents", testConnectEvents},
 	}
 	for _, tt := range tests {
