@@ -183,11 +183,18 @@ func TestCacheSharedFetchHasItsOwnTimeout(t *testing.T) {
 		<-ctx.Done()
 		return Token{}, ctx.Err()
 	}}
-	c := NewCache(src, CacheOptions{FetchTimeout: 30 * time.Millisecond})
+	c := NewCache(src, CacheOptions{FetchTimeout: 30 * time.Millisecond, Backoff: func(int) time.Duration { return time.Millisecond }})
 	defer c.Close()
-	_, err := c.Token(context.Background(), key)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Token with hanging source: err = %v; want ErrUnavailable", err)
+	// The timed-out call is transient and retried while the caller
+	// waits; at the caller's deadline it gets the last failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Token(ctx, key)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTransient) {
+		t.Fatalf("Token with hanging source: err = %v; want ErrUnavailable, transient", err)
+	}
+	if n := src.calls.Load(); n < 2 {
+		t.Errorf("source calls = %d; want the timed-out call retried", n)
 	}
 }
 
