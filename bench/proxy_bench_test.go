@@ -85,7 +85,7 @@ type benchSidecar struct {
 	Proxy        string `json:"proxy"`
 	CAFile       string `json:"ca_file"`
 	ProxyURLFile string `json:"proxy_url_file"`
-	pid    int
+	pid          int
 }
 
 func startBenchSidecar(t *testing.T, pat string, args ...string) *benchSidecar {

@@ -188,7 +188,6 @@ const ProxyInclude = "proxy.gitconfig"
 // that starts with it.
 const includeHeader = "# Written by azdo-sidecar setup: the proxy URL with its credential.\n# Readable by its owner alone; azdo-sidecar setup --undo removes it.\n"
 
-
 // Setting is one git config line.
 type Setting struct {
 	Key   string
