@@ -32,7 +32,7 @@ type Matcher interface {
 
 // OrgFunc returns the organization (or collection) a request is for, from
 // its host, URL path and the non-secret user name git sent, or "" when
-// unknown. azdo.OrgFor is one.
+// unknown. (*azdo.Hosts).OrgFor is one.
 type OrgFunc func(host, path, username string) string
 
 // Config configures a Proxy.
