@@ -227,10 +227,14 @@ func (v *Vault) refresh(ctx context.Context, p Provider, id int64, minValid time
 
 // refreshWithRetry calls the provider, retrying transient failures with
 // bounded exponential backoff and jitter; other failures return at once.
+// Each call is bounded by Backoff.AttemptTimeout (doubled per retry), so a
+// call that hangs is retried within MaxWait.
 func (v *Vault) refreshWithRetry(ctx context.Context, p Provider, c store.Credential, rt secret.String) (Grant, error) {
 	for attempt := 0; ; attempt++ {
 		v.m.refreshAttempts.WithLabelValues(p.Host).Inc()
-		g, err := p.OAuth.Refresh(ctx, rt)
+		actx, cancel := context.WithTimeout(ctx, v.backoff.AttemptTimeout<<min(attempt, 8))
+		g, err := p.OAuth.Refresh(actx, rt)
+		cancel()
 		if err == nil && g.AccessToken.IsZero() {
 			err = &RefreshError{Class: Transient, Reason: "empty_access_token", Err: errors.New("identity provider returned no access token")}
 		}

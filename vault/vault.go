@@ -39,6 +39,13 @@ type Backoff struct {
 	Attempts int           // total tries, the first included (default 4)
 	Base     time.Duration // first delay, doubled each time (default 250ms)
 	Max      time.Duration // cap of one delay (default 2s)
+	// AttemptTimeout bounds the first call to the identity provider, and
+	// doubles for each retry (default MaxWait/2): a call that hangs (a TLS
+	// handshake or an answer that never comes) is cut and tried again
+	// while requests still wait for it, instead of holding the whole
+	// RefreshTimeout. A refresh token sent in a call that was cut stays
+	// usable: Entra ID does not retire a refresh token when it rotates it.
+	AttemptTimeout time.Duration
 }
 
 // Config configures a Vault. Keys and Store are required.
@@ -165,6 +172,9 @@ func New(cfg Config) (*Vault, error) {
 	}
 	if v.maxWait <= 0 {
 		v.maxWait = 10 * time.Second
+	}
+	if v.backoff.AttemptTimeout <= 0 {
+		v.backoff.AttemptTimeout = v.maxWait / 2
 	}
 	if v.patHorizon <= 0 {
 		v.patHorizon = time.Hour
