@@ -63,6 +63,10 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"ConcurrentUseNonce", testConcurrentUseNonce},
 		{"Flows", testFlows},
 		{"ConcurrentTakeFlow", testConcurrentTakeFlow},
+		{"EnvironmentPolicy", testEnvironmentPolicy},
+		{"ConcurrentSetPolicy", testConcurrentSetPolicy},
+		{"AuditEvents", testAuditEvents},
+		{"AddAuditEventsAtomic", testAddAuditEventsAtomic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
