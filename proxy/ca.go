@@ -90,14 +90,14 @@ func NewCA(selfHosted []string, now func() time.Time) (*CA, error) {
 			CommonName:   "azdo-sidecar interception CA " + serial.Text(16)[:8],
 			Organization: []string{"azdo-sidecar"},
 		},
-		NotBefore:                   t.Add(-clockSkew),
-		NotAfter:                    t.Add(caValidity),
-		IsCA:                        true,
-		BasicConstraintsValid:       true,
-		MaxPathLenZero:              true,
-		KeyUsage:                    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		PermittedDNSDomains:         dns,
-		PermittedIPRanges:           ips,
+		NotBefore:             t.Add(-clockSkew),
+		NotAfter:              t.Add(caValidity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		PermittedDNSDomains:   dns,
+		PermittedIPRanges:     ips,
 	}
 	if len(ips) == 0 {
 		// Without a permitted IP range, X.509 leaves IP names unconstrained;
