@@ -100,8 +100,14 @@ func (v *Vault) connectKind(p Provider) store.Kind {
 }
 
 func (v *Vault) connectError(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string) error {
+	return v.connectLinks(ctx, env, key, kind, reconnect, reason, false)
+}
+
+// connectLinks is connectError with links that say whether an environment
+// waits for them (waiting).
+func (v *Vault) connectLinks(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string, waiting bool) error {
 	links := *v.links.Load()
-	req := LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect}
+	req := LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect, Waiting: waiting}
 	u, err := links.ConnectURL(ctx, req)
 	if err != nil {
 		return fmt.Errorf("vault: connect link: %w", err)

@@ -87,6 +87,20 @@ var pgMigrations = []string{
 	CREATE INDEX audit_events_time ON audit_events (time);
 	CREATE INDEX audit_events_owner ON audit_events (owner, time);
 	CREATE INDEX audit_events_env ON audit_events (env, time);`,
+	// 4: outcomes of Connect and PAT flows, read by the replicas' pollers
+	// to end the waits of environments (azdo-sidecar --wait-connect).
+	`CREATE TABLE connect_events (
+		id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		owner    TEXT        NOT NULL,
+		env      TEXT        NOT NULL,
+		host     TEXT        NOT NULL,
+		kind     TEXT        NOT NULL,
+		ok       BOOLEAN     NOT NULL,
+		identity TEXT        NOT NULL,
+		reason   TEXT        NOT NULL,
+		at       TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX connect_events_at ON connect_events (at);`,
 }
 
 // migrateLockKey names the advisory lock that serialises migrations of
@@ -628,6 +642,59 @@ func (s *Postgres) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 		return Flow{}, ErrNotFound
 	}
 	return f, nil
+}
+
+// AddConnectEvent implements Store.
+func (s *Postgres) AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error) {
+	if err := checkConnectEvent(e); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM connect_events WHERE at <= $1`, now.Add(-ConnectEventRetention)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO connect_events (owner, env, host, kind, ok, identity, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			e.Owner, e.Env, e.Host, string(e.Kind), e.OK, e.Identity, e.Reason, now).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	return id, nil
+}
+
+// ConnectEvents implements Store.
+func (s *Postgres) ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, owner, env, host, kind, ok, identity, reason, at FROM connect_events WHERE id > $1 ORDER BY id LIMIT $2`, after, MaxConnectEvents)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	defer rows.Close()
+	var out []ConnectEvent
+	for rows.Next() {
+		var e ConnectEvent
+		var kind string
+		var at time.Time
+		if err := rows.Scan(&e.ID, &e.Owner, &e.Env, &e.Host, &kind, &e.OK, &e.Identity, &e.Reason, &at); err != nil {
+			return nil, fmt.Errorf("store: connect events: %w", err)
+		}
+		e.Kind, e.At = Kind(kind), at.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	return out, nil
+}
+
+// LastConnectEventID implements Store.
+func (s *Postgres) LastConnectEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM connect_events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: last connect event: %w", err)
+	}
+	return id, nil
 }
 
 var _ Store = (*Postgres)(nil)

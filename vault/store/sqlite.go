@@ -87,6 +87,20 @@ var migrations = []string{
 	CREATE INDEX audit_events_time ON audit_events (time);
 	CREATE INDEX audit_events_owner ON audit_events (owner, time);
 	CREATE INDEX audit_events_env ON audit_events (env, time);`,
+	// 4: outcomes of Connect and PAT flows, read by the replicas' pollers
+	// to end the waits of environments (azdo-sidecar --wait-connect).
+	`CREATE TABLE connect_events (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		owner    TEXT    NOT NULL,
+		env      TEXT    NOT NULL,
+		host     TEXT    NOT NULL,
+		kind     TEXT    NOT NULL,
+		ok       INTEGER NOT NULL,
+		identity TEXT    NOT NULL,
+		reason   TEXT    NOT NULL,
+		at       INTEGER NOT NULL
+	);
+	CREATE INDEX connect_events_at ON connect_events (at);`,
 }
 
 // SQLite is the embedded Store: one file (plus its WAL), transactions,
@@ -719,6 +733,67 @@ func (s *SQLite) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error) {
 		return Flow{}, ErrNotFound
 	}
 	return f, nil
+}
+
+// AddConnectEvent implements Store.
+func (s *SQLite) AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error) {
+	if err := checkConnectEvent(e); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM connect_events WHERE at <= ?`, unix(now.Add(-ConnectEventRetention))); err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO connect_events (owner, env, host, kind, ok, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Owner, e.Env, e.Host, string(e.Kind), e.OK, e.Identity, e.Reason, unix(now)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	return id, nil
+}
+
+// ConnectEvents implements Store.
+func (s *SQLite) ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, env, host, kind, ok, identity, reason, at FROM connect_events WHERE id > ? ORDER BY id LIMIT ?`, after, MaxConnectEvents)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	defer rows.Close()
+	var out []ConnectEvent
+	for rows.Next() {
+		var e ConnectEvent
+		var kind string
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Owner, &e.Env, &e.Host, &kind, &e.OK, &e.Identity, &e.Reason, &at); err != nil {
+			return nil, fmt.Errorf("store: connect events: %w", err)
+		}
+		e.Kind, e.At = Kind(kind), fromUnix(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	return out, nil
+}
+
+// LastConnectEventID implements Store. AUTOINCREMENT never reuses an ID,
+// so the sequence is the high-water mark even after old events are gone.
+func (s *SQLite) LastConnectEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'connect_events'), 0)`).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("store: last connect event: %w", err)
+	}
+	return id, nil
 }
 
 var _ Store = (*SQLite)(nil)

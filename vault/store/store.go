@@ -237,6 +237,16 @@ type Store interface {
 	// callback, whichever replica gets it.
 	TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 
+	// AddConnectEvent records e (its ID and At are set by the store) and
+	// forgets events older than ConnectEventRetention. It returns the ID.
+	AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error)
+	// ConnectEvents returns up to MaxConnectEvents events with an ID
+	// above after, in ID order. It is what each vault replica's one
+	// poller reads, once a second while environments wait.
+	ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error)
+	// LastConnectEventID returns the highest event ID (0: none yet).
+	LastConnectEventID(ctx context.Context) (int64, error)
+
 	// Close releases the store.
 	Close() error
 }
