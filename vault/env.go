@@ -31,6 +31,17 @@ func HashEnvToken(tok secret.String) []byte {
 // (0: never) and returns it with its token. The token is 32 random bytes,
 // shown to the caller once and stored only as its hash.
 func NewEnvironment(ctx context.Context, st store.Store, now time.Time, owner string, ttl time.Duration) (store.Environment, secret.String, error) {
+	return NewEnvironmentWithPolicy(ctx, st, now, owner, ttl, store.Policy{})
+}
+
+// NewEnvironmentWithPolicy is NewEnvironment for an environment limited by
+// policy (validated first; the zero Policy limits nothing). A policy given
+// at creation is version 1.
+func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, now time.Time, owner string, ttl time.Duration, policy store.Policy) (store.Environment, secret.String, error) {
+	policy, err := ValidatePolicy(policy)
+	if err != nil {
+		return store.Environment{}, secret.String{}, err
+	}
 	if owner == "" {
 		return store.Environment{}, secret.String{}, errors.New("vault: an environment needs an owner")
 	}
@@ -54,6 +65,9 @@ func NewEnvironment(ctx context.Context, st store.Store, now time.Time, owner st
 	}
 	if ttl > 0 {
 		e.ExpiresAt = now.Add(ttl).UTC()
+	}
+	if !policy.IsZero() {
+		e.Policy, e.PolicyVersion = policy, 1
 	}
 	if err := st.CreateEnvironment(ctx, e); err != nil {
 		return store.Environment{}, secret.String{}, err

@@ -103,7 +103,8 @@ func TestOpenURL(t *testing.T) {
 }
 
 // TestMigrateFromVersion1: a database written by a binary at schema 1
-// gains the Connect tables and keeps its rows.
+// gains the Connect tables, the policy columns and the audit table, and
+// keeps its rows.
 func TestMigrateFromVersion1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
@@ -111,7 +112,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if _, err := s.PutCredential(ctx, Credential{Owner: "ann", Host: "dev.azure.com", Org: AllOrgs, Kind: OAuth, Sealed: "c2VhbGVk"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows; UPDATE schema_version SET version = 1`); err != nil {
+	if err := s.CreateEnvironment(ctx, Environment{ID: "env_old", Owner: "ann", TokenHash: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Undo migrations 2, 3 and 4.
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows;
+		DROP TABLE audit_events; DROP TABLE connect_events; ALTER TABLE environments DROP COLUMN policy; ALTER TABLE environments DROP COLUMN policy_version;
+		UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -124,6 +131,10 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	if err := s2.UseNonce(ctx, []byte{1}, time.Now().Add(time.Hour)); err != nil {
 		t.Errorf("UseNonce after upgrade = %v", err)
+	}
+	// An environment from before policies has none, at version 0.
+	if e, err := s2.EnvironmentByTokenHash(ctx, []byte{1}); err != nil || !e.Policy.IsZero() || e.PolicyVersion != 0 {
+		t.Errorf("environment after upgrade = %+v, %v; want no policy, version 0", e, err)
 	}
 }
 
