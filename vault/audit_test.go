@@ -58,12 +58,12 @@ func TestAuditPostAndList(t *testing.T) {
 	events := []vaultapi.AuditEvent{
 		{Time: t0, Host: "dev.azure.com", Org: "contoso", Project: "Fabrikam", Repo: "web", Operation: "fetch", Status: 200, BytesIn: 100, BytesOut: 20000, DurationMS: 40},
 		push,
-		{Time: t0, Host: "dev.azure.com", Operation: "delete-everything", Status: 200},                                 // unknown operation
-		{Time: t0, Host: "dev.azure.com", Repo: "web\nforged line", Operation: "fetch", Status: 200},                   // control character
-		{Time: t0, Host: "dev.azure.com", Repo: strings.Repeat("r", 300), Operation: "fetch", Status: 200},             // too long
-		{Time: t0, Host: "dev.azure.com", Operation: "push", Refs: []vaultapi.AuditRef{{Name: "refs/heads/x", Old: "pat-like-value", New: oid2}}}, // not an object ID
+		{Time: t0, Host: "dev.azure.com", Operation: "delete-everything", Status: 200},                                                                   // unknown operation
+		{Time: t0, Host: "dev.azure.com", Repo: "web\nforged line", Operation: "fetch", Status: 200},                                                     // control character
+		{Time: t0, Host: "dev.azure.com", Repo: strings.Repeat("r", 300), Operation: "fetch", Status: 200},                                               // too long
+		{Time: t0, Host: "dev.azure.com", Operation: "push", Refs: []vaultapi.AuditRef{{Name: "refs/heads/x", Old: "pat-like-value", New: oid2}}},        // not an object ID
 		{Time: t0, Host: "dev.azure.com", Operation: "rest", Refused: "Authorization: Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"}, // a token
-		{Time: t0, Host: "dev.azure.com", Operation: "rest", Refused: "env token azdoenv_abcdefghijklmnop"},           // an env token
+		{Time: t0, Host: "dev.azure.com", Operation: "rest", Refused: "env token azdoenv_abcdefghijklmnop"},                                              // an env token
 		{Time: t0, Operation: "fetch"}, // no host
 	}
 	code, body := h.postAudit(h.envTok.Reveal(), auditBody(t, events...))
