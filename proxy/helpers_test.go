@@ -177,6 +177,8 @@ type harnessOpts struct {
 	selfHosted []string
 	resolve    []string
 	auth       *Auth
+	plainHosts []string
+	tunnelPort []int
 }
 
 func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
@@ -199,16 +201,18 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{
-		Hosts:         hosts,
-		OrgFor:        hosts.OrgFor,
-		SelfHosted:    hosts.SelfHosted(),
-		Source:        src,
-		UpstreamRoots: up.pool,
-		Resolve:       res,
-		UpstreamProxy: nil,
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:    reg,
-		Auth:          o.auth,
+		Hosts:          hosts,
+		OrgFor:         hosts.OrgFor,
+		SelfHosted:     hosts.SelfHosted(),
+		Source:         src,
+		UpstreamRoots:  up.pool,
+		Resolve:        res,
+		UpstreamProxy:  nil,
+		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:     reg,
+		Auth:           o.auth,
+		PlainHTTPHosts: o.plainHosts,
+		TunnelPorts:    o.tunnelPort,
 	})
 	if err != nil {
 		t.Fatal(err)
