@@ -178,6 +178,7 @@ type harnessOpts struct {
 	resolve    []string
 	audit      AuditSink
 	auditIdle  time.Duration
+	auth       *Auth
 }
 
 func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
@@ -211,6 +212,7 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 		Registerer:    reg,
 		Audit:         o.audit,
 		AuditIdle:     o.auditIdle,
+		Auth:          o.auth,
 	})
 	if err != nil {
 		t.Fatal(err)
