@@ -132,10 +132,10 @@ func New(opts Options) (*Source, error) {
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Source{
 		waitClient: &http.Client{Transport: waitRT, CheckRedirect: noRedirect},
-		endpoint: strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
-		envToken: opts.EnvToken,
-		minValid: opts.MinValid,
-		keys:     kp,
+		endpoint:   strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
+		envToken:   opts.EnvToken,
+		minValid:   opts.MinValid,
+		keys:       kp,
 		client: &http.Client{
 			Transport: rt,
 			Timeout:   opts.Timeout,
