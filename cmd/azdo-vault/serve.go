@@ -198,6 +198,18 @@ func patHosts(vf *config.VaultFile) map[string]bool {
 	return out
 }
 
+// virtualDirs returns the virtual directory of every provider configured
+// with one (host: tfs.example.com/tfs).
+func virtualDirs(vf *config.VaultFile) map[string]string {
+	out := map[string]string{}
+	for _, p := range vf.Providers {
+		if p.VirtualDir != "" {
+			out[p.Host] = p.VirtualDir
+		}
+	}
+	return out
+}
+
 // upstreamClient is the client for the identity provider and self-hosted
 // servers: system roots, SSL_CERT_FILE and caFile; timeouts everywhere.
 func upstreamClient(caFile string) (*http.Client, error) {
