@@ -219,7 +219,10 @@ func TestMicrosoftSitesAreNotOrganizations(t *testing.T) {
 		}
 		both := emuRoots.Clone()
 		both.AppendCertsFromPEM(sidecarCA)
-		proxyURL, _ := url.Parse("http://" + sc.Proxy)
+		proxyURL, err := url.Parse(sc.proxyURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
 		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: both},
 		}}
