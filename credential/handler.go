@@ -91,7 +91,11 @@ func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) 
 		// *token.ConnectError's message names the connect URL.
 		msg := "azdo-sidecar: " + err.Error()
 		var ce *token.ConnectError
-		if !errors.As(err, &ce) {
+		var fe *token.ForbiddenError
+		if errors.As(err, &fe) {
+			// The message says which host or org the policy refuses.
+			msg = "azdo-sidecar: " + fe.Error()
+		} else if !errors.As(err, &ce) {
 			msg = "azdo-sidecar: no token for " + key.String() + ": " + err.Error()
 		} else if ce.PATURL != "" {
 			msg += " (or, to use a personal access token instead: " + ce.PATURL + ")"

@@ -85,6 +85,8 @@ func TestTokenHandlerGet(t *testing.T) {
 			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "tfs.corp.example:8443", Org: "coll"}},
 		{"connect required", ado, token.Token{}, connect,
 			"quit=1\nazdo_message=azdo-sidecar: " + connect.Error() + "\n", token.Key{Host: "dev.azure.com", Org: "org"}},
+		{"forbidden by the environment's policy", ado, token.Token{}, &token.ForbiddenError{Key: token.Key{Host: "dev.azure.com", Org: "org"}, Message: "this environment may use only dev.azure.com/contoso"},
+			"quit=1\nazdo_message=azdo-sidecar: Azure DevOps (dev.azure.com/org): forbidden by this environment's policy: this environment may use only dev.azure.com/contoso\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"connect required, PAT page offered too", ado, token.Token{}, withPAT,
 			"quit=1\nazdo_message=azdo-sidecar: " + connect.Error() + " (or, to use a personal access token instead: https://runner.example/pat?x=1)\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"source down", ado, token.Token{}, fmt.Errorf("vault: %w", token.ErrUnavailable),

@@ -25,6 +25,7 @@ import (
 func tokenErrorResponse(req *http.Request, key token.Key, err error) (result string, resp *http.Response) {
 	var ce *token.ConnectError
 	var ra *token.RetryAfterError
+	var fe *token.ForbiddenError
 	switch {
 	case errors.As(err, &ce):
 		msg := "azdo-sidecar: " + connectLine(ce) + "\n"
@@ -44,6 +45,11 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 		}
 		resp.Header.Set("WWW-Authenticate", `Bearer realm="azdo-sidecar", error="`+code+`"`)
 		return "connect_required", resp
+	case errors.As(err, &fe):
+		// The vault's policy for this environment: a refusal the user
+		// reads, as git shows it ("remote: azdo-sidecar: ..."), not a
+		// missing credential.
+		return "forbidden_by_policy", textResponse(req, http.StatusForbidden, "azdo-sidecar: "+oneLine(fe.Error())+"\n")
 	case errors.Is(err, token.ErrUnauthorized):
 		return "unauthorized", textResponse(req, http.StatusForbidden,
 			"azdo-sidecar: this environment is not authorized by the vault (its environment token was rejected); ask your administrator\n")
@@ -101,4 +107,14 @@ func connectLine(ce *token.ConnectError) string {
 		line += " (" + r + ")"
 	}
 	return line
+}
+
+// oneLine keeps s on one line of git's "remote:" output.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -481,10 +481,13 @@ func (m *sourceMetrics) observe(_ token.Key, took time.Duration, err error) {
 	m.latency.Observe(took.Seconds())
 	result := "ok"
 	var ce *token.ConnectError
+	var fe *token.ForbiddenError
 	switch {
 	case err == nil:
 	case errors.As(err, &ce):
 		result = "connect_required"
+	case errors.As(err, &fe):
+		result = "forbidden_by_policy"
 	case errors.Is(err, token.ErrUnauthorized):
 		result = "unauthorized"
 	case errors.Is(err, token.ErrNoCredential):

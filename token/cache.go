@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -16,9 +17,14 @@ const (
 	// refreshed: git operations that start with less than this left could
 	// see the token expire in the middle of a pack transfer.
 	DefaultMargin = 5 * time.Minute
-	// DefaultFetchTimeout bounds one shared fetch from the source,
-	// whatever the callers' contexts say.
+	// DefaultFetchTimeout bounds one call to the source, whatever the
+	// callers' contexts say.
 	DefaultFetchTimeout = 20 * time.Second
+	// DefaultRetryWindow bounds how long a shared fetch keeps retrying
+	// transient failures (ErrTransient) while callers wait: as long as the
+	// credential helper's own timeout, so that a caller without a deadline
+	// of its own is not held longer than git would wait.
+	DefaultRetryWindow = 30 * time.Second
 	// DefaultNegativeTTL is how long an authoritative "no" from the source
 	// (environment not authorized, no credential) is answered from memory,
 	// so that a thousand git processes hitting it ask the source once.
@@ -53,6 +59,13 @@ type CacheOptions struct {
 	Margin time.Duration
 	// FetchTimeout bounds one call to the wrapped Source.
 	FetchTimeout time.Duration
+	// RetryWindow bounds a shared fetch, retries of transient failures
+	// included (default DefaultRetryWindow).
+	RetryWindow time.Duration
+	// Backoff is the delay before retry n (1, 2, …) of a transient
+	// failure; a Retry-After from the source (at most MaxRetryAfter) is
+	// waited for when longer. Default DefaultBackoff.
+	Backoff func(n int) time.Duration
 	// NegativeTTL is how long authoritative failures are cached.
 	NegativeTTL time.Duration
 	// RetryBackoff is how long transient failures are cached when the
@@ -82,14 +95,21 @@ type CacheOptions struct {
 //   - inside the margin, the cache refreshes; if the source is unavailable
 //     (any error that is not one of the authoritative ones below), the old
 //     token keeps being served until it really expires;
-//   - authoritative answers — *ConnectError, ErrUnauthorized,
-//     ErrNoCredential — drop the cached token (the vault knows the user
-//     disconnected or the environment was revoked); ErrUnauthorized and
-//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError
-//     only shared with the callers of its fetch (the next call asks
-//     again, so a fresh connection is seen at once);
-//   - transient failures without a usable token are cached for
-//     RetryBackoff (or the source's Retry-After, at most MaxRetryAfter).
+//   - authoritative answers — *ConnectError, *ForbiddenError,
+//     ErrUnauthorized, ErrNoCredential — drop the cached token (the vault
+//     knows the user disconnected, the environment's policy forbids the
+//     org, or the environment was revoked); ErrUnauthorized and
+//     ErrNoCredential are then cached for NegativeTTL, a *ConnectError or
+//     *ForbiddenError only shared with the callers of its fetch (the next
+//     call asks again, so a fresh connection or a policy update is seen at
+//     once);
+//   - failures marked ErrTransient (or a call that ran out of
+//     FetchTimeout) are retried with Backoff by the shared fetch as long
+//     as a caller still waits for it, within RetryWindow: each caller gets
+//     the first success, or the last failure once its own context is done;
+//     authoritative answers and other failures are never retried;
+//   - failures without a usable token are cached for RetryBackoff (or the
+//     source's Retry-After, at most MaxRetryAfter).
 //
 // Tokens live in memory only; nothing is ever written to disk.
 type Cache struct {
@@ -103,7 +123,7 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[Key]*entry
 
-	fetches, hits, staleHits, negativeHits, errs atomic.Uint64
+	fetches, hits, staleHits, negativeHits, errs, retries atomic.Uint64
 }
 
 type entry struct {
@@ -122,6 +142,20 @@ type call struct {
 	done chan struct{}
 	tok  Token
 	err  error
+
+	// Guarded by Cache.mu: how many callers wait for this fetch, and the
+	// failure of its latest attempt (what a caller whose context ends
+	// while a retry is pending is told).
+	waiters int
+	lastErr error
+}
+
+// DefaultBackoff is CacheOptions.Backoff's default: 100ms doubled per
+// retry, at most 2s, with up to 50% jitter so that sidecars that failed
+// together do not retry in step.
+func DefaultBackoff(n int) time.Duration {
+	d := min(100*time.Millisecond<<min(n-1, 5), 2*time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 // NewCache returns a Cache in front of src. Call Close when done with it.
@@ -131,6 +165,12 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	if opts.RetryWindow <= 0 {
+		opts.RetryWindow = DefaultRetryWindow
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = DefaultBackoff
 	}
 	if opts.NegativeTTL <= 0 {
 		opts.NegativeTTL = DefaultNegativeTTL
@@ -206,7 +246,13 @@ func (c *Cache) Token(ctx context.Context, key Key) (Token, error) {
 	if cl == nil {
 		cl = c.start(key, e)
 	}
+	cl.waiters++
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		cl.waiters--
+		c.mu.Unlock()
+	}()
 
 	var staleTimer <-chan time.Time
 	if usable {
@@ -225,6 +271,14 @@ func (c *Cache) Token(ctx context.Context, key Key) (Token, error) {
 		c.staleHits.Add(1)
 		return stale, nil
 	case <-ctx.Done():
+		c.mu.Lock()
+		last := cl.lastErr
+		c.mu.Unlock()
+		if last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// Out of time while a retry was pending: the failure that
+			// kept this caller waiting says more than "deadline exceeded".
+			return Token{}, last
+		}
 		return Token{}, fmt.Errorf("token: waiting for %s: %w", key, ctx.Err())
 	}
 }
@@ -233,29 +287,43 @@ func (c *Cache) Token(ctx context.Context, key Key) (Token, error) {
 func (c *Cache) start(key Key, e *entry) *call {
 	cl := &call{done: make(chan struct{})}
 	e.call = cl
-	c.fetches.Add(1)
 	c.wg.Add(1)
 	go c.fetch(key, cl)
 	return cl
 }
 
-// fetch runs one shared fetch. It is owned by the Cache: bounded by
-// FetchTimeout and cancelled by Close, never by a caller.
+// fetch runs one shared fetch. It is owned by the Cache: each call to the
+// source is bounded by FetchTimeout, transient failures are retried while
+// a caller waits (within RetryWindow), and Close cancels it, never a
+// caller.
 func (c *Cache) fetch(key Key, cl *call) {
 	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
 	began := time.Now()
-	tok, err := c.src.Token(ctx, key)
-	took := time.Since(began)
-	cancel()
-	if err == nil && tok.Secret.IsZero() {
-		err = fmt.Errorf("token: source returned an empty token for %s: %w", key, ErrUnavailable)
-	}
-	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && !errors.Is(err, ErrUnavailable) {
-		err = fmt.Errorf("token: fetch for %s: %w (%v)", key, ErrUnavailable, err)
-	}
-	if err != nil {
-		c.errs.Add(1)
+	var tok Token
+	var err error
+	for n := 1; ; n++ {
+		tok, err = c.attempt(key)
+		if err == nil || !errors.Is(err, ErrTransient) || authoritative(err) {
+			break
+		}
+		delay := max(c.opts.Backoff(n), c.retryAfter(err))
+		c.mu.Lock()
+		cl.lastErr = err
+		waiting := cl.waiters > 0
+		c.mu.Unlock()
+		if !waiting || time.Since(began)+delay >= c.opts.RetryWindow {
+			break
+		}
+		c.retries.Add(1)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+		if c.ctx.Err() != nil {
+			break
+		}
 	}
 
 	c.mu.Lock()
@@ -274,7 +342,8 @@ func (c *Cache) fetch(key Key, cl *call) {
 		e.tok, e.refreshAt = Token{}, time.Time{}
 		e.err, e.errUntil = err, now.Add(c.opts.NegativeTTL)
 		var ce *ConnectError
-		if errors.As(err, &ce) {
+		var fe *ForbiddenError
+		if errors.As(err, &ce) || errors.As(err, &fe) {
 			e.errUntil = time.Time{}
 		}
 	default:
@@ -286,10 +355,44 @@ func (c *Cache) fetch(key Key, cl *call) {
 	}
 	close(cl.done)
 	c.mu.Unlock()
+}
 
+// attempt makes one call to the source, bounded by FetchTimeout. A call
+// cut short by FetchTimeout (not by Close) is transient.
+func (c *Cache) attempt(key Key) (Token, error) {
+	c.fetches.Add(1)
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
+	began := time.Now()
+	tok, err := c.src.Token(ctx, key)
+	took := time.Since(began)
+	timedOut := ctx.Err() != nil && c.ctx.Err() == nil
+	cancel()
+	if err == nil && tok.Secret.IsZero() {
+		err = fmt.Errorf("token: source returned an empty token for %s: %w", key, ErrUnavailable)
+	}
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("token: fetch for %s: %w (%v)", key, ErrUnavailable, err)
+	}
+	if err != nil && timedOut && !errors.Is(err, ErrTransient) {
+		err = Transient(err)
+	}
+	if err != nil {
+		c.errs.Add(1)
+	}
 	if c.opts.OnFetch != nil {
 		c.opts.OnFetch(key, took, err)
 	}
+	return tok, err
+}
+
+// retryAfter is the delay a *RetryAfterError in err asks for, at most
+// MaxRetryAfter (0 without one).
+func (c *Cache) retryAfter(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return min(ra.After, MaxRetryAfter)
+	}
+	return 0
 }
 
 // evict makes room for one more key; c.mu is held. It drops every idle
@@ -345,7 +448,8 @@ func (c *Cache) backoff(err error) time.Duration {
 // rather than a failure to reach it.
 func authoritative(err error) bool {
 	var ce *ConnectError
-	return errors.As(err, &ce) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
+	var fe *ForbiddenError
+	return errors.As(err, &ce) || errors.As(err, &fe) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNoCredential)
 }
 
 // Invalidate drops the cached token for key if it is still rejected (the
@@ -384,6 +488,7 @@ type CacheStats struct {
 	StaleHits    uint64 // answered with a token inside the margin because the refresh failed or was slow
 	NegativeHits uint64 // answered with a remembered failure
 	Errors       uint64 // failed calls to the wrapped Source
+	Retries      uint64 // calls to the wrapped Source that retried a transient failure
 }
 
 // Stats returns the counters.
@@ -394,6 +499,7 @@ func (c *Cache) Stats() CacheStats {
 		StaleHits:    c.staleHits.Load(),
 		NegativeHits: c.negativeHits.Load(),
 		Errors:       c.errs.Load(),
+		Retries:      c.retries.Load(),
 	}
 }
 

@@ -183,11 +183,18 @@ func TestCacheSharedFetchHasItsOwnTimeout(t *testing.T) {
 		<-ctx.Done()
 		return Token{}, ctx.Err()
 	}}
-	c := NewCache(src, CacheOptions{FetchTimeout: 30 * time.Millisecond})
+	c := NewCache(src, CacheOptions{FetchTimeout: 30 * time.Millisecond, Backoff: func(int) time.Duration { return time.Millisecond }})
 	defer c.Close()
-	_, err := c.Token(context.Background(), key)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Token with hanging source: err = %v; want ErrUnavailable", err)
+	// The timed-out call is transient and retried while the caller
+	// waits; at the caller's deadline it gets the last failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Token(ctx, key)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTransient) {
+		t.Fatalf("Token with hanging source: err = %v; want ErrUnavailable, transient", err)
+	}
+	if n := src.calls.Load(); n < 2 {
+		t.Errorf("source calls = %d; want the timed-out call retried", n)
 	}
 }
 
@@ -483,5 +490,39 @@ func TestCacheEvictsIdleKeysFirst(t *testing.T) {
 	mustTok(keep)
 	if src.calls.Load() != calls {
 		t.Errorf("the key with a token was evicted before idle ones (source called again)")
+	}
+}
+
+// TestCacheForbiddenIsNotRemembered: an administrator loosens the
+// environment's policy (azdo-vault env update) and the user runs git again;
+// the next call must ask the vault, not replay the refusal. A refusal also
+// drops a cached token that is due for refresh: the vault said no.
+func TestCacheForbiddenIsNotRemembered(t *testing.T) {
+	clk := newClock()
+	t0 := clk.Now()
+	var forbidden atomic.Bool
+	src := &fakeSource{fn: func(_ context.Context, n int64, _ Key) (Token, error) {
+		if forbidden.Load() {
+			return Token{}, &ForbiddenError{Key: key, Message: "not this org"}
+		}
+		return tokenN(n, t0.Add(60*time.Minute)), nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	defer c.Close()
+	mustToken(t, c)
+	forbidden.Store(true)
+	clk.Set(t0.Add(56 * time.Minute)) // inside the refresh margin
+	var fe *ForbiddenError
+	for i := range 2 {
+		if _, err := c.Token(context.Background(), key); !errors.As(err, &fe) || fe.Message != "not this org" {
+			t.Fatalf("Token #%d after the policy changed: err = %v; want *ForbiddenError", i+1, err)
+		}
+	}
+	if n := src.calls.Load(); n != 3 {
+		t.Fatalf("source calls = %d; want 3 (a refusal is not remembered)", n)
+	}
+	forbidden.Store(false)
+	if got := mustToken(t, c); got.Secret.Reveal() != "secret-token-4" {
+		t.Fatalf("Token after the policy allows the org again = %v; want a fresh token", got)
 	}
 }

@@ -133,7 +133,28 @@ var (
 	// ErrNoCredential means no credential is configured for this key and
 	// there is no way to connect one (e.g. standalone mode, wrong host).
 	ErrNoCredential = errors.New("token: no credential for this host")
+	// ErrTransient marks a failure to reach the source that says nothing
+	// about the answer and is worth trying again at once: connection
+	// refused or reset, a TLS handshake or response timeout, a 502, 503 or
+	// 504 from the source or a proxy in front of it. Sources mark such
+	// errors with Transient; the Cache retries them while callers wait.
+	ErrTransient = errors.New("token: transient failure")
 )
+
+// Transient marks err as transient (errors.Is(err, ErrTransient) holds)
+// without changing its message. A nil err stays nil.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+type transientError struct{ err error }
+
+func (e transientError) Error() string        { return e.err.Error() }
+func (e transientError) Unwrap() error        { return e.err }
+func (e transientError) Is(target error) bool { return target == ErrTransient }
 
 // ConnectError says the user must connect (or reconnect) before a token can
 // be had, and where to do it.

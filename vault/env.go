@@ -24,8 +24,19 @@ const EnvTokenPrefix = "azdoenv_"
 // shown to the caller once and stored only as its keyed hash, in a row
 // bound to the runner key by b (see Binding).
 func NewEnvironment(ctx context.Context, st store.Store, b *Binding, now time.Time, owner string, ttl time.Duration) (store.Environment, secret.String, error) {
+	return NewEnvironmentWithPolicy(ctx, st, b, now, owner, ttl, store.Policy{})
+}
+
+// NewEnvironmentWithPolicy is NewEnvironment for an environment limited by
+// policy (validated first; the zero Policy limits nothing). A policy given
+// at creation is version 1.
+func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, b *Binding, now time.Time, owner string, ttl time.Duration, policy store.Policy) (store.Environment, secret.String, error) {
 	if b == nil {
 		return store.Environment{}, secret.String{}, errors.New("vault: creating an environment needs the runner key")
+	}
+	policy, err := ValidatePolicy(policy)
+	if err != nil {
+		return store.Environment{}, secret.String{}, err
 	}
 	if owner == "" {
 		return store.Environment{}, secret.String{}, errors.New("vault: an environment needs an owner")
@@ -50,6 +61,9 @@ func NewEnvironment(ctx context.Context, st store.Store, b *Binding, now time.Ti
 	}
 	if ttl > 0 {
 		e.ExpiresAt = now.Add(ttl).UTC()
+	}
+	if !policy.IsZero() {
+		e.Policy, e.PolicyVersion = policy, 1
 	}
 	e.MAC = b.EnvironmentMAC(e)
 	if err := st.CreateEnvironment(ctx, e); err != nil {

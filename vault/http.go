@@ -79,6 +79,15 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		}
 		sealTo = &pub
 	}
+	if !allowsOrg(env.Policy, v.canonicalKey(key)) {
+		return env, key, 0, forbidden(env, key)
+	}
+	// Every answer carries the policy, "none" included, so that a sidecar
+	// also learns that a policy was cleared (its version still counts).
+	pol, err := policyJSON(env)
+	if err != nil {
+		return env, key, 0, err
+	}
 	tok, err := v.Token(ctx, env, key, minValid)
 	if err != nil {
 		return env, key, 0, err
@@ -90,6 +99,11 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		// Whole seconds, rounded down: plain RFC 3339 that every client
 		// parses, and never later than the real expiry.
 		ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
+		Policy:    pol,
+		// Keyed with the plaintext token: only this vault and whoever can
+		// open a sealed token can make it, so a relay cannot swap the
+		// policy.
+		PolicyMAC: vaultapi.PolicyMAC(tok.Secret.Reveal(), pol),
 	}
 	if sealTo != nil {
 		sealed, err := sealbox.Seal(*sealTo, []byte(tok.Secret.Reveal()))
@@ -120,8 +134,11 @@ func (v *Vault) writeError(w http.ResponseWriter, r *http.Request, env store.Env
 		bad   *badRequestError
 		conn  *token.ConnectError
 		retry *token.RetryAfterError
+		fe    *token.ForbiddenError
 	)
 	switch {
+	case errors.As(err, &fe):
+		return writeJSON(w, http.StatusForbidden, vaultapi.ErrorResponse{Error: vaultapi.ErrForbiddenByPolicy, Message: fe.Message})
 	case errors.Is(err, token.ErrUnauthorized):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="azdo-vault"`)
 		return writeJSON(w, http.StatusUnauthorized, vaultapi.ErrorResponse{Error: vaultapi.ErrUnauthorized, Message: "environment token not accepted"})

@@ -16,6 +16,9 @@ type LinkRequest struct {
 	Org       string     // as the environment asked, may be empty
 	Kind      store.Kind // store.OAuth: the Connect flow; store.PAT: the PAT page
 	Reconnect bool
+	// Waiting says an environment waits for this connection (azdo-sidecar
+	// --wait-connect): the result page tells the user to close the window.
+	Waiting bool
 }
 
 // Linker makes the connect_url given with 404 not_connected and 409

@@ -15,6 +15,8 @@ type metrics struct {
 	refreshFailures *prometheus.CounterVec
 	refreshAttempts *prometheus.CounterVec
 	cacheHits       prometheus.Counter
+	connectWaits    prometheus.Gauge
+	eventPolls      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,8 +46,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "azdo_vault_token_cache_hits_total",
 			Help: "Token requests answered from the in-memory access token cache.",
 		}),
+		connectWaits: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "azdo_vault_connect_waits",
+			Help: "Environments waiting on this replica for their user to connect (POST /v1/connect/wait).",
+		}),
+		eventPolls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "azdo_vault_connect_event_queries_total",
+			Help: "Queries of the store for connect outcomes (one per poll interval while environments wait).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.refreshes, m.refreshFailures, m.refreshAttempts, m.cacheHits,
+	reg.MustRegister(m.requests, m.latency, m.refreshes, m.refreshFailures, m.refreshAttempts, m.cacheHits, m.connectWaits, m.eventPolls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -106,8 +106,14 @@ func (v *Vault) connectKind(p Provider) store.Kind {
 }
 
 func (v *Vault) connectError(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string) error {
+	return v.connectLinks(ctx, env, key, kind, reconnect, reason, false)
+}
+
+// connectLinks is connectError with links that say whether an environment
+// waits for them (waiting).
+func (v *Vault) connectLinks(ctx context.Context, env store.Environment, key token.Key, kind store.Kind, reconnect bool, reason string, waiting bool) error {
 	links := *v.links.Load()
-	req := LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect}
+	req := LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: kind, Reconnect: reconnect, Waiting: waiting}
 	u, err := links.ConnectURL(ctx, req)
 	if err != nil {
 		return fmt.Errorf("vault: connect link: %w", err)
@@ -238,10 +244,14 @@ func (v *Vault) refresh(ctx context.Context, p Provider, id int64, minValid time
 
 // refreshWithRetry calls the provider, retrying transient failures with
 // bounded exponential backoff and jitter; other failures return at once.
+// Each call is bounded by Backoff.AttemptTimeout (doubled per retry), so a
+// call that hangs is retried within MaxWait.
 func (v *Vault) refreshWithRetry(ctx context.Context, p Provider, c store.Credential, rt secret.String) (Grant, error) {
 	for attempt := 0; ; attempt++ {
 		v.m.refreshAttempts.WithLabelValues(p.Host).Inc()
-		g, err := p.OAuth.Refresh(ctx, rt)
+		actx, cancel := context.WithTimeout(ctx, v.backoff.AttemptTimeout<<min(attempt, 8))
+		g, err := p.OAuth.Refresh(actx, rt)
+		cancel()
 		if err == nil && g.AccessToken.IsZero() {
 			err = &RefreshError{Class: Transient, Reason: "empty_access_token", Err: errors.New("identity provider returned no access token")}
 		}

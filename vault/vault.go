@@ -39,6 +39,13 @@ type Backoff struct {
 	Attempts int           // total tries, the first included (default 4)
 	Base     time.Duration // first delay, doubled each time (default 250ms)
 	Max      time.Duration // cap of one delay (default 2s)
+	// AttemptTimeout bounds the first call to the identity provider, and
+	// doubles for each retry (default MaxWait/2): a call that hangs (a TLS
+	// handshake or an answer that never comes) is cut and tried again
+	// while requests still wait for it, instead of holding the whole
+	// RefreshTimeout. A refresh token sent in a call that was cut stays
+	// usable: Entra ID does not retire a refresh token when it rotates it.
+	AttemptTimeout time.Duration
 }
 
 // Config configures a Vault. Keys and Store are required.
@@ -72,6 +79,9 @@ type Config struct {
 	// Sleep waits between retries (default: a timer honouring ctx). Tests
 	// replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// PollInterval is how often the replica reads new connect events while
+	// environments wait for their users (default DefaultPollInterval).
+	PollInterval time.Duration
 }
 
 // Vault serves tokens to environments. It is safe for concurrent use.
@@ -94,6 +104,7 @@ type Vault struct {
 	mux   *http.ServeMux
 
 	cache cache
+	hub   *waitHub
 
 	// base is the parent of every refresh: a refresh outlives the request
 	// that started it (its result is shared, its rotated refresh token must
@@ -174,6 +185,9 @@ func New(cfg Config) (*Vault, error) {
 	if v.maxWait <= 0 {
 		v.maxWait = 10 * time.Second
 	}
+	if v.backoff.AttemptTimeout <= 0 {
+		v.backoff.AttemptTimeout = v.maxWait / 2
+	}
 	if v.patHorizon <= 0 {
 		v.patHorizon = time.Hour
 	}
@@ -181,9 +195,11 @@ func New(cfg Config) (*Vault, error) {
 		v.sleep = sleepCtx
 	}
 	v.m = newMetrics(v.reg)
+	v.hub = newWaitHub(v.st, cfg.PollInterval, v.now, v.log, v.m.eventPolls.Inc)
 	v.base, v.cancel = context.WithCancel(context.Background())
 	v.mux = http.NewServeMux()
 	v.mux.HandleFunc("POST "+vaultapi.TokenPath, v.serveToken)
+	v.mux.HandleFunc("POST "+vaultapi.ConnectWaitPath, v.serveConnectWait)
 	v.mux.HandleFunc("GET /healthz", v.serveHealth)
 	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
 	return v, nil
@@ -215,9 +231,15 @@ func (v *Vault) Close() error {
 	v.closed = true
 	v.mu.Unlock()
 	v.cancel()
+	v.hub.stop()
 	v.wg.Wait()
 	return nil
 }
+
+// StopWaits ends every connect wait at once (their clients ask again): for
+// http.Server.RegisterOnShutdown, so that a graceful shutdown does not
+// wait out long-polls.
+func (v *Vault) StopWaits() { v.hub.stop() }
 
 // Credential is a user's credential as given to PutCredential, with its
 // secret in the clear (in memory only).
@@ -230,6 +252,10 @@ type Credential struct {
 	// key before it is stored.
 	Secret    secret.String
 	ExpiresAt time.Time // zero: unknown
+	// Env is the environment whose link was used, and Identity who signed
+	// in (a UPN; "" for a PAT): both only tell a waiting environment
+	// (connect wait) who connected; neither is stored with the secret.
+	Env, Identity string
 }
 
 // ErrHostNotConfigured is returned for a host that no provider serves.
@@ -275,7 +301,24 @@ func (v *Vault) PutCredential(ctx context.Context, c Credential) (store.Credenti
 	}
 	v.cache.drop(sc.ID)
 	v.log.Info("credential stored", "owner", c.Owner, "host", host, "org", org, "kind", string(c.Kind), "credential_id", sc.ID)
+	v.addConnectEvent(ctx, store.ConnectEvent{Owner: c.Owner, Env: c.Env, Host: host, Kind: c.Kind, OK: true, Identity: c.Identity})
 	return sc, nil
+}
+
+// ConnectFailed records that a connect link of owner for host was used and
+// failed (the signed-in identity is not the owner's, consent was denied),
+// so that an environment waiting for the connection ends its wait with
+// reason, which must be fit to show the user and hold no secret.
+func (v *Vault) ConnectFailed(ctx context.Context, owner, env, host string, kind store.Kind, reason string) {
+	v.addConnectEvent(ctx, store.ConnectEvent{Owner: owner, Env: env, Host: NormalizeHost(host), Kind: kind, Reason: reason})
+}
+
+// addConnectEvent records e for the waiting environments; a failure costs
+// them only the early end of their wait, so it is logged, not returned.
+func (v *Vault) addConnectEvent(ctx context.Context, e store.ConnectEvent) {
+	if _, err := v.st.AddConnectEvent(ctx, e); err != nil {
+		v.log.Warn("recording the connect outcome failed; a waiting environment learns of it at its next token request", "owner", e.Owner, "host", e.Host, "err", err)
+	}
 }
 
 // NormalizeHost lower-cases host and drops a ":443" port.

@@ -48,6 +48,7 @@ type fakeEntra struct {
 	revoked bool
 	fail    error         // returned while set
 	gate    chan struct{} // when set, Refresh waits for it
+	hang    int           // calls left that wait for their context to end, as a call that never gets an answer
 	calls   atomic.Int64
 	seen    []string
 }
@@ -60,7 +61,15 @@ func (f *fakeEntra) Refresh(ctx context.Context, rt secret.String) (Grant, error
 	f.calls.Add(1)
 	f.mu.Lock()
 	gate := f.gate
+	hang := f.hang > 0
+	if hang {
+		f.hang--
+	}
 	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return Grant{}, &RefreshError{Class: Transient, Reason: "network", Err: ctx.Err()}
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -101,6 +110,8 @@ type harness struct {
 	logs   *syncBuffer
 	envTok secret.String
 	env    store.Environment
+
+	attemptTimeout time.Duration // Backoff.AttemptTimeout (0: the default)
 }
 
 type syncBuffer struct {
@@ -156,7 +167,7 @@ func (h *harness) open() {
 		PublicURL: publicURL,
 		Now:       h.clock.Now,
 		Logger:    slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Backoff:   Backoff{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond},
+		Backoff:   Backoff{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond, AttemptTimeout: h.attemptTimeout},
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -316,6 +327,37 @@ func TestConcurrentRequestsRefreshOnce(t *testing.T) {
 	}
 	if got := h.entra.calls.Load(); got != 1 {
 		t.Errorf("refreshes for %d concurrent requests = %d; want 1", n, got)
+	}
+}
+
+// TestHungRefreshRetriedWithinMaxWait: the first call to the identity
+// provider never answers; it is cut at the attempt timeout and retried,
+// and every request waiting for the refresh gets the token.
+func TestHungRefreshRetriedWithinMaxWait(t *testing.T) {
+	h := newHarness(t)
+	h.attemptTimeout = 200 * time.Millisecond
+	h.restart()
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	h.entra.set(func(f *fakeEntra) { f.hang = 1 })
+
+	const n = 50
+	var wg sync.WaitGroup
+	answers := make([]answer, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i] = h.token("contoso", 300)
+		}()
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if a.code != 200 || a.ok.Token != "at-1-secretvalue" {
+			t.Fatalf("answer %d = %d %q; want 200 at-1", i, a.code, a.ok.Token)
+		}
+	}
+	if got := h.entra.calls.Load(); got != 2 {
+		t.Errorf("calls to the identity provider = %d; want 2 (the hung one, then its retry)", got)
 	}
 }
 

@@ -122,6 +122,9 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		// through the structured logger like every other stderr line.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Long-polls of waiting environments end at once on shutdown (their
+	// sidecars ask again) rather than holding the drain.
+	srv.RegisterOnShutdown(v.StopWaits)
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {

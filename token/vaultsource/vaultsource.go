@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -151,6 +152,28 @@ func transport(caFile string, timeout time.Duration) (*http.Transport, error) {
 	}, nil
 }
 
+// isTransientNet reports whether err, from sending a request or reading
+// its answer, is a failure to get through that a second try may not meet:
+// a timeout (dial, TLS handshake, response header), a refused or reset
+// connection, a connection closed before the answer ended. Certificate
+// and other configuration errors are not.
+func isTransientNet(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// transientIf marks err with token.Transient when cond holds.
+func transientIf(cond bool, err error) error {
+	if cond {
+		return token.Transient(err)
+	}
+	return err
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -183,12 +206,12 @@ func (s *Source) Token(ctx context.Context, key token.Key) (token.Token, error) 
 			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w (%w)", key, token.ErrUnavailable, ctxErr)
 		}
 		// *url.Error names the method and the URL (no secret in it).
-		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: %v", key, token.ErrUnavailable, err)
+		return token.Token{}, transientIf(isTransientNet(err), fmt.Errorf("vaultsource: token for %s: %w: %v", key, token.ErrUnavailable, err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
 	if err != nil {
-		return token.Token{}, fmt.Errorf("vaultsource: token for %s: reading answer: %w: %v", key, token.ErrUnavailable, err)
+		return token.Token{}, transientIf(isTransientNet(err), fmt.Errorf("vaultsource: token for %s: reading answer: %w: %v", key, token.ErrUnavailable, err))
 	}
 	if len(b) > MaxResponseSize {
 		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: answer larger than %d bytes", key, ErrProtocol, MaxResponseSize)
@@ -256,14 +279,21 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		ce := &token.ConnectError{Key: key, Reconnect: resp.StatusCode == http.StatusConflict, ConnectURL: u, PATURL: pat}
 		ce.Reason = connectReason(er.Message, *ce)
 		return ce
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		err := fmt.Errorf("vaultsource: token for %s: vault answered %d: %w", key, resp.StatusCode, token.ErrUnavailable)
-		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return &token.RetryAfterError{After: after, Err: err}
+	case http.StatusForbidden:
+		if er.Error == vaultapi.ErrForbiddenByPolicy {
+			return &token.ForbiddenError{Key: key, Message: msg}
 		}
-		return err
+		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
+	case http.StatusUnauthorized:
+		return fmt.Errorf("vaultsource: token for %s: %w", key, token.ErrUnauthorized)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+		// The vault (or a proxy in front of it) is busy or cannot reach
+		// what it needs: nothing was said about the credential.
+		var err error = fmt.Errorf("vaultsource: token for %s: vault answered %d: %w", key, resp.StatusCode, token.ErrUnavailable)
+		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			err = &token.RetryAfterError{After: after, Err: err}
+		}
+		return token.Transient(err)
 	}
 	if resp.StatusCode >= 500 {
 		return fmt.Errorf("vaultsource: token for %s: vault answered %d: %w", key, resp.StatusCode, token.ErrUnavailable)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,6 +83,13 @@ func newVault(t *testing.T, answer func(http.ResponseWriter, vaultapi.TokenReque
 	fv := &fakeVault{t: t, answer: answer}
 	srv := httptest.NewTLSServer(fv)
 	t.Cleanup(srv.Close)
+	return fv, newSourceFor(t, srv, opts), srv
+}
+
+// newSourceFor returns a Source for the started TLS server srv, trusting
+// it via a CA file.
+func newSourceFor(t *testing.T, srv *httptest.Server, opts Options) *Source {
+	t.Helper()
 	caFile := filepath.Join(t.TempDir(), "vault-ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,7 +108,7 @@ func newVault(t *testing.T, answer func(http.ResponseWriter, vaultapi.TokenReque
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return fv, src, srv
+	return src
 }
 
 func TestTokenSealedRoundTrip(t *testing.T) {
@@ -184,6 +192,17 @@ func TestTokenErrors(t *testing.T) {
 		{"connect_url with another scheme", errorAnswer(404, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "javascript:alert(1)"}), "",
 			func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"bad environment token", nil, "wrong-env-token", func(err error) bool { return errors.Is(err, token.ErrUnauthorized) }},
+		{"forbidden by policy", errorAnswer(403, vaultapi.ErrorResponse{Error: vaultapi.ErrForbiddenByPolicy, Message: "this environment may not use dev.azure.com/fabrikam\r\ninjected"}), "",
+			func(err error) bool {
+				var fe *token.ForbiddenError
+				return errors.As(err, &fe) && fe.Key.Org == "contoso" && !errors.Is(err, token.ErrUnauthorized) &&
+					fe.Message == "this environment may not use dev.azure.com/fabrikaminjected"
+			}},
+		{"403 without the policy code is an environment refusal", errorAnswer(403, vaultapi.ErrorResponse{Error: "forbidden"}), "",
+			func(err error) bool {
+				var fe *token.ForbiddenError
+				return errors.Is(err, token.ErrUnauthorized) && !errors.As(err, &fe)
+			}},
 		{"unavailable with retry-after", errorAnswer(503, vaultapi.ErrorResponse{Error: vaultapi.ErrUnavailable}, "Retry-After", "7"), "",
 			func(err error) bool {
 				var ra *token.RetryAfterError
@@ -360,5 +379,170 @@ func TestReadEnvTokenFile(t *testing.T) {
 	got, err := ReadEnvTokenFile(p)
 	if err != nil || got.Reveal() != envToken {
 		t.Fatalf("ReadEnvTokenFile = %v, %v; want the token", got, err)
+	}
+}
+
+// holdFirst is a listener that swallows its first n connections: they are
+// accepted and never answered, as a vault too busy to finish a TLS
+// handshake would.
+type holdFirst struct {
+	net.Listener
+	n    atomic.Int64
+	held chan net.Conn
+}
+
+func (l *holdFirst) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.n.Add(-1) >= 0 {
+			l.held <- c
+			continue
+		}
+		return c, nil
+	}
+}
+
+// TestCacheRetriesTransientFailures runs many concurrent callers through a
+// token.Cache in front of a real vault whose first answer fails
+// transiently: every caller gets the token from the second try.
+func TestCacheRetriesTransientFailures(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	ok := sealedOK(vaultapi.TypeBearer, exp)
+	failFirst := func(fail func(w http.ResponseWriter)) func(*fakeVault) func(http.ResponseWriter, vaultapi.TokenRequest) {
+		return func(fv *fakeVault) func(http.ResponseWriter, vaultapi.TokenRequest) {
+			return func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+				if fv.calls.Load() == 1 {
+					fail(w)
+					return
+				}
+				ok(w, req)
+			}
+		}
+	}
+	status := func(code int) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) { w.WriteHeader(code) }
+	}
+	tests := []struct {
+		name      string
+		held      int64 // connections swallowed before the first is served
+		answer    func(*fakeVault) func(http.ResponseWriter, vaultapi.TokenRequest)
+		wantCalls int64 // requests that reached the handler
+	}{
+		{"TLS handshake timeout", 1, func(*fakeVault) func(http.ResponseWriter, vaultapi.TokenRequest) { return ok }, 1},
+		{"response timeout", 0, failFirst(func(http.ResponseWriter) { time.Sleep(600 * time.Millisecond) }), 2},
+		{"connection reset", 0, failFirst(func(w http.ResponseWriter) {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close()
+			}
+		}), 2},
+		{"502", 0, failFirst(status(http.StatusBadGateway)), 2},
+		{"503", 0, failFirst(status(http.StatusServiceUnavailable)), 2},
+		{"504", 0, failFirst(status(http.StatusGatewayTimeout)), 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fv := &fakeVault{t: t}
+			fv.answer = tt.answer(fv)
+			srv := httptest.NewUnstartedServer(fv)
+			hl := &holdFirst{Listener: srv.Listener, held: make(chan net.Conn, 4)}
+			hl.n.Store(tt.held)
+			srv.Listener = hl
+			srv.StartTLS()
+			t.Cleanup(func() {
+				srv.Close()
+				close(hl.held)
+				for c := range hl.held {
+					c.Close()
+				}
+			})
+			src := newSourceFor(t, srv, Options{Timeout: 300 * time.Millisecond})
+			c := token.NewCache(src, token.CacheOptions{Backoff: func(int) time.Duration { return time.Millisecond }})
+			defer c.Close()
+
+			const callers = 50
+			errs := make(chan error, callers)
+			for range callers {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					tok, err := c.Token(ctx, key)
+					if err == nil && tok.Secret.Reveal() != azdoToken {
+						err = fmt.Errorf("got token %v; want the vault's", tok)
+					}
+					errs <- err
+				}()
+			}
+			for range callers {
+				if err := <-errs; err != nil {
+					t.Errorf("Token after one transient failure: %v; want the token", err)
+				}
+			}
+			if n := fv.calls.Load(); n != tt.wantCalls {
+				t.Errorf("vault handler calls = %d; want %d", n, tt.wantCalls)
+			}
+			if st := c.Stats(); st.Retries != 1 {
+				t.Errorf("cache retries = %d; want 1", st.Retries)
+			}
+		})
+	}
+}
+
+// TestCacheNeverRetriesPermanentAnswers: 401, 403, 404 and 409 with links
+// are the vault's considered answers.
+func TestCacheNeverRetriesPermanentAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(http.ResponseWriter, vaultapi.TokenRequest)
+	}{
+		{"401", func(w http.ResponseWriter, _ vaultapi.TokenRequest) { w.WriteHeader(http.StatusUnauthorized) }},
+		{"403", func(w http.ResponseWriter, _ vaultapi.TokenRequest) { w.WriteHeader(http.StatusForbidden) }},
+		{"404 not connected", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			writeJSON(w, http.StatusNotFound, vaultapi.ErrorResponse{Error: vaultapi.ErrNotConnected, ConnectURL: "https://runner.example/connect?x=1"})
+		}},
+		{"409 reconnect", func(w http.ResponseWriter, _ vaultapi.TokenRequest) {
+			writeJSON(w, http.StatusConflict, vaultapi.ErrorResponse{Error: vaultapi.ErrReconnectRequired, ConnectURL: "https://runner.example/connect?x=2"})
+		}},
+		{"500", func(w http.ResponseWriter, _ vaultapi.TokenRequest) { w.WriteHeader(http.StatusInternalServerError) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fv, src, _ := newVault(t, tt.answer, Options{})
+			c := token.NewCache(src, token.CacheOptions{Backoff: func(int) time.Duration { return time.Millisecond }})
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c.Token(ctx, key); err == nil || errors.Is(err, token.ErrTransient) {
+				t.Fatalf("Token = %v; want a permanent error", err)
+			}
+			if n := fv.calls.Load(); n != 1 {
+				t.Errorf("vault calls = %d; want 1 (no retry)", n)
+			}
+		})
+	}
+}
+
+// TestCacheGivesLastErrorAtDeadline: while the vault keeps failing, a
+// caller is answered when its own deadline is spent, with the vault's
+// failure rather than a bare "deadline exceeded".
+func TestCacheGivesLastErrorAtDeadline(t *testing.T) {
+	fv, src, _ := newVault(t, func(w http.ResponseWriter, _ vaultapi.TokenRequest) { w.WriteHeader(http.StatusServiceUnavailable) }, Options{})
+	c := token.NewCache(src, token.CacheOptions{Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err := c.Token(ctx, key)
+	if !errors.Is(err, token.ErrUnavailable) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Token with the vault down = %v; want the vault's 503", err)
+	}
+	if took := time.Since(began); took < 350*time.Millisecond {
+		t.Errorf("Token answered after %s; want at its deadline (400ms)", took)
+	}
+	if n := fv.calls.Load(); n < 3 {
+		t.Errorf("vault calls = %d; want retries until the deadline", n)
 	}
 }

@@ -54,6 +54,9 @@ const (
 // (*vault.Vault implements it).
 type CredentialStore interface {
 	PutCredential(ctx context.Context, c vault.Credential) (store.Credential, error)
+	// ConnectFailed records that a used link failed, for the environment
+	// that waits for it.
+	ConnectFailed(ctx context.Context, owner, env, host string, kind store.Kind, reason string)
 }
 
 // OAuthProvider is the part of *entra.Provider the Connect flow uses.
@@ -188,7 +191,7 @@ func (h *Handler) ConnectURL(_ context.Context, r vault.LinkRequest) (string, er
 	}
 	signed, err := h.signer.Sign(Claims{
 		Owner: r.Owner, Env: r.EnvID, Host: host, Org: strings.ToLower(strings.TrimSpace(r.Org)),
-		Exp: h.now().Add(h.linkTTL).Unix(), Nonce: randomString(18), Reconnect: r.Reconnect,
+		Exp: h.now().Add(h.linkTTL).Unix(), Nonce: randomString(18), Reconnect: r.Reconnect, Waiting: r.Waiting,
 	})
 	if err != nil {
 		return "", err

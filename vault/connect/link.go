@@ -47,6 +47,9 @@ type Claims struct {
 	Exp       int64  `json:"x"`
 	Nonce     string `json:"n"`
 	Reconnect bool   `json:"r,omitempty"`
+	// Waiting: an environment waits for this connection, so the result
+	// page tells the user to close the window.
+	Waiting bool `json:"w,omitempty"`
 }
 
 // Expires returns the expiry of c.

@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -18,6 +19,11 @@ import (
 // bindCookie ties the browser that started a sign-in to its callback, so a
 // callback URL pushed into another browser (login CSRF) finds no flow.
 const bindCookie = "azdo_connect"
+
+// waitCookie tells the callback that an environment waits for this sign-in
+// (the link said so), so the result page says the window may be closed.
+// It changes only that sentence.
+const waitCookie = "azdo_waiting"
 
 // serveConnect is GET /connect: verify and spend the link, keep the flow,
 // redirect to the authorize endpoint. A host with only PATs goes to /pat
@@ -55,6 +61,10 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		// from the identity provider.
 		SameSite: http.SameSiteLaxMode,
 	})
+	if c.Waiting {
+		http.SetCookie(w, &http.Cookie{Name: waitCookie, Value: "1", Path: h.path("/oauth/callback"),
+			MaxAge: int(h.flowTTL.Seconds()), HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteLaxMode})
+	}
 	h.log.Info("connect started", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", c.Org)
 	setHeaders(w)
 	http.Redirect(w, r, p.AuthCodeURL(state, nonce, verifier), http.StatusFound)
@@ -70,6 +80,11 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	// Forget the binding whatever happens: a state is good once.
 	http.SetCookie(w, &http.Cookie{Name: bindCookie, Value: "", Path: h.path("/oauth/callback"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteLaxMode})
+	_, werr := r.Cookie(waitCookie)
+	waiting := werr == nil
+	if waiting {
+		http.SetCookie(w, &http.Cookie{Name: waitCookie, Value: "", Path: h.path("/oauth/callback"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteLaxMode})
+	}
 	var f Flow
 	var err error
 	if bound {
@@ -89,7 +104,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		h.callbackError(w, f, e, q.Get("error_description"))
+		h.callbackError(r.Context(), w, f, e, q.Get("error_description"))
 		return
 	}
 	code := q.Get("code")
@@ -108,25 +123,33 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		h.exchangeProblem(w, err)
 		return
 	}
-	if _, err := h.vault.PutCredential(r.Context(), vault.Credential{Owner: f.Owner, Host: f.Host, Kind: store.OAuth, Secret: g.RefreshToken}); err != nil {
+	if _, err := h.vault.PutCredential(r.Context(), vault.Credential{Owner: f.Owner, Host: f.Host, Kind: store.OAuth, Secret: g.RefreshToken, Env: f.Env, Identity: id.Username}); err != nil {
 		h.log.Error("storing the grant failed", "owner", f.Owner, "host", f.Host, "err", err)
 		h.renderProblem(w, problem{status: http.StatusInternalServerError, title: "The authorization could not be saved", msg: "The vault could not store your grant.", who: "administrator", fix: "Check the vault's log and store, then run the git command again for a new link.", code: "store_error"})
 		return
 	}
 	h.log.Info("connected", "owner", f.Owner, "env", f.Env, "host", f.Host, "tenant", id.TenantID, "oid", id.ObjectID)
-	render(w, http.StatusOK, "connected", page{Title: "Connected", Host: f.Host, Org: f.Org, Owner: f.Owner, Who: id.Username})
+	render(w, http.StatusOK, "connected", page{Title: "Connected", Host: f.Host, Org: f.Org, Owner: f.Owner, Who: id.Username, Waiting: waiting})
 }
 
 // callbackError renders an error the identity provider sent to the
 // callback. Only the error code and the AADSTS number are shown: the
 // description comes from the query string, which anyone can write.
-func (h *Handler) callbackError(w http.ResponseWriter, f Flow, code, desc string) {
+func (h *Handler) callbackError(ctx context.Context, w http.ResponseWriter, f Flow, code, desc string) {
 	n := aadsts(desc)
 	h.log.Info("oauth callback error", "owner", f.Owner, "host", f.Host, "error", safeCode(code), "aadsts", n)
 	ref := safeCode(code)
 	if n != 0 {
 		ref += " AADSTS" + strconv.Itoa(n)
 	}
+	reason := "the sign-in did not complete (" + ref + ")"
+	switch {
+	case n == 65001 || code == "consent_required":
+		reason = "consent to Azure DevOps access is missing (" + ref + ")"
+	case code == "access_denied":
+		reason = "the sign-in was cancelled or access was denied (" + ref + ")"
+	}
+	h.vault.ConnectFailed(ctx, f.Owner, f.Env, f.Host, store.OAuth, reason)
 	e := &entra.Error{Code: safeCode(code), AADSTS: n, ClientID: h.oauth[f.Host].ClientID, Class: callbackClass(code, n)}
 	switch {
 	case n == 65001 || code == "consent_required":

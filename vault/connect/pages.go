@@ -38,11 +38,12 @@ small{color:#57606a}
 a{overflow-wrap:anywhere}
 </style></head><body><main>{{end}}
 {{define "bottom"}}</main></body></html>{{end}}
+{{define "close"}}{{if .Waiting}}<p class="ok" id="close"><strong>You can close this window; your environment continues by itself.</strong></p>{{else}}<p><small>You can close this page.</small></p>{{end}}{{end}}
 
 {{define "connected"}}{{template "top" .}}
 <h1 class="ok" id="result">Connected. Return to your environment; git will work now.</h1>
 <p>Azure DevOps on <code>{{.Host}}</code>{{if .Org}} (organization <code>{{.Org}}</code>){{end}} is connected for <code>{{.Owner}}</code>.{{if .Who}} Signed in as <code>{{.Who}}</code>.{{end}}</p>
-<p><small>You can close this page.</small></p>
+{{template "close" .}}
 {{template "bottom" .}}{{end}}
 
 {{define "problem"}}{{template "top" .}}
@@ -81,7 +82,7 @@ a{overflow-wrap:anywhere}
 <h1 class="ok" id="result">Connected. Return to your environment; git will work now.</h1>
 <p>Your personal access token for <code>{{.Host}}</code>{{if .Org}} (organization <code>{{.Org}}</code>){{end}} was checked and saved for <code>{{.Owner}}</code>.</p>
 {{if .Warning}}<p class="warn" id="warning">{{.Warning}}</p>{{end}}
-<p><small>You can close this page.</small></p>
+{{template "close" .}}
 {{template "bottom" .}}{{end}}
 `
 
@@ -98,6 +99,8 @@ type page struct {
 	DefaultDays                                        int
 	// pat_saved
 	Warning string
+	// connected, pat_saved: an environment waits for this connection
+	Waiting bool
 }
 
 // render writes template name with status code and the security headers.

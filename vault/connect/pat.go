@@ -282,7 +282,7 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 	case isVSHost(c.Host):
 		storeOrg = strings.TrimSuffix(c.Host, ".visualstudio.com")
 	}
-	if _, err := h.vault.PutCredential(r.Context(), vault.Credential{Owner: c.Owner, Host: c.Host, Org: storeOrg, Kind: store.PAT, Secret: pat, ExpiresAt: exp}); err != nil {
+	if _, err := h.vault.PutCredential(r.Context(), vault.Credential{Owner: c.Owner, Host: c.Host, Org: storeOrg, Kind: store.PAT, Secret: pat, ExpiresAt: exp, Env: c.Env}); err != nil {
 		h.log.Error("storing the pat failed", "owner", c.Owner, "host", c.Host, "err", err)
 		h.renderProblem(w, problem{status: http.StatusInternalServerError, title: "The token could not be saved", msg: "The vault could not store your token.", who: "administrator", fix: "Check the vault's log and store, then run the git command again for a new link.", code: "store_error"})
 		return
@@ -297,5 +297,5 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 		expLog = exp.Format(time.DateOnly)
 	}
 	h.log.Info("pat stored", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", storeOrg, "expires", expLog)
-	render(w, http.StatusOK, "pat_saved", page{Title: "Connected", Host: c.Host, Org: org, Owner: c.Owner, Warning: warn})
+	render(w, http.StatusOK, "pat_saved", page{Title: "Connected", Host: c.Host, Org: org, Owner: c.Owner, Warning: warn, Waiting: c.Waiting})
 }

@@ -61,7 +61,47 @@ var pgMigrations = []string{
 		expires_at      TIMESTAMPTZ NOT NULL
 	);
 	CREATE INDEX connect_flows_expires ON connect_flows (expires_at);`,
-	// 3: rows bound to the runner key (MACs; environment token hashes are
+	// 3: each environment's policy (JSON, '' for none) and its version;
+	// the audit trail of the git operations environments' sidecars
+	// proxied (refs: JSON, '' for none).
+	`ALTER TABLE environments
+		ADD COLUMN policy         TEXT   NOT NULL DEFAULT '',
+		ADD COLUMN policy_version BIGINT NOT NULL DEFAULT 0;
+	CREATE TABLE audit_events (
+		id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		time        TIMESTAMPTZ NOT NULL,
+		env         TEXT        NOT NULL,
+		owner       TEXT        NOT NULL,
+		host        TEXT        NOT NULL,
+		org         TEXT        NOT NULL DEFAULT '',
+		project     TEXT        NOT NULL DEFAULT '',
+		repo        TEXT        NOT NULL DEFAULT '',
+		operation   TEXT        NOT NULL,
+		refs        TEXT        NOT NULL DEFAULT '',
+		status      INTEGER     NOT NULL DEFAULT 0,
+		refused     TEXT        NOT NULL DEFAULT '',
+		bytes_in    BIGINT      NOT NULL DEFAULT 0,
+		bytes_out   BIGINT      NOT NULL DEFAULT 0,
+		duration_ms BIGINT      NOT NULL DEFAULT 0
+	);
+	CREATE INDEX audit_events_time ON audit_events (time);
+	CREATE INDEX audit_events_owner ON audit_events (owner, time);
+	CREATE INDEX audit_events_env ON audit_events (env, time);`,
+	// 4: outcomes of Connect and PAT flows, read by the replicas' pollers
+	// to end the waits of environments (azdo-sidecar --wait-connect).
+	`CREATE TABLE connect_events (
+		id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		owner    TEXT        NOT NULL,
+		env      TEXT        NOT NULL,
+		host     TEXT        NOT NULL,
+		kind     TEXT        NOT NULL,
+		ok       BOOLEAN     NOT NULL,
+		identity TEXT        NOT NULL,
+		reason   TEXT        NOT NULL,
+		at       TIMESTAMPTZ NOT NULL
+	);
+	CREATE INDEX connect_events_at ON connect_events (at);`,
+	// 5: rows bound to the runner key (MACs; environment token hashes are
 	// rekeyed in place by BindLegacy), and the mark BindLegacy leaves.
 	`ALTER TABLE credentials ADD COLUMN mac BYTEA NOT NULL DEFAULT ''::bytea;
 	ALTER TABLE environments ADD COLUMN mac BYTEA NOT NULL DEFAULT ''::bytea;
@@ -371,8 +411,12 @@ func (s *Postgres) CreateEnvironment(ctx context.Context, e Environment) error {
 	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
 		return errors.New("store: environment needs an ID, an owner and a token hash")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		e.ID, e.Owner, e.TokenHash, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), pgTime(e.RevokedAt), blob(e.MAC))
+	pol, err := encodePolicy(e.Policy)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.ID, e.Owner, e.TokenHash, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), pgTime(e.RevokedAt), pol, e.PolicyVersion, blob(e.MAC))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		// pe.Detail would quote the token hash: name the rule instead.
@@ -388,21 +432,54 @@ func (s *Postgres) CreateEnvironment(ctx context.Context, e Environment) error {
 	return nil
 }
 
-// EnvironmentByTokenHash implements Store.
-func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error) {
+// scanPGEnvironment reads environmentColumns, then extra.
+func scanPGEnvironment(r pgx.Row, extra ...any) (Environment, error) {
 	var e Environment
 	var created, expires, revoked *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at, mac FROM environments WHERE token_hash = $1`, hash).
-		Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked, &e.MAC)
+	var pol string
+	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion, &e.MAC}, extra...)...); err != nil {
+		return Environment{}, err
+	}
+	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
+	if len(e.MAC) == 0 {
+		e.MAC = nil
+	}
+	p, err := decodePolicy(pol)
+	if err != nil {
+		return Environment{}, fmt.Errorf("environment %s: %w", e.ID, err)
+	}
+	e.Policy = p
+	return e, nil
+}
+
+// EnvironmentByTokenHash implements Store.
+func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error) {
+	var th []byte
+	e, err := scanPGEnvironment(s.pool.QueryRow(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE token_hash = $1`, hash), &th)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: environment: %w", err)
 	}
-	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
-	if len(e.MAC) == 0 {
-		e.MAC = nil
+	e.TokenHash = th
+	return e, nil
+}
+
+// SetEnvironmentPolicy implements Store with one UPDATE … RETURNING; the
+// row lock makes concurrent updates count one version each.
+func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy) (Environment, error) {
+	pol, err := encodePolicy(p)
+	if err != nil {
+		return Environment{}, err
+	}
+	e, err := scanPGEnvironment(s.pool.QueryRow(ctx, `UPDATE environments SET policy = $1, policy_version = policy_version + 1
+		WHERE id = $2 RETURNING `+environmentColumns, pol, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Environment{}, ErrNotFound
+	}
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
 	return e, nil
 }
@@ -429,7 +506,7 @@ func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Tim
 
 // ListEnvironments implements Store.
 func (s *Postgres) ListEnvironments(ctx context.Context, owner string) ([]Environment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, owner, created_at, expires_at, revoked_at FROM environments
+	rows, err := s.pool.Query(ctx, `SELECT `+environmentColumns+` FROM environments
 		WHERE $1 = '' OR owner = $1 `, owner)
 	if err != nil {
 		return nil, fmt.Errorf("store: list environments: %w", err)
@@ -437,12 +514,10 @@ func (s *Postgres) ListEnvironments(ctx context.Context, owner string) ([]Enviro
 	defer rows.Close()
 	var out []Environment
 	for rows.Next() {
-		var e Environment
-		var created, expires, revoked *time.Time
-		if err := rows.Scan(&e.ID, &e.Owner, &created, &expires, &revoked); err != nil {
+		e, err := scanPGEnvironment(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: list environments: %w", err)
 		}
-		e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -450,6 +525,76 @@ func (s *Postgres) ListEnvironments(ctx context.Context, owner string) ([]Enviro
 	}
 	sortEnvironments(out)
 	return out, nil
+}
+
+// AddAuditEvents implements Store: one batch, one transaction.
+func (s *Postgres) AddAuditEvents(ctx context.Context, events []AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, e := range events {
+		if err := checkAuditEvent(e); err != nil {
+			return err
+		}
+		refs, err := encodeRefs(e.Refs)
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO audit_events (time, env, owner, host, org, project, repo, operation, refs, status, refused, bytes_in, bytes_out, duration_ms)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			e.Time, e.Env, e.Owner, e.Host, e.Org, e.Project, e.Repo, e.Operation, refs, e.Status, e.Refused, e.BytesIn, e.BytesOut, e.DurationMS)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("store: add audit events: %w", err)
+	}
+	return nil
+}
+
+// AuditEvents implements Store.
+func (s *Postgres) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	var limit *int // NULL: no limit
+	if f.Limit > 0 {
+		limit = &f.Limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_events
+		WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR env = $2) AND ($3 = '' OR lower(repo) = lower($3)) AND ($4::timestamptz IS NULL OR time >= $4)
+		ORDER BY time DESC, id DESC LIMIT $5`, f.Owner, f.Env, f.Repo, pgTime(f.Since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var refs string
+		if err := rows.Scan(&e.ID, &e.Time, &e.Env, &e.Owner, &e.Host, &e.Org, &e.Project, &e.Repo, &e.Operation, &refs,
+			&e.Status, &e.Refused, &e.BytesIn, &e.BytesOut, &e.DurationMS); err != nil {
+			return nil, fmt.Errorf("store: audit events: %w", err)
+		}
+		e.Time = e.Time.UTC()
+		if e.Refs, err = decodeRefs(refs); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: audit events: %w", err)
+	}
+	sortAuditEvents(out)
+	return out, nil
+}
+
+// DeleteAuditEvents implements Store.
+func (s *Postgres) DeleteAuditEvents(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE time < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete audit events: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // UseNonce implements Store. Expired nonces are deleted in the same
@@ -557,18 +702,18 @@ func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 			}
 			out.Credentials[i].Sealed = ""
 		}
-		erows, err := tx.Query(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at FROM environments ORDER BY id`)
+		erows, err := tx.Query(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments ORDER BY id`)
 		if err != nil {
 			return err
 		}
 		for erows.Next() {
-			var e Environment
-			var created, expires, revoked *time.Time
-			if err := erows.Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked); err != nil {
+			var th []byte
+			e, err := scanPGEnvironment(erows, &th)
+			if err != nil {
 				erows.Close()
 				return err
 			}
-			e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
+			e.TokenHash = th
 			out.Environments = append(out.Environments, e)
 		}
 		erows.Close()
@@ -592,6 +737,59 @@ func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
 	return out, nil
+}
+
+// AddConnectEvent implements Store.
+func (s *Postgres) AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error) {
+	if err := checkConnectEvent(e); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM connect_events WHERE at <= $1`, now.Add(-ConnectEventRetention)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO connect_events (owner, env, host, kind, ok, identity, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			e.Owner, e.Env, e.Host, string(e.Kind), e.OK, e.Identity, e.Reason, now).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	return id, nil
+}
+
+// ConnectEvents implements Store.
+func (s *Postgres) ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, owner, env, host, kind, ok, identity, reason, at FROM connect_events WHERE id > $1 ORDER BY id LIMIT $2`, after, MaxConnectEvents)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	defer rows.Close()
+	var out []ConnectEvent
+	for rows.Next() {
+		var e ConnectEvent
+		var kind string
+		var at time.Time
+		if err := rows.Scan(&e.ID, &e.Owner, &e.Env, &e.Host, &kind, &e.OK, &e.Identity, &e.Reason, &at); err != nil {
+			return nil, fmt.Errorf("store: connect events: %w", err)
+		}
+		e.Kind, e.At = Kind(kind), at.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	return out, nil
+}
+
+// LastConnectEventID implements Store.
+func (s *Postgres) LastConnectEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM connect_events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: last connect event: %w", err)
+	}
+	return id, nil
 }
 
 var _ Store = (*Postgres)(nil)

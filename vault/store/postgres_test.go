@@ -178,14 +178,14 @@ func TestPostgresStatementTimeout(t *testing.T) {
 	}
 }
 
-// TestPostgresMigrateFromVersion2: a store written before binding existed
-// (plain SHA-256 token hashes, no MACs) migrates, and BindLegacy binds its
+// TestPostgresMigrateFromBeforeBinding: a store written before binding
+// existed (plain SHA-256 token hashes, no MACs) migrates, and BindLegacy binds its
 // rows in place.
-func TestPostgresMigrateFromVersion2(t *testing.T) {
+func TestPostgresMigrateFromBeforeBinding(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	u := pgtest.URL(t)
-	old, err := store.OpenPostgresAtForTest(ctx, u, 2)
+	old, err := store.OpenPostgresAtForTest(ctx, u, store.LatestPostgresSchemaVersion()-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,9 @@ func TestPostgresMigrateFromVersion2(t *testing.T) {
 // pgBinder is a store.Binder whose output the test can predict.
 type pgBinder struct{}
 
-func (pgBinder) CredentialMAC(c store.Credential) []byte { return []byte("cred:" + c.Owner + ":" + c.Sealed) }
+func (pgBinder) CredentialMAC(c store.Credential) []byte {
+	return []byte("cred:" + c.Owner + ":" + c.Sealed)
+}
 
 func (pgBinder) BindEnvironment(e store.Environment) ([]byte, []byte) {
 	return append([]byte("keyed:"), e.TokenHash...), []byte("env:" + e.ID)

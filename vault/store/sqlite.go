@@ -62,7 +62,46 @@ var migrations = []string{
 		expires_at      INTEGER NOT NULL
 	);
 	CREATE INDEX connect_flows_expires ON connect_flows (expires_at);`,
-	// 3: rows bound to the runner key (MACs; environment token hashes are
+	// 3: each environment's policy (JSON, '' for none) and its version;
+	// the audit trail of the git operations environments' sidecars
+	// proxied (refs: JSON, '' for none).
+	`ALTER TABLE environments ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+	ALTER TABLE environments ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE audit_events (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		time        INTEGER NOT NULL,
+		env         TEXT    NOT NULL,
+		owner       TEXT    NOT NULL,
+		host        TEXT    NOT NULL,
+		org         TEXT    NOT NULL DEFAULT '',
+		project     TEXT    NOT NULL DEFAULT '',
+		repo        TEXT    NOT NULL DEFAULT '',
+		operation   TEXT    NOT NULL,
+		refs        TEXT    NOT NULL DEFAULT '',
+		status      INTEGER NOT NULL DEFAULT 0,
+		refused     TEXT    NOT NULL DEFAULT '',
+		bytes_in    INTEGER NOT NULL DEFAULT 0,
+		bytes_out   INTEGER NOT NULL DEFAULT 0,
+		duration_ms INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX audit_events_time ON audit_events (time);
+	CREATE INDEX audit_events_owner ON audit_events (owner, time);
+	CREATE INDEX audit_events_env ON audit_events (env, time);`,
+	// 4: outcomes of Connect and PAT flows, read by the replicas' pollers
+	// to end the waits of environments (azdo-sidecar --wait-connect).
+	`CREATE TABLE connect_events (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		owner    TEXT    NOT NULL,
+		env      TEXT    NOT NULL,
+		host     TEXT    NOT NULL,
+		kind     TEXT    NOT NULL,
+		ok       INTEGER NOT NULL,
+		identity TEXT    NOT NULL,
+		reason   TEXT    NOT NULL,
+		at       INTEGER NOT NULL
+	);
+	CREATE INDEX connect_events_at ON connect_events (at);`,
+	// 5: rows bound to the runner key (MACs; environment token hashes are
 	// rekeyed in place by BindLegacy), and the mark BindLegacy leaves.
 	`ALTER TABLE credentials ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
 	ALTER TABLE environments ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
@@ -71,6 +110,9 @@ var migrations = []string{
 		value TEXT NOT NULL
 	);`,
 }
+
+// bindingSchemaVersion is the migration that added row binding.
+const bindingSchemaVersion = 5
 
 // SQLite is the embedded Store: one file (plus its WAL), transactions,
 // a busy timeout so that the CLI (env create) and a running vault can share
@@ -428,8 +470,12 @@ func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 	if e.ID == "" || e.Owner == "" || len(e.TokenHash) == 0 {
 		return errors.New("store: environment needs an ID, an owner and a token hash")
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, mac) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt), blob(e.MAC))
+	pol, err := encodePolicy(e.Policy)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt), pol, e.PolicyVersion, blob(e.MAC))
 	if isSQLiteUnique(err) {
 		return fmt.Errorf("store: create environment %s: its ID or token hash is taken: %w", e.ID, ErrDuplicate)
 	}
@@ -437,6 +483,29 @@ func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 		return fmt.Errorf("store: create environment %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// environmentColumns are what scanEnvironment reads, token hash aside.
+const environmentColumns = `id, owner, created_at, expires_at, revoked_at, policy, policy_version, mac`
+
+// scanEnvironment reads environmentColumns, then extra.
+func scanEnvironment(r scanner, extra ...any) (Environment, error) {
+	var e Environment
+	var created, expires, revoked int64
+	var pol string
+	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion, &e.MAC}, extra...)...); err != nil {
+		return Environment{}, err
+	}
+	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
+	if len(e.MAC) == 0 {
+		e.MAC = nil
+	}
+	p, err := decodePolicy(pol)
+	if err != nil {
+		return Environment{}, fmt.Errorf("environment %s: %w", e.ID, err)
+	}
+	e.Policy = p
+	return e, nil
 }
 
 // isSQLiteUnique reports whether err is a broken UNIQUE or PRIMARY KEY
@@ -451,19 +520,31 @@ func isSQLiteUnique(err error) bool {
 
 // EnvironmentByTokenHash implements Store.
 func (s *SQLite) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error) {
-	var e Environment
-	var created, expires, revoked int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at, mac FROM environments WHERE token_hash = ?`, hash).
-		Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked, &e.MAC)
+	var th []byte
+	e, err := scanEnvironment(s.db.QueryRowContext(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE token_hash = ?`, hash), &th)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: environment: %w", err)
 	}
-	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
-	if len(e.MAC) == 0 {
-		e.MAC = nil
+	e.TokenHash = th
+	return e, nil
+}
+
+// SetEnvironmentPolicy implements Store with one UPDATE … RETURNING.
+func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy) (Environment, error) {
+	pol, err := encodePolicy(p)
+	if err != nil {
+		return Environment{}, err
+	}
+	e, err := scanEnvironment(s.db.QueryRowContext(ctx, `UPDATE environments SET policy = ?, policy_version = policy_version + 1
+		WHERE id = ? RETURNING `+environmentColumns, pol, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Environment{}, ErrNotFound
+	}
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
 	return e, nil
 }
@@ -488,7 +569,7 @@ func (s *SQLite) RevokeEnvironment(ctx context.Context, id string, at time.Time)
 
 // ListEnvironments implements Store.
 func (s *SQLite) ListEnvironments(ctx context.Context, owner string) ([]Environment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, created_at, expires_at, revoked_at FROM environments
+	rows, err := s.db.QueryContext(ctx, `SELECT `+environmentColumns+` FROM environments
 		WHERE ?1 = '' OR owner = ?1`, owner)
 	if err != nil {
 		return nil, fmt.Errorf("store: list environments: %w", err)
@@ -496,12 +577,10 @@ func (s *SQLite) ListEnvironments(ctx context.Context, owner string) ([]Environm
 	defer rows.Close()
 	var out []Environment
 	for rows.Next() {
-		var e Environment
-		var created, expires, revoked int64
-		if err := rows.Scan(&e.ID, &e.Owner, &created, &expires, &revoked); err != nil {
+		e, err := scanEnvironment(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: list environments: %w", err)
 		}
-		e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -509,6 +588,91 @@ func (s *SQLite) ListEnvironments(ctx context.Context, owner string) ([]Environm
 	}
 	sortEnvironments(out)
 	return out, nil
+}
+
+const auditColumns = `id, time, env, owner, host, org, project, repo, operation, refs, status, refused, bytes_in, bytes_out, duration_ms`
+
+// AddAuditEvents implements Store.
+func (s *SQLite) AddAuditEvents(ctx context.Context, events []AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: add audit events: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (time, env, owner, host, org, project, repo, operation, refs, status, refused, bytes_in, bytes_out, duration_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("store: add audit events: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range events {
+		if err := checkAuditEvent(e); err != nil {
+			return err
+		}
+		refs, err := encodeRefs(e.Refs)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, unix(e.Time), e.Env, e.Owner, e.Host, e.Org, e.Project, e.Repo, e.Operation, refs,
+			e.Status, e.Refused, e.BytesIn, e.BytesOut, e.DurationMS); err != nil {
+			return fmt.Errorf("store: add audit events: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: add audit events: %w", err)
+	}
+	return nil
+}
+
+// AuditEvents implements Store.
+func (s *SQLite) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	limit := -1 // SQLite: no limit
+	if f.Limit > 0 {
+		limit = f.Limit
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_events
+		WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR env = ?2) AND (?3 = '' OR lower(repo) = lower(?3)) AND time >= ?4
+		ORDER BY time DESC, id DESC LIMIT ?5`, f.Owner, f.Env, f.Repo, unix(f.Since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var t int64
+		var refs string
+		if err := rows.Scan(&e.ID, &t, &e.Env, &e.Owner, &e.Host, &e.Org, &e.Project, &e.Repo, &e.Operation, &refs,
+			&e.Status, &e.Refused, &e.BytesIn, &e.BytesOut, &e.DurationMS); err != nil {
+			return nil, fmt.Errorf("store: audit events: %w", err)
+		}
+		e.Time = fromUnix(t)
+		if e.Refs, err = decodeRefs(refs); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: audit events: %w", err)
+	}
+	sortAuditEvents(out)
+	return out, nil
+}
+
+// DeleteAuditEvents implements Store.
+func (s *SQLite) DeleteAuditEvents(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM audit_events WHERE time < ?`, unix(before))
+	if err != nil {
+		return 0, fmt.Errorf("store: delete audit events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: delete audit events: %w", err)
+	}
+	return n, nil
 }
 
 // UseNonce implements Store. Expired nonces are deleted in the same
@@ -643,18 +807,18 @@ func (s *SQLite) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 		}
 		out.Credentials[i].Sealed = ""
 	}
-	erows, err := tx.QueryContext(ctx, `SELECT id, owner, token_hash, created_at, expires_at, revoked_at FROM environments ORDER BY id`)
+	erows, err := tx.QueryContext(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments ORDER BY id`)
 	if err != nil {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
 	for erows.Next() {
-		var e Environment
-		var created, expires, revoked int64
-		if err := erows.Scan(&e.ID, &e.Owner, &e.TokenHash, &created, &expires, &revoked); err != nil {
+		var th []byte
+		e, err := scanEnvironment(erows, &th)
+		if err != nil {
 			erows.Close()
 			return Bound{}, fmt.Errorf("store: bind: %w", err)
 		}
-		e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
+		e.TokenHash = th
 		out.Environments = append(out.Environments, e)
 	}
 	erows.Close()
@@ -675,6 +839,67 @@ func (s *SQLite) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
 	return out, nil
+}
+
+// AddConnectEvent implements Store.
+func (s *SQLite) AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error) {
+	if err := checkConnectEvent(e); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM connect_events WHERE at <= ?`, unix(now.Add(-ConnectEventRetention))); err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO connect_events (owner, env, host, kind, ok, identity, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Owner, e.Env, e.Host, string(e.Kind), e.OK, e.Identity, e.Reason, unix(now)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: add connect event: %w", err)
+	}
+	return id, nil
+}
+
+// ConnectEvents implements Store.
+func (s *SQLite) ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, env, host, kind, ok, identity, reason, at FROM connect_events WHERE id > ? ORDER BY id LIMIT ?`, after, MaxConnectEvents)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	defer rows.Close()
+	var out []ConnectEvent
+	for rows.Next() {
+		var e ConnectEvent
+		var kind string
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Owner, &e.Env, &e.Host, &kind, &e.OK, &e.Identity, &e.Reason, &at); err != nil {
+			return nil, fmt.Errorf("store: connect events: %w", err)
+		}
+		e.Kind, e.At = Kind(kind), fromUnix(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: connect events: %w", err)
+	}
+	return out, nil
+}
+
+// LastConnectEventID implements Store. AUTOINCREMENT never reuses an ID,
+// so the sequence is the high-water mark even after old events are gone.
+func (s *SQLite) LastConnectEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'connect_events'), 0)`).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("store: last connect event: %w", err)
+	}
+	return id, nil
 }
 
 var _ Store = (*SQLite)(nil)

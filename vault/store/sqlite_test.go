@@ -103,7 +103,8 @@ func TestOpenURL(t *testing.T) {
 }
 
 // TestMigrateFromVersion1: a database written by a binary at schema 1
-// gains the Connect tables and the binding columns, and keeps its rows.
+// gains the Connect tables, the policy columns, the audit table and the
+// binding columns, and keeps its rows.
 func TestMigrateFromVersion1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
@@ -111,7 +112,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, updated_at) VALUES ('ann', 'dev.azure.com', '*', 'oauth', 'c2VhbGVk', 1)`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, updated_at) VALUES ('ann', 'dev.azure.com', '*', 'oauth', 'c2VhbGVk', 1);
+		INSERT INTO environments (id, owner, token_hash, created_at) VALUES ('env_old', 'ann', x'01', 1)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -125,15 +127,19 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s2.UseNonce(ctx, []byte{1}, time.Now().Add(time.Hour)); err != nil {
 		t.Errorf("UseNonce after upgrade = %v", err)
 	}
+	// An environment from before policies has none, at version 0.
+	if e, err := s2.EnvironmentByTokenHash(ctx, []byte{1}); err != nil || !e.Policy.IsZero() || e.PolicyVersion != 0 {
+		t.Errorf("environment after upgrade = %+v, %v; want no policy, version 0", e, err)
+	}
 }
 
-// TestMigrateFromVersion2: a store written before binding existed (schema
-// 2: plain SHA-256 token hashes, no MACs) migrates, and BindLegacy binds
-// its rows in place.
-func TestMigrateFromVersion2(t *testing.T) {
+// TestMigrateFromBeforeBinding: a store written before binding existed
+// (plain SHA-256 token hashes, no MACs) migrates, and BindLegacy binds its
+// rows in place.
+func TestMigrateFromBeforeBinding(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
-	s, err := openSQLite(ctx, path, time.Now, 2)
+	s, err := openSQLite(ctx, path, time.Now, bindingSchemaVersion-1)
 	if err != nil {
 		t.Fatal(err)
 	}

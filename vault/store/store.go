@@ -128,6 +128,70 @@ type Environment struct {
 	// authenticates nothing. Empty on rows written before binding existed
 	// until BindLegacy binds them. Not secret.
 	MAC []byte
+	// Policy is the environment's policy (zero: none).
+	Policy Policy
+	// PolicyVersion increases with every change of Policy: 0 for an
+	// environment never given one, then 1, 2, … (a cleared policy keeps
+	// counting), so a sidecar can tell a newer policy from an older one.
+	PolicyVersion int64
+}
+
+// Policy is an environment's least-privilege policy as the store keeps it:
+// vaultapi.Policy without its version, which is Environment.PolicyVersion.
+// The zero Policy allows everything the owner's credential reaches. The
+// store keeps the patterns as given; the vault validates them.
+type Policy struct {
+	AllowRepos    []string `json:"allow_repos,omitempty"`
+	ReadOnlyRepos []string `json:"read_only_repos,omitempty"`
+	PushRefs      []string `json:"push_refs,omitempty"`
+	ProxyOnly     bool     `json:"proxy_only,omitempty"`
+}
+
+// IsZero reports whether p restricts nothing.
+func (p Policy) IsZero() bool {
+	return len(p.AllowRepos) == 0 && len(p.ReadOnlyRepos) == 0 && len(p.PushRefs) == 0 && !p.ProxyOnly
+}
+
+// AuditEvent is one git operation an environment's sidecar proxied or
+// refused (vaultapi.AuditEvent), as the vault stores it. It never holds a
+// secret: the vault validates every field before it stores one.
+type AuditEvent struct {
+	ID        int64 // set by the store
+	Time      time.Time
+	Env       string
+	Owner     string
+	Host      string
+	Org       string
+	Project   string
+	Repo      string
+	Operation string
+	Refs      []AuditRef
+	Status    int
+	Refused   string
+	BytesIn   int64
+	BytesOut  int64
+	// DurationMS is the operation's duration in milliseconds.
+	DurationMS int64
+}
+
+// AuditRef is one ref update of a pushed AuditEvent.
+type AuditRef struct {
+	Name string `json:"name"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// AuditFilter selects audit events; its zero value selects every one.
+type AuditFilter struct {
+	Owner string // exact
+	Env   string // exact
+	// Repo is a repository name, compared without regard to ASCII case as
+	// Azure DevOps compares names.
+	Repo  string
+	Since time.Time // events at or after; zero: any
+	// Limit keeps the newest Limit events (still returned oldest first);
+	// 0: no limit.
+	Limit int
 }
 
 // Flow is a pending OAuth sign-in (Connect) between GET /connect and GET
@@ -172,11 +236,11 @@ type Store interface {
 	// remove is not an error.
 	DeleteCredentials(ctx context.Context, owner, host string) ([]Credential, error)
 
-	// CreateEnvironment inserts e; its ID and TokenHash must be unique,
-	// else it returns ErrDuplicate.
+	// CreateEnvironment inserts e, with its Policy and PolicyVersion; its
+	// ID and TokenHash must be unique, else it returns ErrDuplicate.
 	CreateEnvironment(ctx context.Context, e Environment) error
 	// EnvironmentByTokenHash returns the environment whose token hashes to
-	// hash, or ErrNotFound.
+	// hash, its policy included, or ErrNotFound.
 	EnvironmentByTokenHash(ctx context.Context, hash []byte) (Environment, error)
 	// RevokeEnvironment marks environment id revoked at at; ErrNotFound
 	// if there is no such environment.
@@ -185,6 +249,21 @@ type Store interface {
 	// owner's), revoked and expired ones included, ordered by creation
 	// time and ID. TokenHash is left empty: a listing never needs it.
 	ListEnvironments(ctx context.Context, owner string) ([]Environment, error)
+
+	// SetEnvironmentPolicy replaces environment id's policy and increases
+	// its PolicyVersion by one, atomically; it returns the environment
+	// (TokenHash left empty), or ErrNotFound.
+	SetEnvironmentPolicy(ctx context.Context, id string, p Policy) (Environment, error)
+
+	// AddAuditEvents stores events in one transaction and sets nothing
+	// else on them; IDs increase in the order given.
+	AddAuditEvents(ctx context.Context, events []AuditEvent) error
+	// AuditEvents returns the events that f selects, oldest first (by
+	// Time, then ID).
+	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// DeleteAuditEvents removes the events older than before and returns
+	// how many it removed (retention).
+	DeleteAuditEvents(ctx context.Context, before time.Time) (int64, error)
 
 	// UseNonce spends a single-use value (a connect link's nonce), known
 	// by its hash, until expires: ErrUsed if it was spent already and has
@@ -206,6 +285,16 @@ type Store interface {
 	// later without the key stays unbound (and useless). A missing mark
 	// next to bound rows is ErrBindingTampered.
 	BindLegacy(ctx context.Context, b Binder) (Bound, error)
+
+	// AddConnectEvent records e (its ID and At are set by the store) and
+	// forgets events older than ConnectEventRetention. It returns the ID.
+	AddConnectEvent(ctx context.Context, e ConnectEvent) (int64, error)
+	// ConnectEvents returns up to MaxConnectEvents events with an ID
+	// above after, in ID order. It is what each vault replica's one
+	// poller reads, once a second while environments wait.
+	ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error)
+	// LastConnectEventID returns the highest event ID (0: none yet).
+	LastConnectEventID(ctx context.Context) (int64, error)
 
 	// Close releases the store.
 	Close() error

@@ -69,6 +69,11 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"BindLegacy", testBindLegacy},
 		{"BindLegacyTampered", testBindLegacyTampered},
 		{"ConcurrentBindLegacy", testConcurrentBindLegacy},
+		{"EnvironmentPolicy", testEnvironmentPolicy},
+		{"ConcurrentSetPolicy", testConcurrentSetPolicy},
+		{"AuditEvents", testAuditEvents},
+		{"AddAuditEventsAtomic", testAddAuditEventsAtomic},
+		{"ConnectEvents", testConnectEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -974,5 +979,70 @@ func testConcurrentBindLegacy(t *testing.T, open, another func() store.Store, _ 
 		if _, err := s.EnvironmentByTokenHash(c0, th); err != nil {
 			t.Errorf("env_%d after concurrent bind: %v; want it rekeyed once", i, err)
 		}
+	}
+}
+
+func testConnectEvents(t *testing.T, open, another func() store.Store, clk *clock) {
+	s, other := open(), another()
+	c := ctx(t)
+	if id, err := s.LastConnectEventID(c); err != nil || id != 0 {
+		t.Fatalf("LastConnectEventID() on an empty store = %d, %v; want 0, nil", id, err)
+	}
+	for _, bad := range []store.ConnectEvent{
+		{Host: "dev.azure.com", Kind: store.OAuth, OK: true},
+		{Owner: "alice", Kind: store.OAuth, OK: true},
+		{Owner: "alice", Host: "dev.azure.com", Kind: "ssh", OK: true},
+		{Owner: "alice", Host: "dev.azure.com", Kind: store.OAuth},
+	} {
+		if _, err := s.AddConnectEvent(c, bad); err == nil {
+			t.Errorf("AddConnectEvent(%+v) = nil error; want a refusal", bad)
+		}
+	}
+	ok := store.ConnectEvent{Owner: "alice", Env: "env1", Host: "dev.azure.com", Kind: store.OAuth, OK: true, Identity: "alice@contoso.com"}
+	id1, err := s.AddConnectEvent(c, ok)
+	if err != nil {
+		t.Fatalf("AddConnectEvent: %v", err)
+	}
+	failed := store.ConnectEvent{Owner: "bob", Host: "dev.azure.com", Kind: store.PAT, Reason: "identity mismatch"}
+	id2, err := other.AddConnectEvent(c, failed)
+	if err != nil {
+		t.Fatalf("AddConnectEvent on another handle: %v", err)
+	}
+	if id2 <= id1 {
+		t.Fatalf("event IDs %d then %d; want increasing", id1, id2)
+	}
+	// Either handle sees both, in order, with every field.
+	got, err := other.ConnectEvents(c, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ConnectEvents(0) = %+v, %v; want 2 events", got, err)
+	}
+	ok.ID, failed.ID = id1, id2
+	for i, want := range []store.ConnectEvent{ok, failed} {
+		g := got[i]
+		if !g.At.Equal(epoch) {
+			t.Errorf("event %d At = %v; want %v", i, g.At, epoch)
+		}
+		g.At = time.Time{}
+		if g != want {
+			t.Errorf("event %d = %+v; want %+v", i, g, want)
+		}
+	}
+	if got, err := s.ConnectEvents(c, id1); err != nil || len(got) != 1 || got[0].ID != id2 {
+		t.Errorf("ConnectEvents(%d) = %+v, %v; want only event %d", id1, got, err, id2)
+	}
+	if last, err := s.LastConnectEventID(c); err != nil || last != id2 {
+		t.Errorf("LastConnectEventID() = %d, %v; want %d", last, err, id2)
+	}
+	// Old events are forgotten when a new one is added.
+	clk.Set(epoch.Add(store.ConnectEventRetention + time.Minute))
+	id3, err := s.AddConnectEvent(c, ok)
+	if err != nil {
+		t.Fatalf("AddConnectEvent: %v", err)
+	}
+	if got, err := s.ConnectEvents(c, 0); err != nil || len(got) != 1 || got[0].ID != id3 {
+		t.Errorf("ConnectEvents(0) after the retention = %+v, %v; want only event %d", got, err, id3)
+	}
+	if last, err := other.LastConnectEventID(c); err != nil || last != id3 {
+		t.Errorf("LastConnectEventID() = %d, %v; want %d", last, err, id3)
 	}
 }
