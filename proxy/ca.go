@@ -35,6 +35,15 @@ var BuiltinDomains = []string{"dev.azure.com", "visualstudio.com"}
 // CA is a per-process certificate authority whose name constraints permit
 // only the Azure DevOps hosts the sidecar serves. Its private key never
 // leaves memory.
+//
+// The name-constraints extension is not marked critical: mbedTLS 2.28
+// (Debian's libgit2, so pygit2 and everything built on it) refuses to
+// parse a certificate with a critical extension it does not implement, and
+// fails the handshake. The constraints are enforced all the same by every
+// stack that implements them (Go, OpenSSL, GnuTLS, Python, Node):
+// criticality only tells a stack that does not understand an extension to
+// reject the certificate. Stacks that ignore name constraints (mbedTLS,
+// JSSE) trust this CA for every name either way; see the README.
 type CA struct {
 	cert    *x509.Certificate
 	certPEM []byte
@@ -81,15 +90,14 @@ func NewCA(selfHosted []string, now func() time.Time) (*CA, error) {
 			CommonName:   "azdo-sidecar interception CA " + serial.Text(16)[:8],
 			Organization: []string{"azdo-sidecar"},
 		},
-		NotBefore:                   t.Add(-clockSkew),
-		NotAfter:                    t.Add(caValidity),
-		IsCA:                        true,
-		BasicConstraintsValid:       true,
-		MaxPathLenZero:              true,
-		KeyUsage:                    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		PermittedDNSDomainsCritical: true,
-		PermittedDNSDomains:         dns,
-		PermittedIPRanges:           ips,
+		NotBefore:             t.Add(-clockSkew),
+		NotAfter:              t.Add(caValidity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		PermittedDNSDomains:   dns,
+		PermittedIPRanges:     ips,
 	}
 	if len(ips) == 0 {
 		// Without a permitted IP range, X.509 leaves IP names unconstrained;
@@ -168,8 +176,13 @@ func (ca *CA) Issue(host string) (*tls.Certificate, error) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t}); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotPermitted, host)
 	}
+	// The chain sent is the leaf alone. Every client must already hold
+	// the CA as its trust anchor, which RFC 8446 §4.4.2 lets a server
+	// omit; sending it anyway only adds its bytes to every handshake and
+	// gives a strict parser (mbedTLS) one more certificate to refuse even
+	// when verification is off.
 	return &tls.Certificate{
-		Certificate: [][]byte{der, ca.cert.Raw},
+		Certificate: [][]byte{der},
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}, nil

@@ -199,7 +199,7 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{
 		Hosts:         hosts,
-		OrgFor:        azdo.OrgFor,
+		OrgFor:        hosts.OrgFor,
 		SelfHosted:    hosts.SelfHosted(),
 		Source:        src,
 		UpstreamRoots: up.pool,

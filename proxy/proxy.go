@@ -32,7 +32,7 @@ type Matcher interface {
 
 // OrgFunc returns the organization (or collection) a request is for, from
 // its host, URL path and the non-secret user name git sent, or "" when
-// unknown. azdo.OrgFor is one.
+// unknown. (*azdo.Hosts).OrgFor is one.
 type OrgFunc func(host, path, username string) string
 
 // Config configures a Proxy.
@@ -307,6 +307,7 @@ func (p *Proxy) plainHTTP(req *http.Request) *http.Response {
 	}
 	p.m.request(classOther)
 	stripProxyHeaders(req.Header)
+	noDefaultUserAgent(req.Header)
 	req.RequestURI = ""
 	if req.Body != nil {
 		req.Body = &countingReader{ReadCloser: req.Body, c: p.m.bytes.WithLabelValues(classOther, "out")}
@@ -414,6 +415,7 @@ func unauthenticated(resp *http.Response) bool {
 func (p *Proxy) send(req *http.Request, tok token.Token) (*http.Response, error) {
 	req.Header.Set("Authorization", tok.AuthorizationHeader())
 	req.Header.Set("X-TFS-FedAuthRedirect", "Suppress")
+	noDefaultUserAgent(req.Header)
 	p.m.injections.WithLabelValues(string(tok.Kind)).Inc()
 	p.m.counts.injections.Add(1)
 	return p.tr.RoundTrip(req)
@@ -490,6 +492,15 @@ func stripProxyHeaders(h http.Header) {
 	}
 	for _, name := range hopHeaders {
 		h.Del(name)
+	}
+}
+
+// noDefaultUserAgent keeps Go's transport from adding its own User-Agent
+// (Go-http-client/1.1) to a request whose client sent none: an empty
+// value present in the map makes the transport write no header at all.
+func noDefaultUserAgent(h http.Header) {
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""}
 	}
 }
 

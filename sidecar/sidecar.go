@@ -167,7 +167,7 @@ func Start(opts Options) (s *Sidecar, err error) {
 
 	s.proxy, err = proxy.New(proxy.Config{
 		Hosts:         hosts,
-		OrgFor:        azdo.OrgFor,
+		OrgFor:        hosts.OrgFor,
 		SelfHosted:    hosts.SelfHosted(),
 		Source:        s.cache,
 		UpstreamRoots: roots,

@@ -292,8 +292,8 @@ func TestCredentialDelete(t *testing.T) {
 	}
 }
 
-// TestEnvList: the table and JSON lines show ID, owner, state and times,
-// never an environment token or its hash.
+// TestEnvList: the table and JSON lines show ID, owner, state, times and
+// policy, never an environment token or its hash.
 func TestEnvList(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vault.db")
 	st, err := store.OpenSQLite(context.Background(), path, time.Now)
@@ -305,7 +305,8 @@ func TestEnvList(t *testing.T) {
 	for i, e := range []store.Environment{
 		{ID: "env_00000000000000a1", Owner: "ann", CreatedAt: created, ExpiresAt: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{ID: "env_00000000000000a2", Owner: "ann", CreatedAt: created.Add(time.Hour), ExpiresAt: created.Add(2 * time.Hour)},
-		{ID: "env_00000000000000b1", Owner: "bob", CreatedAt: created.Add(2 * time.Hour), RevokedAt: created.Add(3 * time.Hour)},
+		{ID: "env_00000000000000b1", Owner: "bob", CreatedAt: created.Add(2 * time.Hour), RevokedAt: created.Add(3 * time.Hour),
+			Policy: store.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/*"}, PushRefs: []string{"refs/heads/agent/*"}, ProxyOnly: true}, PolicyVersion: 2},
 		{ID: "env_00000000000000c1", Owner: "carol", CreatedAt: created.Add(3 * time.Hour)},
 	} {
 		tok := fmt.Sprintf("azdoenv_admin-test-token-%d-secretvalue", i)
@@ -319,11 +320,11 @@ func TestEnvList(t *testing.T) {
 	st.Close()
 	url := "sqlite:" + path
 	table := strings.Join([]string{
-		"ID                    OWNER  STATE    CREATED               EXPIRES               REVOKED",
-		"env_00000000000000a1  ann    active   2026-01-02T03:04:05Z  2099-01-01T00:00:00Z  -",
-		"env_00000000000000a2  ann    expired  2026-01-02T04:04:05Z  2026-01-02T05:04:05Z  -",
-		"env_00000000000000b1  bob    revoked  2026-01-02T05:04:05Z  never                 2026-01-02T06:04:05Z",
-		"env_00000000000000c1  carol  active   2026-01-02T06:04:05Z  never                 -",
+		"ID                    OWNER  STATE    CREATED               EXPIRES               REVOKED               POLICY",
+		"env_00000000000000a1  ann    active   2026-01-02T03:04:05Z  2099-01-01T00:00:00Z  -                     none",
+		"env_00000000000000a2  ann    expired  2026-01-02T04:04:05Z  2026-01-02T05:04:05Z  -                     none",
+		"env_00000000000000b1  bob    revoked  2026-01-02T05:04:05Z  never                 2026-01-02T06:04:05Z  allow dev.azure.com/contoso/Fabrikam/*; push refs/heads/agent/*; proxy-only",
+		"env_00000000000000c1  carol  active   2026-01-02T06:04:05Z  never                 -                     none",
 		"",
 	}, "\n")
 	tests := []struct {
@@ -334,9 +335,9 @@ func TestEnvList(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "table", args: []string{"env", "list", "--store", url}, wantStdout: table},
-		{name: "json lines, one owner", args: []string{"env", "list", "--owner", "ann", "--json", "--store", url}, wantStdout: `{"id":"env_00000000000000a1","owner":"ann","state":"active","created_at":"2026-01-02T03:04:05Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":""}` + "\n" +
-			`{"id":"env_00000000000000a2","owner":"ann","state":"expired","created_at":"2026-01-02T04:04:05Z","expires_at":"2026-01-02T05:04:05Z","revoked_at":""}` + "\n"},
-		{name: "revoked", args: []string{"env", "list", "--owner", "bob", "--json", "--store", url}, wantStdout: `{"id":"env_00000000000000b1","owner":"bob","state":"revoked","created_at":"2026-01-02T05:04:05Z","expires_at":"","revoked_at":"2026-01-02T06:04:05Z"}` + "\n"},
+		{name: "json lines, one owner", args: []string{"env", "list", "--owner", "ann", "--json", "--store", url}, wantStdout: `{"id":"env_00000000000000a1","owner":"ann","state":"active","created_at":"2026-01-02T03:04:05Z","expires_at":"2099-01-01T00:00:00Z","revoked_at":"","policy":{"version":0}}` + "\n" +
+			`{"id":"env_00000000000000a2","owner":"ann","state":"expired","created_at":"2026-01-02T04:04:05Z","expires_at":"2026-01-02T05:04:05Z","revoked_at":"","policy":{"version":0}}` + "\n"},
+		{name: "revoked", args: []string{"env", "list", "--owner", "bob", "--json", "--store", url}, wantStdout: `{"id":"env_00000000000000b1","owner":"bob","state":"revoked","created_at":"2026-01-02T05:04:05Z","expires_at":"","revoked_at":"2026-01-02T06:04:05Z","policy":{"version":2,"allow_repos":["dev.azure.com/contoso/Fabrikam/*"],"push_refs":["refs/heads/agent/*"],"proxy_only":true}}` + "\n"},
 		{name: "no match", args: []string{"env", "list", "--owner", "dave", "--store", url}, wantStderr: "no environments (owner dave)"},
 		{name: "missing store file", args: []string{"env", "list", "--store", "sqlite:" + filepath.Join(t.TempDir(), "typo.db")}, wantCode: 1, wantStderr: "no store at"},
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
 
-// envCommand is `azdo-vault env create|revoke|list`. Both work on the store
+// envCommand is `azdo-vault env create|update|revoke|list`. They work on the store
 // directly, so they run beside a serving vault (SQLite waits on its busy
 // timeout; the vault reads environments on every request).
 func envCommand(e *cliapp.Env) *cli.Command {
@@ -28,15 +29,26 @@ func envCommand(e *cliapp.Env) *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "create",
-				Usage: "register an environment and print its token once (its ID, for env revoke, goes to stderr)",
-				Flags: []cli.Flag{
+				Usage: "register an environment and print its token once (its ID, for env revoke, goes to stderr); the policy flags limit what it may do",
+				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "owner", Required: true, Usage: "the `USER` whose credentials the environment gets"},
 					&cli.DurationFlag{Name: "ttl", Value: 30 * 24 * time.Hour, Usage: "lifetime of the environment token (`DURATION`, 0: no expiry)"},
 					&cli.BoolFlag{Name: "json", Usage: `print {"id":…,"token":…,"expires_at":…} instead of the token alone`},
 					config.StoreFlag(),
 					requiredKeyFile(),
-				},
+				}, policyFlags()...),
 				Action: func(c *cli.Context) error { return envCreate(c, e) },
+			},
+			{
+				Name:      "update",
+				Usage:     "change an environment's policy, effective at its next token request: each policy flag given replaces that part; --clear-policy starts from none",
+				ArgsUsage: "ID",
+				Flags: append([]cli.Flag{
+					&cli.BoolFlag{Name: flagClearPolicy, Usage: "remove the policy (then apply any other policy flag given)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the environment as env list --json does"},
+					config.StoreFlag(),
+				}, policyFlags()...),
+				Action: func(c *cli.Context) error { return envUpdate(c, e) },
 			},
 			{
 				Name:      "revoke",
@@ -47,10 +59,10 @@ func envCommand(e *cliapp.Env) *cli.Command {
 			},
 			{
 				Name:  "list",
-				Usage: "list environments (revoked and expired ones too): ID, owner, state, created, expires, revoked; never a token or its hash",
+				Usage: "list environments (revoked and expired ones too): ID, owner, state, created, expires, revoked, policy; never a token or its hash",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "owner", Usage: "only the environments of `USER`"},
-					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line (id, owner, state, created_at, expires_at, revoked_at) instead of a table"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line (id, owner, state, created_at, expires_at, revoked_at, policy) instead of a table"},
 					config.StoreFlag(),
 				},
 				Action: func(c *cli.Context) error { return envList(c, e, time.Now()) },
@@ -69,6 +81,9 @@ type envRow struct {
 	CreatedAt string `json:"created_at"` // RFC 3339
 	ExpiresAt string `json:"expires_at"` // RFC 3339; "" never
 	RevokedAt string `json:"revoked_at"` // RFC 3339; "" not revoked
+	// Policy has the shape of a token answer's policy: version 0 and no
+	// rules for an environment never given one.
+	Policy vaultapi.Policy `json:"policy"`
 }
 
 // newEnvRow keeps what an administrator may see of env at now: the token
@@ -82,7 +97,8 @@ func newEnvRow(env store.Environment, now time.Time) envRow {
 		state = "expired"
 	}
 	return envRow{ID: env.ID, Owner: env.Owner, State: state,
-		CreatedAt: rfc3339(env.CreatedAt), ExpiresAt: rfc3339(env.ExpiresAt), RevokedAt: rfc3339(env.RevokedAt)}
+		CreatedAt: rfc3339(env.CreatedAt), ExpiresAt: rfc3339(env.ExpiresAt), RevokedAt: rfc3339(env.RevokedAt),
+		Policy: wirePolicy(env)}
 }
 
 // envList prints the environments as a table, or as JSON lines with
@@ -109,13 +125,13 @@ func envList(c *cli.Context, e *cliapp.Env, now time.Time) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tOWNER\tSTATE\tCREATED\tEXPIRES\tREVOKED")
-		for _, r := range rows {
+		fmt.Fprintln(tw, "ID\tOWNER\tSTATE\tCREATED\tEXPIRES\tREVOKED\tPOLICY")
+		for i, r := range rows {
 			exp := r.ExpiresAt
 			if exp == "" {
 				exp = "never"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(r.ID), cell(r.Owner), r.State, cell(r.CreatedAt), exp, cell(r.RevokedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(r.ID), cell(r.Owner), r.State, cell(r.CreatedAt), exp, cell(r.RevokedAt), policySummary(envs[i].Policy))
 		}
 		return tw.Flush()
 	})
@@ -125,6 +141,10 @@ func envList(c *cli.Context, e *cliapp.Env, now time.Time) error {
 // TOKEN=$(azdo-vault env create …) works), or one JSON object with --json;
 // the ID an administrator needs for env revoke goes to stderr.
 func envCreate(c *cli.Context, e *cliapp.Env) error {
+	pol, err := vault.ValidatePolicy(policyFromFlags(c, store.Policy{}))
+	if err != nil {
+		return cliapp.UsageError{Err: err}
+	}
 	kp, err := vault.LoadKeyFile(c.String(config.FlagKeyFile))
 	if err != nil {
 		return err
@@ -136,11 +156,11 @@ func envCreate(c *cli.Context, e *cliapp.Env) error {
 		if err != nil {
 			return err
 		}
-		env, tok, err := vault.NewEnvironment(ctx, st, b, time.Now(), c.String("owner"), c.Duration("ttl"))
+		env, tok, err := vault.NewEnvironmentWithPolicy(ctx, st, b, time.Now(), c.String("owner"), c.Duration("ttl"), pol)
 		if err != nil {
 			return err
 		}
-		e.Log.Info("environment created", "env", env.ID, "owner", env.Owner)
+		e.Log.Info("environment created", "env", env.ID, "owner", env.Owner, "policy_version", env.PolicyVersion)
 		exp, expires := "", "never"
 		if !env.ExpiresAt.IsZero() {
 			exp = env.ExpiresAt.Format(time.RFC3339)
@@ -154,7 +174,7 @@ func envCreate(c *cli.Context, e *cliapp.Env) error {
 		if _, err := fmt.Fprintln(e.Stdout, tok.Reveal()); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(e.Stderr, "environment %s of %s created (expires: %s); revoke it with: azdo-vault env revoke %s\n", env.ID, env.Owner, expires, env.ID)
+		_, err = fmt.Fprintf(e.Stderr, "environment %s of %s created (expires: %s; policy: %s); revoke it with: azdo-vault env revoke %s\n", env.ID, env.Owner, expires, policySummary(env.Policy), env.ID)
 		return err
 	})
 }

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
+)
+
+// pygit2Script clones (init + fetch + checkout: pygit2 1.11's
+// clone_repository takes no proxy), commits and pushes with libgit2
+// through the proxy given as argv[1], trusting the CA file argv[2] only.
+// Debian's libgit2 is built on mbedTLS, which refuses a CA whose
+// name-constraints extension is critical.
+const pygit2Script = `
+import sys, pygit2
+proxy, cafile, url, path = sys.argv[1:5]
+pygit2.settings.set_ssl_cert_locations(cafile, None)
+repo = pygit2.init_repository(path)
+remote = repo.remotes.create("origin", url)
+remote.fetch(proxy=proxy)
+head = repo.references["refs/remotes/origin/main"].target
+repo.create_reference("refs/heads/main", head, force=True)
+repo.set_head("refs/heads/main")
+repo.checkout_head(strategy=pygit2.GIT_CHECKOUT_FORCE)
+print("cloned", head)
+with open(path + "/pygit2.txt", "w") as f:
+    f.write("written by libgit2\n")
+repo.index.add("pygit2.txt")
+repo.index.write()
+sig = pygit2.Signature("libgit2", "libgit2@example.test")
+new = repo.create_commit("refs/heads/main", sig, sig, "from pygit2", repo.index.write_tree(), [head])
+# A fresh remote object: the one that fetched keeps pointers to pygit2
+# callbacks freed after the fetch, which libgit2 1.5 calls again in push.
+repo.remotes["origin"].push(["refs/heads/main:refs/heads/main"], proxy=proxy)
+print("pushed", new)
+`
+
+// debianPython returns Debian's python3 with pygit2 (python3-pygit2), not
+// a pyenv one that may come first on PATH. Without it the test skips,
+// except under CI, whose .ci/run installs it.
+func debianPython(t *testing.T, module string) string {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import "+module).Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s -c 'import %s': %v (.ci/run installs python3-%s)", py, module, err, module)
+		}
+		t.Skipf("%s has no %s: %v", py, module, err)
+	}
+	return py
+}
+
+// TestClientPygit2CloneAndPush: libgit2 (mbedTLS) clones and pushes through
+// the sidecar with nothing but the proxy URL and the CA file.
+func TestClientPygit2CloneAndPush(t *testing.T) {
+	py := debianPython(t, "pygit2")
+	w := newProxyWorld(t)
+	dir := filepath.Join(t.TempDir(), "site")
+	cmd := w.git.Command(py, "-c", pygit2Script, "http://"+w.sc.Proxy, w.sc.CAFile, repoURL, dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pygit2 through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
+	}
+	if !strings.Contains(string(out), "cloned "+w.seed.Head) {
+		t.Errorf("pygit2 cloned something else than %s:\n%s", w.seed.Head, out)
+	}
+	pushed := strings.TrimSpace(string(out)[strings.LastIndex(string(out), "pushed ")+len("pushed "):])
+	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed {
+		t.Errorf("emulator main = %s after the pygit2 push; want %s", got, pushed)
+	}
+	var sawPush bool
+	for _, r := range w.emu.Requests() {
+		if r.CredKind != azdoemu.CredBasicPAT {
+			t.Errorf("request %s %s reached Azure DevOps with credential %q; want the sidecar's PAT", r.Method, r.Path, r.CredKind)
+		}
+		sawPush = sawPush || strings.HasSuffix(r.Path, "/git-receive-pack")
+	}
+	if !sawPush {
+		t.Error("no receive-pack request reached the emulator")
+	}
+	assertNoLeak(t, w.sc, w.emu, w.pat)
+}
+
+// TestClientWithoutUserAgent: a client that sends no User-Agent (as
+// isomorphic-git does) reaches Azure DevOps without one, not with Go's.
+func TestClientWithoutUserAgent(t *testing.T) {
+	w := newProxyWorld(t)
+	out, err := w.git.Command("curl", "--silent", "--show-error", "--fail",
+		"--proxy", "http://"+w.sc.Proxy, "--cacert", w.sc.CAFile, "-H", "User-Agent:",
+		repoURL+"/info/refs?service=git-upload-pack").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl through the sidecar: %v\n%s", err, out)
+	}
+	reqs := w.emu.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("no request reached the emulator")
+	}
+	if ua, ok := reqs[len(reqs)-1].Header["User-Agent"]; ok {
+		t.Errorf("Azure DevOps saw User-Agent %q; want none (the client sent none)", ua)
+	}
+}
+
+// dulwichScript clones, commits and pushes with dulwich (pure Python,
+// urllib3 over OpenSSL), which reads http.proxy and http.sslCAInfo from
+// the global git config (not URL-scoped keys).
+const dulwichScript = `
+import sys
+from dulwich import porcelain
+url, path = sys.argv[1:3]
+repo = porcelain.clone(url, path, checkout=True, errstream=sys.stderr.buffer)
+print("cloned", repo.head().decode())
+with open(path + "/dulwich.txt", "w") as f:
+    f.write("written by dulwich\n")
+porcelain.add(repo, [path + "/dulwich.txt"])
+new = porcelain.commit(repo, message=b"from dulwich", author=b"dulwich <dulwich@example.test>", committer=b"dulwich <dulwich@example.test>")
+porcelain.push(repo, url, b"refs/heads/main:refs/heads/main", errstream=sys.stderr.buffer)
+print("pushed", new.decode())
+`
+
+// TestClientDulwichCloneAndPush: dulwich clones and pushes through the
+// sidecar with http.proxy and http.sslCAInfo in the git config.
+func TestClientDulwichCloneAndPush(t *testing.T) {
+	py := debianPython(t, "dulwich")
+	w := newProxyWorld(t)
+	w.git.SetConfig(t, "http.proxy", "http://"+w.sc.Proxy)
+	w.git.SetConfig(t, "http.sslCAInfo", w.sc.CAFile)
+	dir := filepath.Join(t.TempDir(), "site")
+	out, err := w.git.Command(py, "-c", dulwichScript, repoURL, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dulwich through the sidecar: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "cloned "+w.seed.Head) {
+		t.Errorf("dulwich cloned something else than %s:\n%s", w.seed.Head, out)
+	}
+	pushed := strings.TrimSpace(string(out)[strings.LastIndex(string(out), "pushed ")+len("pushed "):])
+	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed {
+		t.Errorf("emulator main = %s after the dulwich push; want %s", got, pushed)
+	}
+	assertNoLeak(t, w.sc, w.emu, w.pat)
+}
