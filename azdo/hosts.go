@@ -427,3 +427,15 @@ func (h *Hosts) vdirList(n string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// Entries returns every configured entry as NewHosts accepts it back
+// (Server.String: host[:port], with "/vdir" or "/" when the virtual
+// directory is known), in configuration order: what to pass on to another
+// process, such as the credential helper git runs.
+func (h *Hosts) Entries() []string {
+	var out []string
+	for _, s := range h.Servers() {
+		out = append(out, s.String())
+	}
+	return out
+}

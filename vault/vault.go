@@ -82,6 +82,11 @@ type Config struct {
 	// PollInterval is how often the replica reads new connect events while
 	// environments wait for their users (default DefaultPollInterval).
 	PollInterval time.Duration
+	// AuditRetention is how long audit events are kept (0: forever;
+	// azdo-vault serve defaults to DefaultAuditRetention). The vault deletes
+	// older ones at start and every AuditSweep (default DefaultAuditSweep).
+	AuditRetention time.Duration
+	AuditSweep     time.Duration
 }
 
 // Vault serves tokens to environments. It is safe for concurrent use.
@@ -105,6 +110,9 @@ type Vault struct {
 
 	cache cache
 	hub   *waitHub
+
+	auditRetention time.Duration
+	auditM         *prometheus.CounterVec
 
 	// base is the parent of every refresh: a refresh outlives the request
 	// that started it (its result is shared, its rotated refresh token must
@@ -200,13 +208,24 @@ func New(cfg Config) (*Vault, error) {
 	v.mux = http.NewServeMux()
 	v.mux.HandleFunc("POST "+vaultapi.TokenPath, v.serveToken)
 	v.mux.HandleFunc("POST "+vaultapi.ConnectWaitPath, v.serveConnectWait)
+	v.mux.HandleFunc("POST "+vaultapi.AuditPath, v.serveAudit)
 	v.mux.HandleFunc("GET /healthz", v.serveHealth)
 	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
+	v.auditM = newAuditMetrics(v.reg)
+	v.auditRetention = cfg.AuditRetention
+	if v.auditRetention > 0 {
+		every := cfg.AuditSweep
+		if every <= 0 {
+			every = DefaultAuditSweep
+		}
+		v.wg.Add(1)
+		go v.sweepAuditLoop(every)
+	}
 	return v, nil
 }
 
-// Mux returns the vault's HTTP routes: POST /v1/token, GET /healthz,
-// GET /metrics. The Connect and PAT pages mount their own routes on it
+// Mux returns the vault's HTTP routes: POST /v1/token, POST /v1/audit,
+// GET /healthz, GET /metrics. The Connect and PAT pages mount their own routes on it
 // (/connect, /oauth/callback, /pat) before serving starts.
 func (v *Vault) Mux() *http.ServeMux { return v.mux }
 

@@ -594,6 +594,14 @@ func TestCredentialSelection(t *testing.T) {
 		{name: "legacy visualstudio.com host uses dev.azure.com's credential", creds: []Credential{
 			{Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)},
 		}, host: "contoso.visualstudio.com", wantCode: 200, wantTok: patSecret, wantType: "basic"},
+		// Microsoft's other sites under visualstudio.com are not
+		// organizations: never mapped onto dev.azure.com (issue 11).
+		{name: "code.visualstudio.com refused", creds: []Credential{
+			{Kind: store.PAT, Secret: secret.New(patAllOrgs)},
+		}, host: "code.visualstudio.com", wantCode: 404},
+		{name: "marketplace.visualstudio.com refused", creds: []Credential{
+			{Kind: store.PAT, Secret: secret.New(patAllOrgs)},
+		}, host: "marketplace.visualstudio.com", org: "marketplace", wantCode: 404},
 		{name: "legacy host keeps its org", creds: []Credential{
 			{Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)},
 		}, host: "fabrikam.visualstudio.com", wantCode: 404, wantLink: publicURL + "/connect?host=dev.azure.com&org=fabrikam"},

@@ -97,7 +97,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		Listen:        listen,
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
-		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.SelfHosted()...),
+		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.Entries()...),
 		CacheSocket:   cacheSocket,
 	}, note, nil
 }
