@@ -47,7 +47,7 @@ func TestProxyCloneBench(t *testing.T) {
 	sc := startBenchSidecar(t, pat.Reveal(), "--resolve", testenv.ResolveFlag("dev.azure.com", emu), "--upstream-ca-file", emu.CAFile())
 	viaProxy := testenv.NewGit(t)
 	viaProxy.Unsetenv("GIT_SSL_CAINFO")
-	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", "http://"+sc.Proxy)
+	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", testenv.ProxyURL(t, sc.ProxyURLFile))
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.sslCAInfo", sc.CAFile)
 	rssStart := procStatusKB(t, sc.pid, "VmRSS")
 
@@ -82,9 +82,10 @@ func TestProxyCloneBench(t *testing.T) {
 }
 
 type benchSidecar struct {
-	Proxy  string `json:"proxy"`
-	CAFile string `json:"ca_file"`
-	pid    int
+	Proxy        string `json:"proxy"`
+	CAFile       string `json:"ca_file"`
+	ProxyURLFile string `json:"proxy_url_file"`
+	pid          int
 }
 
 func startBenchSidecar(t *testing.T, pat string, args ...string) *benchSidecar {

@@ -176,6 +176,7 @@ type harnessOpts struct {
 	counting   *countingSource
 	selfHosted []string
 	resolve    []string
+	auth       *Auth
 }
 
 func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
@@ -207,6 +208,7 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 		UpstreamProxy: nil,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:    reg,
+		Auth:          o.auth,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for certificates and status; nil is time.Now.
 	Now func() time.Time
+	// Auth says who may use the proxy (see Auth); nil: anyone who reaches
+	// the listener, with a WARN at New.
+	Auth *Auth
 }
 
 // Proxy is the sidecar's HTTP proxy. Create it with New, run it with Serve,
@@ -169,8 +172,10 @@ func New(cfg Config) (*Proxy, error) {
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
 	gp.OnRequest().DoFunc(p.onRequest)
 	p.gp = gp
+	logAuth(p.log, cfg.Auth)
 	p.srv = &http.Server{
-		Handler:           gp,
+		Handler:           p.authorize(cfg.Auth, gp),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
