@@ -150,4 +150,6 @@ func TestRefusedBatchDropped(t *testing.T) {
 
 type senderFunc func(context.Context, []vaultapi.AuditEvent) error
 
-func (f senderFunc) SendAudit(ctx context.Context, evs []vaultapi.AuditEvent) error { return f(ctx, evs) }
+func (f senderFunc) SendAudit(ctx context.Context, evs []vaultapi.AuditEvent) error {
+	return f(ctx, evs)
+}
