@@ -176,6 +176,8 @@ type harnessOpts struct {
 	counting   *countingSource
 	selfHosted []string
 	resolve    []string
+	audit      AuditSink
+	auditIdle  time.Duration
 	auth       *Auth
 	plainHosts []string
 	tunnelPort []int
@@ -213,6 +215,8 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 		Auth:           o.auth,
 		PlainHTTPHosts: o.plainHosts,
 		TunnelPorts:    o.tunnelPort,
+		Audit:          o.audit,
+		AuditIdle:      o.auditIdle,
 	})
 	if err != nil {
 		t.Fatal(err)
