@@ -22,6 +22,13 @@ func FuzzParse(f *testing.F) {
 		"https://dev.azure.com/o/p/_git/r?path=/a%20b&version=GC" + sha1a,
 		"https://dev.azure.com.evil.test/o/p/_git/r",
 		"https://dev.azure.com/o/p/_git/r?path=/../../etc/passwd&version=GBmain",
+		"https://vdir.example.com/a/b/Coll/Proj/Team/_git/r",
+		"https://root.example.com/c/p/t/_git/_full/r?path",
+		"https://tfs.example.com/x/tfs/DefaultCollection/p/t/_git/r",
+		"ssh://acct@vs-ssh.visualstudio.com:22/DefaultCollection/P/T/_ssh/_optimized/R",
+		"ssh://tfs.example.com:22/tfs/Coll/P/T/_ssh/r",
+		"git@ssh.dev.azure.com:v3/o/p/team/_full/r",
+		"https://code.visualstudio.com/p/_git/r",
 	} {
 		f.Add(s)
 	}
@@ -46,8 +53,14 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(%q) (clone URL of %q) error: %v", u, in, err)
 		}
+		// The clone URL names the same {host, vdir, collection, project,
+		// repo}, and the credential key of a request to it is the
+		// repository's collection.
 		if again.Repo != tg.Repo || again.Kind != Default {
 			t.Fatalf("Parse(%q) = %+v; want %+v (clone URL of %q)", u, again.Repo, tg.Repo, in)
+		}
+		if o := hosts.OrgFor(tg.Repo.Host, strings.TrimPrefix(u, "https://"+tg.Repo.Host)+"/info/refs", ""); o != tg.Repo.CredentialOrg() {
+			t.Fatalf("OrgFor(%q, clone path of %q) = %q; want %q", tg.Repo.Host, in, o, tg.Repo.CredentialOrg())
 		}
 		if tg.Kind == Commit && len(tg.Commit) != 40 && len(tg.Commit) != 64 {
 			t.Fatalf("Parse(%q).Commit = %q; want a full id", in, tg.Commit)

@@ -93,6 +93,7 @@ func TestNewHosts(t *testing.T) {
 		{"normalized and deduplicated", []string{"TFS.example.com:443", "tfs.example.com", "ado.test:8443"}, []string{"tfs.example.com", "ado.test:8443"}},
 		{"ip and ipv6", []string{"127.0.0.1:8443", "[::1]:8443"}, []string{"127.0.0.1:8443", "[::1]:8443"}},
 		{"single label", []string{"tfs"}, []string{"tfs"}},
+		{"https and virtual directories", []string{"https://TFS.example.com/tfs", "tfs.example.com/Other/Dir/", "root.test/"}, []string{"tfs.example.com", "root.test"}},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,8 +111,12 @@ func TestNewHosts(t *testing.T) {
 		in   string
 	}{
 		{"empty", ""},
-		{"scheme", "https://tfs.example.com"},
-		{"path", "tfs.example.com/tfs"},
+		{"plain http", "http://tfs.example.com:8080/tfs"},
+		{"other scheme", "ftp://tfs.example.com"},
+		{"vdir _git", "tfs.example.com/_git"},
+		{"vdir query", "tfs.example.com/tfs?x"},
+		{"vdir dotdot", "tfs.example.com/a/../b"},
+		{"vdir empty segment", "tfs.example.com/a//b"},
 		{"userinfo", "me@tfs.example.com"},
 		{"port zero", "tfs.example.com:0"},
 		{"port too big", "tfs.example.com:65536"},
@@ -129,7 +134,7 @@ func TestNewHosts(t *testing.T) {
 			if err == nil {
 				t.Fatalf("NewHosts(%q) succeeded; want error", tt.in)
 			}
-			if !strings.Contains(err.Error(), "\""+tt.in+"\"") || !strings.Contains(err.Error(), "want host[:port]") {
+			if !strings.Contains(err.Error(), "\""+tt.in+"\"") || !strings.Contains(err.Error(), "want host[:port]") && !strings.Contains(err.Error(), "HTTPS binding") {
 				t.Errorf("NewHosts(%q) error = %q; want it to name the entry and the allowed form", tt.in, err)
 			}
 		})
@@ -181,7 +186,14 @@ func TestOrgFor(t *testing.T) {
 		{"server tfs", "tfs.example.com", "tfs/DefaultCollection/P/_git/r", "", "defaultcollection"},
 		{"server no vdir", "tfs.example.com", "Coll/P/_git/r", "", "coll"},
 		{"server project-less tfs", "tfs.example.com", "tfs/Coll/_git/r", "", "coll"},
-		{"server long vdir", "tfs.example.com:8443", "/a/b/Coll/P/_git/r/info/refs", "", "coll"},
+		{"server long vdir configured", "vdir.example.com", "/a/b/Coll/P/_git/r/info/refs", "", "coll"},
+		{"server long vdir configured rest", "vdir.example.com", "/A/B/Coll/_apis/connectionData", "", "coll"},
+		{"server long vdir not configured", "tfs.example.com", "/a/b/Coll/P/_git/r/info/refs", "", ""},
+		{"server root configured team", "root.example.com", "/Coll/P/Team/_git/r/info/refs", "", "coll"},
+		{"server DefaultCollection after vdir", "tfs.example.com", "/sources2010/tfs/DefaultCollection/_git/repo", "", "defaultcollection"},
+		{"server DefaultCollection after vdir rest", "tfs.example.com", "/sources2010/tfs/DefaultCollection/_apis/connectionData", "", "defaultcollection"},
+		{"server tfs without collection", "tfs.example.com", "/tfs/_apis/connectionData", "", ""},
+		{"microsoft site", "code.visualstudio.com", "/docs", "code", ""},
 		{"server rest", "tfs.example.com", "tfs/Coll/_apis/connectionData", "", "coll"},
 		{"server rest no vdir", "tfs.example.com", "Coll/_apis/x", "", "coll"},
 		{"server nothing", "tfs.example.com", "", "Coll", ""},
@@ -190,7 +202,7 @@ func TestOrgFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := OrgFor(tt.host, tt.path, tt.user); got != tt.want {
+			if got := testHosts(t).OrgFor(tt.host, tt.path, tt.user); got != tt.want {
 				t.Errorf("OrgFor(%q, %q, %q) = %q; want %q", tt.host, tt.path, tt.user, got, tt.want)
 			}
 		})
@@ -203,7 +215,9 @@ func TestRepoCredentialOrgMatchesOrgFor(t *testing.T) {
 		"https://dev.azure.com/Contoso/p/_git/r",
 		"https://Contoso.visualstudio.com/DefaultCollection/p/_git/r",
 		"https://tfs.example.com/tfs/DefaultCollection/P/_git/r",
-		"https://tfs.example.com/a/b/Coll/P/_git/r",
+		"https://vdir.example.com/a/b/Coll/P/_git/r",
+		"https://root.example.com/Coll/P/Team/_git/r",
+		"https://tfs.example.com/sources2010/tfs/DefaultCollection/_git/repo",
 		"git@ssh.dev.azure.com:v3/Contoso/p/r",
 	} {
 		tg, err := Parse(in, hosts)
@@ -212,7 +226,7 @@ func TestRepoCredentialOrgMatchesOrgFor(t *testing.T) {
 		}
 		u := tg.Repo.CloneURL()
 		path := u[len("https://"+tg.Repo.Host):]
-		if got, want := OrgFor(tg.Repo.Host, path, ""), tg.Repo.CredentialOrg(); got != want {
+		if got, want := hosts.OrgFor(tg.Repo.Host, path, ""), tg.Repo.CredentialOrg(); got != want {
 			t.Errorf("OrgFor(%q, %q, \"\") = %q; want CredentialOrg %q", tg.Repo.Host, path, got, want)
 		}
 	}

@@ -1,6 +1,7 @@
 package azdo
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 )
@@ -19,12 +20,14 @@ import (
 //
 //   - dev.azure.com: the first path segment, else the user name.
 //   - {org}.visualstudio.com: the subdomain.
-//   - self-hosted: the collection, the segment before the project in
-//     .../{collection}/{project}/_git/{repo}; see Parse for how a virtual
-//     directory is told apart.
-func OrgFor(host, path, username string) string {
+//   - self-hosted: the collection, found in the segments before the first
+//     one that starts with "_" (/_git/, /_apis/, /_usersSettings/...) by
+//     the same rules as Parse, so a git path and a REST path on the same
+//     server give the same collection; "" where those rules find the path
+//     ambiguous.
+func (h *Hosts) OrgFor(host, path, username string) string {
 	n := NormalizeHost(host)
-	if org := legacyOrg(n); org != "" {
+	if org := h.legacyOrg(n); org != "" {
 		return org
 	}
 	segs := pathSegments(path)
@@ -37,23 +40,43 @@ func OrgFor(host, path, username string) string {
 		}
 		return ""
 	}
-	// Self-hosted.
-	if i := indexFold(segs, "_git"); i >= 0 {
-		_, coll, _ := splitSelfHosted(segs[:i])
-		if isName(coll) {
-			return strings.ToLower(coll)
+	if legacyLabel(n) != "" {
+		return "" // a Microsoft site, not an organization
+	}
+	before := segs
+	for i, s := range segs {
+		if strings.HasPrefix(s, "_") {
+			before = segs[:i]
+			break
 		}
+	}
+	loc, err := h.splitServer(n, before)
+	if err != nil || !isName(loc.collection) {
 		return ""
 	}
-	// Without /_git/ (REST calls, the bare collection URL) the collection is
-	// the first segment after a well-known virtual directory.
-	if len(segs) > 0 && strings.EqualFold(segs[0], "tfs") {
-		segs = segs[1:]
+	return strings.ToLower(loc.collection)
+}
+
+// OrgFor is (*Hosts)(nil).OrgFor: without configured virtual directories,
+// which a caller that knows the configuration should not use for a
+// self-hosted host.
+func OrgFor(host, path, username string) string {
+	return (*Hosts)(nil).OrgFor(host, path, username)
+}
+
+// RepoFor returns the repository a request path on an Azure DevOps host is
+// for: escapedPath is the percent-encoded path of a git smart HTTP request
+// (.../_git/{repo}/info/refs, .../git-upload-pack) or of any URL with
+// /_git/{repo} in it. rest is what follows the repository name, decoded
+// (["info", "refs"]). The error is a *ParseError, as Parse's.
+func (h *Hosts) RepoFor(hostport, escapedPath string) (repo Repo, rest []string, err error) {
+	n := NormalizeHost(hostport)
+	p := parser{raw: "https://" + n + escapedPath, hosts: h}
+	r, rest, perr := p.repo(n, escapedPath, "_git")
+	if perr != nil {
+		return Repo{}, nil, perr
 	}
-	if len(segs) > 0 && isName(segs[0]) && !strings.HasPrefix(segs[0], "_") {
-		return strings.ToLower(segs[0])
-	}
-	return ""
+	return r, rest, nil
 }
 
 // pathSegments splits a percent-encoded path into decoded segments, dropping
@@ -87,25 +110,90 @@ func indexFold(segs []string, want string) int {
 	return -1
 }
 
-// splitSelfHosted splits the segments before /_git/ on Azure DevOps Server
-// into the virtual directory, the collection and the project.
+// serverPath is where the segments before /_git/ (or /_apis/) on a
+// self-hosted server put the virtual directory, the collection, the
+// project and the team.
+type serverPath struct {
+	vdir       []string
+	collection string
+	tail       []string // project and team: zero, one or two segments
+}
+
+// errAmbiguous means the collection cannot be told from the path without
+// the server's virtual directory.
+var errAmbiguous = errors.New("azdo: ambiguous collection")
+
+// splitServer splits the decoded segments before /_git/ on the self-hosted
+// host n (normalized) into virtual directory, collection and
+// [project[/team]].
 //
-// The shapes are [vdir...]/{collection}/{project} and, for a repository
-// named like its project, [vdir...]/{collection}. Two segments are
-// ambiguous ({collection}/{project} or {vdir}/{collection}); they are read
-// as {collection}/{project} unless the first is "tfs", the virtual directory
-// Team Foundation Server installs by default.
-func splitSelfHosted(before []string) (vdir []string, collection, project string) {
-	switch n := len(before); {
-	case n == 0:
-		return nil, "", ""
-	case n == 1:
-		return nil, before[0], ""
-	case n == 2 && strings.EqualFold(before[0], "tfs"):
-		return before[:1], before[1], ""
-	default:
-		return before[:n-2], before[n-2], before[n-1]
+// With a configured virtual directory (--host host/vdir, or host/ for none)
+// the path must start with it and the collection is the segment after it.
+// Without one, the rules of Microsoft's own tools apply: a DefaultCollection
+// segment is the collection (the default collection's name on every
+// install); otherwise a "tfs" segment is the virtual directory (the default
+// of Team Foundation Server and of Azure DevOps Server before 2019) and the
+// collection follows it; otherwise one segment is the collection and two
+// are {collection}/{project} (Azure DevOps Server 2019 and later install
+// without a virtual directory). Three or more segments without such a
+// segment could be [vdir/]collection/project[/team] in more than one way:
+// errAmbiguous, and the caller says which flag to set.
+func (h *Hosts) splitServer(n string, before []string) (serverPath, error) {
+	if h != nil {
+		if vdirs := h.vdirs[n]; len(vdirs) > 0 {
+			for _, v := range vdirs {
+				if len(before) > len(v) && hasPrefixFold(before, v) {
+					return tailCheck(serverPath{vdir: before[:len(v)], collection: before[len(v)], tail: before[len(v)+1:]})
+				}
+			}
+			return serverPath{}, errNotUnderVDir
+		}
 	}
+	if i := indexFold(before, "DefaultCollection"); i >= 0 {
+		return tailCheck(serverPath{vdir: before[:i], collection: before[i], tail: before[i+1:]})
+	}
+	if i := indexFold(before, "tfs"); i >= 0 {
+		if i+1 >= len(before) {
+			return serverPath{vdir: before[:i+1]}, nil // no collection
+		}
+		return tailCheck(serverPath{vdir: before[:i+1], collection: before[i+1], tail: before[i+2:]})
+	}
+	switch len(before) {
+	case 0:
+		return serverPath{}, nil
+	case 1, 2:
+		return serverPath{collection: before[0], tail: before[1:]}, nil
+	}
+	return serverPath{}, errAmbiguous
+}
+
+// errNotUnderVDir means the path is not under any virtual directory
+// configured for its host.
+var errNotUnderVDir = errors.New("azdo: not under the configured virtual directory")
+
+// errTooDeep means more than project and team stand between the collection
+// and /_git/.
+var errTooDeep = errors.New("azdo: too many segments after the collection")
+
+func tailCheck(sp serverPath) (serverPath, error) {
+	if len(sp.tail) > 2 {
+		return serverPath{}, errTooDeep
+	}
+	return sp, nil
+}
+
+// hasPrefixFold reports whether segs starts with prefix, ignoring case (IIS
+// paths are case-insensitive).
+func hasPrefixFold(segs, prefix []string) bool {
+	if len(prefix) > len(segs) {
+		return false
+	}
+	for i := range prefix {
+		if !strings.EqualFold(segs[i], prefix[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // isOrgName reports whether s has the shape of an Azure DevOps organization

@@ -142,14 +142,29 @@ type Target struct {
 
 // Parse reads any Azure DevOps repository URL: clone URLs (with or without
 // the org@ user information), legacy {org}.visualstudio.com URLs (with or
-// without /DefaultCollection), Azure DevOps Server URLs with any virtual
-// directory, project-less .../_git/{repo}, /_git/_optimized/ and
-// /_git/_full/, SSH URLs (git@ssh.dev.azure.com:v3/..., ssh://..., and
-// {org}@vs-ssh.visualstudio.com:v3/...), and web URLs of a branch
-// (?version=GB), tag (GT), commit (GC or /commit/{sha}), pull request
-// (/pullrequest/{id}) or file (?path=). Names are percent-decoded once; "+"
-// stays "+". hosts decides which hosts are Azure DevOps (nil: Azure DevOps
-// Services only). Errors are *ParseError.
+// without /DefaultCollection, with or without a team segment after the
+// project), Azure DevOps Server URLs (see below), project-less
+// .../_git/{repo}, /_git/_optimized/ and /_git/_full/, SSH URLs
+// (git@ssh.dev.azure.com:v3/{org}/{project}[/{team}]/{repo}, ssh://...,
+// {org}@vs-ssh.visualstudio.com:v3/..., the older
+// ssh://{org}@vs-ssh.visualstudio.com:22/[DefaultCollection/]{project}[/{team}]/_ssh/{repo},
+// and ssh://{server}[:port]/[{vdir}/]{collection}/{project}[/{team}]/_ssh/{repo}
+// on a configured server, _full/_optimized allowed in each), and web URLs
+// of a branch (?version=GB), tag (GT), commit (GC or /commit/{sha}), pull
+// request (/pullrequest/{id}) or file (?path=; an empty ?path names no
+// file). Names are percent-decoded once; "+" stays "+". A team segment
+// names a team's view of the repository and is dropped. hosts decides which
+// hosts are Azure DevOps (nil: Azure DevOps Services only) and where each
+// server's collections are. Errors are *ParseError.
+//
+// On Azure DevOps Server the collection is known when the server was
+// configured with its virtual directory (--host tfs.example.com/tfs, or
+// tfs.example.com/ for none): {vdir}/{collection}/{project}[/{team}]/_git/{repo}.
+// Otherwise the rules of Microsoft's tools find it: a DefaultCollection
+// segment is the collection, a "tfs" segment the virtual directory before
+// it, one or two segments are {collection}[/{project}]; any other path
+// could be read in more than one way and is refused with an error that
+// names the --host form to configure.
 func Parse(raw string, hosts *Hosts) (*Target, error) {
 	in := strings.TrimSpace(raw)
 	p := parser{raw: in, hosts: hosts}
@@ -174,9 +189,9 @@ func Parse(raw string, hosts *Hosts) (*Target, error) {
 		if err != nil {
 			return nil, p.invalid("malformed SSH URL")
 		}
-		return p.ssh(u.Hostname(), u.EscapedPath())
+		return p.ssh(u.User.Username(), u.Hostname(), u.EscapedPath())
 	case "http":
-		return nil, p.invalid("plain http is not supported, Azure DevOps needs https")
+		return nil, &ParseError{URL: stripUserinfo(p.raw), Reason: "plain http: " + PlainHTTPAdvice, Want: WantClone, Err: ErrInvalidURL}
 	default:
 		return nil, p.invalid(fmt.Sprintf("unsupported scheme %q", strings.ToLower(scheme)))
 	}
@@ -186,6 +201,10 @@ func Parse(raw string, hosts *Hosts) (*Target, error) {
 	}
 	if u.Host == "" {
 		return nil, p.invalid("no host")
+	}
+	if !hasScheme && isSSHHost(u.Hostname()) {
+		// {org}@vs-ssh.visualstudio.com:22/... pasted without ssh://.
+		return p.ssh(u.User.Username(), u.Hostname(), u.EscapedPath())
 	}
 	t, err := p.https(NormalizeHost(u.Host), u.EscapedPath())
 	if err != nil {
@@ -211,16 +230,34 @@ func (p parser) invalid(reason string) *ParseError { return p.fail(ErrInvalidURL
 
 // https parses the path of an https URL on host (normalized).
 func (p parser) https(host, escapedPath string) (*Target, error) {
+	r, rest, err := p.repo(host, escapedPath, "_git")
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Repo: r}
+	if err := p.webPath(t, rest); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// WantServer is the shape of an Azure DevOps Server repository URL.
+const WantServer = "https://{server}[/{virtual-dir}]/{collection}/{project}[/{team}]/_git/{repo}"
+
+// repo reads the repository from the path of a URL on host (normalized):
+// the segments up to marker ("_git", or "_ssh" in an SSH URL), an optional
+// _optimized or _full, the repository name; rest is what follows.
+func (p parser) repo(host, escapedPath, marker string) (Repo, []string, *ParseError) {
 	if !p.hosts.Match(host) {
-		return nil, p.fail(ErrNotAzureDevOps, fmt.Sprintf("%s is not an Azure DevOps host (dev.azure.com, {org}.visualstudio.com, or a self-hosted server configured with --host)", host), "")
+		return Repo{}, nil, p.fail(ErrNotAzureDevOps, fmt.Sprintf("%s is not an Azure DevOps host (dev.azure.com, {org}.visualstudio.com, or a self-hosted server configured with --host)", host), "")
 	}
 	segs, err := decodeSegments(escapedPath)
 	if err != nil {
-		return nil, p.invalid("bad percent-encoding in path")
+		return Repo{}, nil, p.invalid("bad percent-encoding in path")
 	}
-	i := indexFold(segs, "_git")
+	i := indexFold(segs, marker)
 	if i < 0 {
-		return nil, p.invalid("no /_git/ in path")
+		return Repo{}, nil, p.invalid("no /" + marker + "/ in path")
 	}
 	before := segs[:i]
 	j := i + 1
@@ -228,12 +265,12 @@ func (p parser) https(host, escapedPath string) (*Target, error) {
 		j++
 	}
 	if j >= len(segs) {
-		return nil, p.invalid("no repository name after /_git/")
+		return Repo{}, nil, p.invalid("no repository name after /" + marker + "/")
 	}
 	r := Repo{Host: host, Name: segs[j]}
 	rest := segs[j+1:]
 
-	switch org := legacyOrg(host); {
+	switch org := p.hosts.legacyOrg(host); {
 	case host == ServicesHost:
 		switch len(before) {
 		case 1:
@@ -241,7 +278,7 @@ func (p parser) https(host, escapedPath string) (*Target, error) {
 		case 2:
 			r.Org, r.Project = before[0], before[1]
 		default:
-			return nil, p.invalid(fmt.Sprintf("want {org}/{project}/_git/{repo} after the host, got %d segments before /_git/", len(before)))
+			return Repo{}, nil, p.invalid(fmt.Sprintf("want {org}/{project}/_git/{repo} after the host, got %d segments before /_git/", len(before)))
 		}
 	case org != "":
 		r.Org, r.Legacy = org, true
@@ -251,38 +288,51 @@ func (p parser) https(host, escapedPath string) (*Target, error) {
 		}
 		switch len(before) {
 		case 0:
-		case 1:
+		case 1, 2:
+			// {project} or {project}/{team}: a team's view of the same
+			// repository.
 			r.Project = before[0]
 		default:
-			return nil, p.fail(ErrInvalidURL, "too many segments before /_git/", "https://{org}.visualstudio.com/{project}/_git/{repo}")
+			return Repo{}, nil, p.fail(ErrInvalidURL, "too many segments before /_git/", "https://{org}.visualstudio.com/{project}[/{team}]/_git/{repo}")
 		}
 	default:
-		vdir, coll, proj := splitSelfHosted(before)
-		if coll == "" {
-			return nil, p.fail(ErrInvalidURL, "no collection before /_git/", "https://{server}[/{virtual-dir}]/{collection}/{project}/_git/{repo}")
-		}
-		r.VirtualDir = strings.Join(vdir, "/")
-		r.Org, r.Project = coll, proj
-		for _, s := range vdir {
-			if !isName(s) {
-				return nil, p.invalid(fmt.Sprintf("bad virtual directory %q", s))
+		for _, s := range before {
+			if !isName(s) || strings.HasPrefix(s, "_") {
+				return Repo{}, nil, p.invalid(fmt.Sprintf("bad path segment %q", s))
 			}
 		}
+		sp, err := p.hosts.splitServer(host, before)
+		switch {
+		case errors.Is(err, errAmbiguous):
+			return Repo{}, nil, p.fail(ErrInvalidURL, fmt.Sprintf(
+				"cannot tell which of %q is the collection without the server's virtual directory; configure it with --host %s/VDIR (AZDO_HOST, or host: in the vault config), or --host %s/ for a server without one",
+				strings.Join(before, "/"), host, host), WantServer)
+		case errors.Is(err, errNotUnderVDir):
+			return Repo{}, nil, p.fail(ErrInvalidURL, fmt.Sprintf(
+				"the path is not under the virtual directory configured for %s (%s); add its virtual directory with another --host %s/VDIR",
+				host, p.hosts.vdirList(host), host), WantServer)
+		case errors.Is(err, errTooDeep):
+			return Repo{}, nil, p.fail(ErrInvalidURL, "too many segments between the collection and /_git/", WantServer)
+		}
+		if sp.collection == "" {
+			return Repo{}, nil, p.fail(ErrInvalidURL, "no collection before /_git/", WantServer)
+		}
+		r.VirtualDir = strings.Join(sp.vdir, "/")
+		r.Org = sp.collection
+		if len(sp.tail) > 0 {
+			r.Project = sp.tail[0]
+		}
 	}
-	if !isName(r.Org) || strings.HasPrefix(r.Org, "_") {
-		return nil, p.invalid(fmt.Sprintf("bad organization name %q", r.Org))
+	if !isName(r.Org) || strings.HasPrefix(r.Org, "_") || (host == ServicesHost && !isOrgName(r.Org)) {
+		return Repo{}, nil, p.invalid(fmt.Sprintf("bad organization name %q", r.Org))
 	}
 	if r.Project != "" && (!isName(r.Project) || strings.HasPrefix(r.Project, "_")) {
-		return nil, p.invalid(fmt.Sprintf("bad project name %q", r.Project))
+		return Repo{}, nil, p.invalid(fmt.Sprintf("bad project name %q", r.Project))
 	}
 	if !isName(r.Name) {
-		return nil, p.invalid(fmt.Sprintf("bad repository name %q", r.Name))
+		return Repo{}, nil, p.invalid(fmt.Sprintf("bad repository name %q", r.Name))
 	}
-	t := &Target{Repo: r}
-	if err := p.webPath(t, rest); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return r, rest, nil
 }
 
 // webPages are web UI pages under a repository that designate nothing more
@@ -338,9 +388,14 @@ func (p parser) query(t *Target, raw string) error {
 			path, havePath = d, true
 		}
 	}
+	if havePath && path == "" {
+		// ?path and ?path= name no file: the web UI writes them for the
+		// repository's root.
+		havePath = false
+	}
 	if havePath {
-		if path == "" || strings.ContainsAny(path, "\x00\r\n") {
-			return p.invalid("empty or invalid path=")
+		if strings.ContainsAny(path, "\x00\r\n") {
+			return p.invalid("invalid path=")
 		}
 		// The file is in the working tree: clean it as an absolute path,
 		// so that "/../x" cannot name a file outside the clone.
@@ -382,50 +437,122 @@ func (p parser) query(t *Target, raw string) error {
 	return nil
 }
 
-// ssh converts an SSH URL's host and path to the HTTPS repository.
-func (p parser) ssh(hostname, escapedPath string) (*Target, error) {
+// ssh converts an SSH URL's user, host and path to the HTTPS repository.
+// user is the URL's user name, which the old vs-ssh.visualstudio.com URLs
+// use for the organization.
+func (p parser) ssh(user, hostname, escapedPath string) (*Target, error) {
 	host := strings.TrimSuffix(strings.ToLower(hostname), ".")
+	segs, err := decodeSegments(escapedPath)
+	if err != nil {
+		return nil, p.invalid("bad percent-encoding in path")
+	}
 	switch host {
 	case "ssh.dev.azure.com", "vs-ssh.visualstudio.com":
-		segs, err := decodeSegments(escapedPath)
-		if err != nil {
-			return nil, p.invalid("bad percent-encoding in path")
+		if len(segs) > 0 && strings.EqualFold(segs[0], "v3") {
+			return p.sshV3(host, segs)
 		}
-		if len(segs) != 4 || !strings.EqualFold(segs[0], "v3") {
-			return nil, p.fail(ErrInvalidURL, "want v3/{org}/{project}/{repo} in an SSH URL", "git@ssh.dev.azure.com:v3/{org}/{project}/{repo}")
+		if host == "ssh.dev.azure.com" {
+			return nil, p.fail(ErrInvalidURL, "want v3/{org}/{project}[/{team}]/{repo} in an SSH URL", "git@ssh.dev.azure.com:v3/{org}/{project}/{repo}")
 		}
-		org, proj, name := segs[1], segs[2], segs[3]
-		r := Repo{Host: ServicesHost, Org: org, Project: proj, Name: name}
-		if host == "vs-ssh.visualstudio.com" {
-			lo := strings.ToLower(org)
-			if !isDNSLabel(lo) {
-				return nil, p.invalid(fmt.Sprintf("bad organization name %q", org))
-			}
-			// The legacy SSH host belongs to {org}.visualstudio.com.
-			r = Repo{Host: lo + legacySuffix, Org: lo, Project: proj, Name: name, Legacy: true}
+		// The v1/v2 form of the legacy SSH host:
+		// {org}@vs-ssh.visualstudio.com:22/[DefaultCollection/][{project}[/{team}]/]_ssh/[_full/|_optimized/]{repo}.
+		org := strings.ToLower(user)
+		lh := org + legacySuffix
+		if !isDNSLabel(org) || p.hosts.legacyOrg(lh) == "" {
+			return nil, p.fail(ErrInvalidURL, fmt.Sprintf("the user name %q of a vs-ssh.visualstudio.com URL is not an organization", user),
+				"ssh://{org}@vs-ssh.visualstudio.com:22/{project}/_ssh/{repo}")
 		}
-		if !isName(r.Org) || strings.HasPrefix(r.Org, "_") || !isName(r.Project) || strings.HasPrefix(r.Project, "_") || !isName(r.Name) {
-			return nil, p.invalid("bad organization, project or repository name")
+		r, rest, perr := p.repo(lh, "/"+escapedPathOf(segs), "_ssh")
+		if perr != nil {
+			return nil, perr
+		}
+		if len(rest) > 0 {
+			return nil, p.invalid(fmt.Sprintf("unexpected %q after the repository", strings.Join(rest, "/")))
 		}
 		return &Target{Repo: r}, nil
 	}
 	if hp, ok := p.hosts.selfHostedByName(host); ok {
-		// Azure DevOps Server SSH URLs carry the HTTPS path, /_git/ included.
-		return p.https(hp, escapedPath)
+		// Azure DevOps Server SSH URLs carry the HTTPS path with /_ssh/
+		// (or, in some tools, /_git/) where HTTPS has /_git/. The SSH port
+		// is not the HTTPS port: the configured entry says which that is.
+		marker := "_ssh"
+		if indexFold(segs, "_ssh") < 0 {
+			marker = "_git"
+		}
+		r, rest, perr := p.repo(hp, "/"+escapedPathOf(segs), marker)
+		if perr != nil {
+			return nil, perr
+		}
+		if len(rest) > 0 {
+			return nil, p.invalid(fmt.Sprintf("unexpected %q after the repository", strings.Join(rest, "/")))
+		}
+		return &Target{Repo: r}, nil
 	}
 	return nil, p.fail(ErrNotAzureDevOps, fmt.Sprintf("%s is not an Azure DevOps SSH host (ssh.dev.azure.com, vs-ssh.visualstudio.com, or a configured self-hosted server)", host), "git@ssh.dev.azure.com:v3/{org}/{project}/{repo}")
+}
+
+// sshV3 reads v3/{org}/{project}[/{team}][/_full|/_optimized]/{repo} on
+// ssh.dev.azure.com or vs-ssh.visualstudio.com.
+func (p parser) sshV3(host string, segs []string) (*Target, error) {
+	bad := func() (*Target, error) {
+		return nil, p.fail(ErrInvalidURL, "want v3/{org}/{project}[/{team}]/{repo} in an SSH URL", "git@ssh.dev.azure.com:v3/{org}/{project}/{repo}")
+	}
+	if len(segs) < 4 {
+		return bad()
+	}
+	org, rest := segs[1], segs[2:]
+	name := rest[len(rest)-1]
+	rest = rest[:len(rest)-1]
+	if n := len(rest); n > 0 && (strings.EqualFold(rest[n-1], "_full") || strings.EqualFold(rest[n-1], "_optimized")) {
+		rest = rest[:n-1]
+	}
+	if len(rest) != 1 && len(rest) != 2 { // {project} or {project}/{team}
+		return bad()
+	}
+	r := Repo{Host: ServicesHost, Org: org, Project: rest[0], Name: name}
+	if host == "ssh.dev.azure.com" && !isOrgName(org) {
+		return nil, p.invalid(fmt.Sprintf("bad organization name %q", org))
+	}
+	if host == "vs-ssh.visualstudio.com" {
+		lo := strings.ToLower(org)
+		if !isDNSLabel(lo) || p.hosts.legacyOrg(lo+legacySuffix) == "" {
+			return nil, p.invalid(fmt.Sprintf("bad organization name %q", org))
+		}
+		// The legacy SSH host belongs to {org}.visualstudio.com.
+		r = Repo{Host: lo + legacySuffix, Org: lo, Project: rest[0], Name: name, Legacy: true}
+	}
+	if !isName(r.Org) || strings.HasPrefix(r.Org, "_") || !isName(r.Project) || strings.HasPrefix(r.Project, "_") || !isName(r.Name) || strings.HasPrefix(r.Name, "_") {
+		return nil, p.invalid("bad organization, project or repository name")
+	}
+	return &Target{Repo: r}, nil
+}
+
+// escapedPathOf joins decoded segments back into an escaped path.
+func escapedPathOf(segs []string) string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = url.PathEscape(s)
+	}
+	return strings.Join(out, "/")
 }
 
 // scp parses the scp-like SSH form [user@]host:path.
 func (p parser) scp(in string) (*Target, error) {
 	hostpart, path, _ := strings.Cut(in, ":")
+	var user string
 	if at := strings.LastIndexByte(hostpart, '@'); at >= 0 {
-		hostpart = hostpart[at+1:]
+		user, hostpart = hostpart[:at], hostpart[at+1:]
 	}
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
-	return p.ssh(hostpart, path)
+	return p.ssh(user, hostpart, path)
+}
+
+// isSSHHost reports whether host is one of Azure DevOps Services' SSH hosts.
+func isSSHHost(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	return h == "ssh.dev.azure.com" || h == "vs-ssh.visualstudio.com"
 }
 
 // isSCPLike reports whether s (which has no "://") is [user@]host:path: a

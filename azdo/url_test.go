@@ -13,7 +13,7 @@ const (
 
 func testHosts(t testing.TB) *Hosts {
 	t.Helper()
-	h, err := NewHosts([]string{"tfs.example.com", "ado.corp.test:8443", "127.0.0.1:9443"})
+	h, err := NewHosts([]string{"tfs.example.com", "ado.corp.test:8443", "127.0.0.1:9443", "vdir.example.com/a/b", "root.example.com/"})
 	if err != nil {
 		t.Fatalf("NewHosts: %v", err)
 	}
@@ -96,7 +96,7 @@ func TestParse(t *testing.T) {
 		// Azure DevOps Server.
 		{"server tfs vdir", "https://tfs.example.com/tfs/DefaultCollection/Proj/_git/repo", Target{Repo: srv("tfs.example.com", "tfs", "DefaultCollection", "Proj", "repo")}, "https://tfs.example.com/tfs/DefaultCollection/Proj/_git/repo"},
 		{"server no vdir", "https://tfs.example.com/DefaultCollection/Proj/_git/repo", Target{Repo: srv("tfs.example.com", "", "DefaultCollection", "Proj", "repo")}, "https://tfs.example.com/DefaultCollection/Proj/_git/repo"},
-		{"server custom vdir two levels", "https://tfs.example.com/a/b/Coll/Proj/_git/repo", Target{Repo: srv("tfs.example.com", "a/b", "Coll", "Proj", "repo")}, "https://tfs.example.com/a/b/Coll/Proj/_git/repo"},
+		{"server custom vdir two levels", "https://vdir.example.com/a/b/Coll/Proj/_git/repo", Target{Repo: srv("vdir.example.com", "a/b", "Coll", "Proj", "repo")}, "https://vdir.example.com/a/b/Coll/Proj/_git/repo"},
 		{"server tfs project-less", "https://tfs.example.com/tfs/Coll/_git/repo", Target{Repo: srv("tfs.example.com", "tfs", "Coll", "", "repo")}, "https://tfs.example.com/tfs/Coll/_git/repo"},
 		{"server collection project-less", "https://tfs.example.com/Coll/_git/repo", Target{Repo: srv("tfs.example.com", "", "Coll", "", "repo")}, "https://tfs.example.com/Coll/_git/repo"},
 		{"server port", "https://ado.corp.test:8443/Coll/P%20Q/_git/r?version=GTrel", Target{Repo: srv("ado.corp.test:8443", "", "Coll", "P Q", "r"), Kind: Tag, Tag: "rel"}, "https://ado.corp.test:8443/Coll/P%20Q/_git/r"},
@@ -162,7 +162,7 @@ func TestParseErrors(t *testing.T) {
 		{"no repo after _optimized", "https://dev.azure.com/o/p/_git/_optimized", ErrInvalidURL, "no repository name"},
 		{"no org", "https://dev.azure.com/_git/r", ErrInvalidURL, "{org}/{project}/_git/{repo}"},
 		{"too many segments", "https://dev.azure.com/o/p/x/_git/r", ErrInvalidURL, "3 segments"},
-		{"legacy too many", "https://o.visualstudio.com/a/b/_git/r", ErrInvalidURL, "too many segments"},
+		{"legacy too many", "https://o.visualstudio.com/a/b/c/_git/r", ErrInvalidURL, "too many segments"},
 		{"unknown page", "https://dev.azure.com/o/p/_git/r/info/refs", ErrInvalidURL, `unexpected "info/refs"`},
 		{"short commit", "https://dev.azure.com/o/p/_git/r/commit/abc123", ErrInvalidURL, "not a full commit id"},
 		{"bad GC", "https://dev.azure.com/o/p/_git/r?version=GCxyz", ErrInvalidURL, "not a full commit id"},

@@ -55,7 +55,7 @@ func TestProxyCloneBench(t *testing.T) {
 	sc := startBenchSidecar(t, pat.Reveal(), "--resolve", testenv.ResolveFlag("dev.azure.com", emu), "--upstream-ca-file", emu.CAFile())
 	viaProxy := testenv.NewGit(t)
 	viaProxy.Unsetenv("GIT_SSL_CAINFO")
-	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", sc.proxyURL(t))
+	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", testenv.ProxyURL(t, sc.ProxyURLFile))
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.sslCAInfo", sc.CAFile)
 	time.Sleep(time.Second) // let start-up garbage be collected
 	rssStart := procStatusKB(t, sc.pid, "VmRSS")
@@ -163,20 +163,6 @@ func (s *benchSidecar) bytesIn(t *testing.T) float64 {
 	}
 	t.Fatal("no azdo_sidecar_proxy_bytes_total{class=\"azdo\",direction=\"in\"} in /metrics")
 	return 0
-}
-
-// proxyURL is the URL clients use: the one with the proxy credential when
-// the sidecar requires proxy authentication.
-func (s *benchSidecar) proxyURL(t *testing.T) string {
-	t.Helper()
-	if s.ProxyURLFile == "" {
-		return "http://" + s.Proxy
-	}
-	b, err := os.ReadFile(s.ProxyURLFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func startBenchSidecar(t *testing.T, pat string, args ...string) *benchSidecar {

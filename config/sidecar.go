@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
@@ -68,7 +69,7 @@ func TokenSourceFlags() []cli.Flag {
 
 // HostFlag is --host, the self-hosted Azure DevOps Server hosts.
 func HostFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT]`; dev.azure.com and *.visualstudio.com are always included"}
+	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT][/VDIR]`: VDIR is the virtual directory before the collections (tfs.example.com/tfs; HOST/ for none), which tells the collection in a URL apart; dev.azure.com and {org}.visualstudio.com are always included (add a {label}.visualstudio.com organization whose label Microsoft uses for another site, e.g. code, here)"}
 }
 
 // ResolveFlag is --resolve, curl-style address overrides.
@@ -210,20 +211,25 @@ func (t TokenSource) ReadEnvToken() (secret.String, error) {
 	return ReadSecretFile(FlagEnvTokenFile, t.EnvTokenFile)
 }
 
-// Hosts returns the --host values of c, checked and normalized
-// (NormalizeHost), without duplicates.
+// Hosts returns the --host values of c, checked (azdo.ParseServer) and
+// normalized (host[:port], then /VDIR or / when the virtual directory is
+// given), without duplicates.
 func Hosts(c *cli.Context) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, h := range c.StringSlice(FlagHost) {
-		n, err := NormalizeHost(FlagHost, h)
+		s, err := azdo.ParseServer(strings.TrimSpace(h))
 		if err != nil {
-			return nil, err
+			return nil, errorf(FlagHost, ErrBadValue, "%v", err)
 		}
+		n := s.String()
 		if !seen[n] {
 			seen[n] = true
 			out = append(out, n)
 		}
+	}
+	if _, err := azdo.NewHosts(out); err != nil {
+		return nil, errorf(FlagHost, ErrBadValue, "%v", err)
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 )
 
@@ -31,11 +32,17 @@ type VaultFile struct {
 // Provider is one Azure DevOps host and the ways users may connect to it.
 // At least one of OAuth and PAT.Enabled is set; both may be.
 type Provider struct {
-	// Host is "dev.azure.com" or a self-hosted "host[:port]"; after
-	// Validate it is normalized (NormalizeHost).
+	// Host is "dev.azure.com" or a self-hosted "host[:port]", which may
+	// carry the server's virtual directory ("tfs.example.com/tfs"); after
+	// Validate it is normalized (NormalizeHost) and the virtual directory
+	// is in VirtualDir.
 	Host  string `yaml:"host"`
 	OAuth *OAuth `yaml:"oauth"`
 	PAT   *PAT   `yaml:"pat"`
+	// VirtualDir is the self-hosted server's virtual directory (the path
+	// before its collections), decoded, "" for none; set by Validate from
+	// Host. The vault puts it in the PAT page's links.
+	VirtualDir string `yaml:"-"`
 }
 
 // OAuth is the "Azure DevOps (Entra ID)" method.
@@ -53,6 +60,29 @@ type OAuth struct {
 // PAT is the personal access token method.
 type PAT struct {
 	Enabled bool `yaml:"enabled"`
+}
+
+// providerHost splits and checks a provider's host: host[:port] with an
+// optional virtual directory (azdo.ParseServer), not on Azure DevOps
+// Services.
+func providerHost(key, s string) (host, vdir string, err error) {
+	hp, path, hasPath := strings.Cut(strings.TrimSpace(s), "/")
+	if !hasPath {
+		h, err := NormalizeHost(key, s)
+		return h, "", err
+	}
+	h, err := NormalizeHost(key, hp)
+	if err != nil {
+		return "", "", err
+	}
+	sv, perr := azdo.ParseServer(h + "/" + path)
+	if perr != nil {
+		return "", "", errorf(key, ErrBadValue, "%v", perr)
+	}
+	if azdo.IsServicesHost(h) || strings.HasSuffix(h, ".visualstudio.com") {
+		return "", "", errorf(key, ErrBadValue, "%s: Azure DevOps Services has no virtual directory; want %s", quote(s), h)
+	}
+	return h, sv.VirtualDir, nil
 }
 
 // CallbackURL is the OAuth redirect URI to register in Entra ID.
@@ -201,9 +231,10 @@ func (v *VaultFile) Validate() error {
 		at := fmt.Sprintf("providers[%d]", i)
 		if p.Host == "" {
 			errs = append(errs, errorf(at+".host", ErrMissing, "required: dev.azure.com, {org}.visualstudio.com or a self-hosted host[:port]"))
-		} else if h, err := NormalizeHost(at+".host", p.Host); err != nil {
+		} else if h, vdir, err := providerHost(at+".host", p.Host); err != nil {
 			errs = append(errs, err)
 		} else {
+			p.VirtualDir = vdir
 			if j, dup := hosts[h]; dup {
 				errs = append(errs, errorf(at+".host", ErrConflict, "%s is already providers[%d].host; allowed: one provider per host (enable both methods in it)", quote(h), j))
 			}

@@ -23,13 +23,18 @@ func TestLoadVaultFile(t *testing.T) {
       enabled: true
   - host: TFS.example.com:443
     pat: {enabled: true}
+  - host: ado.example.com:8443/Virtual/Dir/
+    pat: {enabled: true}
 `)
 	p := writeFile(t, "vault.yaml", good+"listen: :9000\nstore: sqlite:/tmp/x.db\nkey_file: /k\n", 0o644)
 	v, err := LoadVaultFile(p)
 	if err != nil {
 		t.Fatalf("LoadVaultFile(good) = %v", err)
 	}
-	if len(v.Providers) != 2 || v.Providers[0].OAuth == nil || v.Providers[0].OAuth.ClientSecretSealed != sealed || !v.Providers[0].PAT.Enabled {
+	if got := v.Providers[2]; got.Host != "ado.example.com:8443" || got.VirtualDir != "Virtual/Dir" {
+		t.Errorf("providers[2] host, virtual dir = %q, %q; want ado.example.com:8443, Virtual/Dir", got.Host, got.VirtualDir)
+	}
+	if len(v.Providers) != 3 || v.Providers[0].OAuth == nil || v.Providers[0].OAuth.ClientSecretSealed != sealed || !v.Providers[0].PAT.Enabled {
 		t.Errorf("LoadVaultFile(good) = %+v; want both providers decoded", v)
 	}
 	if got := v.Providers[1].Host; got != "tfs.example.com" {
@@ -64,6 +69,9 @@ func TestLoadVaultFileErrors(t *testing.T) {
 		{name: "public url relative", yaml: "public_url: runner.example.com\nproviders:\n" + oauth("dev.azure.com", issuer, "c", sealed), sentinel: ErrBadValue, key: "public_url"},
 		{name: "no providers", yaml: "public_url: https://r.test\n", sentinel: ErrMissing, key: "providers"},
 		{name: "bad host", yaml: vaultYAML("  - host: https://dev.azure.com\n    pat: {enabled: true}\n"), sentinel: ErrBadValue, key: "providers[0].host"},
+		{name: "services with virtual dir", yaml: vaultYAML("  - host: dev.azure.com/tfs\n    pat: {enabled: true}\n"), sentinel: ErrBadValue, key: "providers[0].host"},
+		{name: "bad virtual dir", yaml: vaultYAML("  - host: tfs.example.com/_git\n    pat: {enabled: true}\n"), sentinel: ErrBadValue, key: "providers[0].host"},
+		{name: "plain http server", yaml: vaultYAML("  - host: http://tfs.example.com:8080/tfs\n    pat: {enabled: true}\n"), sentinel: ErrBadValue, key: "providers[0].host"},
 		{name: "missing host", yaml: vaultYAML("  - pat: {enabled: true}\n"), sentinel: ErrMissing, key: "providers[0].host"},
 		{name: "duplicate host", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n  - host: DEV.azure.com:443\n    pat: {enabled: true}\n"), sentinel: ErrConflict, key: "providers[1].host"},
 		{name: "no method", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: false}\n"), sentinel: ErrMissing, key: "providers[0]"},

@@ -30,7 +30,7 @@ import (
 //   - erase: token.Invalidator.Invalidate with the rejected secret;
 //   - store: nothing (see ServeCredential).
 //
-// The key is token.Key{Host: azdo.NormalizeHost(host), Org: azdo.OrgFor(...)}.
+// The key is token.Key{Host: azdo.NormalizeHost(host), Org: hosts.OrgFor(...)}.
 func NewTokenHandler(src token.Source, hosts *azdo.Hosts) Handler {
 	return &tokenHandler{src: src, hosts: hosts}
 }
@@ -47,7 +47,7 @@ func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *
 	}
 	key := token.Key{
 		Host: azdo.NormalizeHost(req.Host),
-		Org:  azdo.OrgFor(req.Host, req.Path, req.Username),
+		Org:  h.hosts.OrgFor(req.Host, req.Path, req.Username),
 	}
 	switch action {
 	case ActionGet:
@@ -64,7 +64,7 @@ func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *
 				// URL's: without a path, the get that fetched the token may
 				// have had no org. Invalidate drops a token only if it is the
 				// rejected one, so trying that key too is safe.
-				if k := (token.Key{Host: key.Host, Org: azdo.OrgFor(req.Host, req.Path, "")}); k != key {
+				if k := (token.Key{Host: key.Host, Org: h.hosts.OrgFor(req.Host, req.Path, "")}); k != key {
 					inv.Invalidate(k, rejected)
 				}
 			}

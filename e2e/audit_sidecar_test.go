@@ -155,8 +155,9 @@ func TestAuditSetupListenPortZero(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setup: %v\n%s%s", err, out, errOut)
 	}
-	if got := g.Run(t, "config", "--file", file, "http.https://dev.azure.com.proxy"); got != "http://"+sc.Proxy {
-		t.Errorf("http.https://dev.azure.com.proxy = %q; want http://%s", got, sc.Proxy)
+	// The proxy line, with its credential, is in the file setup includes.
+	if got := g.Run(t, "config", "--file", file, "--includes", "http.https://dev.azure.com.proxy"); got != sc.proxyURL(t) {
+		t.Errorf("http.https://dev.azure.com.proxy (with includes) is not the proxy URL of proxy_url_file")
 	}
 
 	g.Setenv("AZDO_SOCKET", filepath.Join(t.TempDir(), "none", "sock"))

@@ -60,7 +60,7 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 	py := debianPython(t, "pygit2")
 	w := newProxyWorld(t)
 	dir := filepath.Join(t.TempDir(), "site")
-	cmd := w.git.Command(py, "-c", pygit2Script, "http://"+w.sc.Proxy, w.sc.CAFile, repoURL, dir)
+	cmd := w.git.Command(py, "-c", pygit2Script, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("pygit2 through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
@@ -90,7 +90,7 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 func TestClientWithoutUserAgent(t *testing.T) {
 	w := newProxyWorld(t)
 	out, err := w.git.Command("curl", "--silent", "--show-error", "--fail",
-		"--proxy", "http://"+w.sc.Proxy, "--cacert", w.sc.CAFile, "-H", "User-Agent:",
+		"--proxy", w.sc.proxyURL(t), "--cacert", w.sc.CAFile, "-H", "User-Agent:",
 		repoURL+"/info/refs?service=git-upload-pack").CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl through the sidecar: %v\n%s", err, out)
@@ -126,7 +126,7 @@ print("pushed", new.decode())
 func TestClientDulwichCloneAndPush(t *testing.T) {
 	py := debianPython(t, "dulwich")
 	w := newProxyWorld(t)
-	w.git.SetConfig(t, "http.proxy", "http://"+w.sc.Proxy)
+	w.git.SetConfig(t, "http.proxy", w.sc.proxyURL(t))
 	w.git.SetConfig(t, "http.sslCAInfo", w.sc.CAFile)
 	dir := filepath.Join(t.TempDir(), "site")
 	out, err := w.git.Command(py, "-c", dulwichScript, repoURL, dir).CombinedOutput()

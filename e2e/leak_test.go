@@ -70,7 +70,7 @@ func TestLeakBlindTunnelsCarryNoCredential(t *testing.T) {
 			g.Unsetenv("GIT_SSL_CAINFO")
 			// Everything through the proxy, trusting only the recorder's
 			// CA: git succeeds in TLS only if the tunnel is blind.
-			g.SetConfig(t, "http.proxy", "http://"+sc.Proxy)
+			g.SetConfig(t, "http.proxy", sc.proxyURL(t))
 			g.SetConfig(t, "http.sslCAInfo", rec.CAFile())
 			out, _ := g.RunErr("ls-remote", "https://"+tc.host+"/contoso/Web/_git/site")
 			if strings.Contains(out, "certificate") {
@@ -84,7 +84,7 @@ func TestLeakBlindTunnelsCarryNoCredential(t *testing.T) {
 
 func TestLeakPlainHTTPRefused(t *testing.T) {
 	w := newProxyWorld(t)
-	w.git.SetConfig(t, "http.http://dev.azure.com/.proxy", "http://"+w.sc.Proxy)
+	w.git.SetConfig(t, "http.http://dev.azure.com/.proxy", w.sc.proxyURL(t))
 	w.emu.ResetRequests()
 	out, err := w.git.RunErr("ls-remote", "http://dev.azure.com/contoso/Web/_git/site")
 	if err == nil || !strings.Contains(out, "remote: azdo-sidecar: refusing plain http to Azure DevOps host dev.azure.com") {
@@ -135,7 +135,7 @@ func TestLeakRedirectToOtherHost(t *testing.T) {
 	if err := os.WriteFile(bundle, append(caPEM, rec.CAPEM()...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g.SetConfig(t, "http.proxy", "http://"+sc.Proxy)
+	g.SetConfig(t, "http.proxy", sc.proxyURL(t))
 	g.SetConfig(t, "http.sslCAInfo", bundle)
 	out, _ := g.RunErr("ls-remote", repoURL)
 	if !sawAuth.Load() {

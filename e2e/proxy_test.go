@@ -26,10 +26,12 @@ type sidecarProc struct {
 	Socket  string `json:"socket"`
 	CAFile  string `json:"ca_file"`
 	Metrics string `json:"metrics"`
-	stderr  *lockedBuffer
-	extra   []string // stdout lines after the ready line
-	done    chan error
-	stopped bool
+	// ProxyURLFile holds the proxy URL with its credential.
+	ProxyURLFile string `json:"proxy_url_file"`
+	stderr       *lockedBuffer
+	extra        []string // stdout lines after the ready line
+	done         chan error
+	stopped      bool
 }
 
 // startSidecar runs the real binary with args plus loopback listeners and
@@ -145,9 +147,15 @@ func useProxy(t *testing.T, g *testenv.Git, p *sidecarProc, hosts ...string) {
 		hosts = []string{"https://dev.azure.com/"}
 	}
 	for _, h := range hosts {
-		g.SetConfig(t, "http."+h+".proxy", "http://"+p.Proxy)
+		g.SetConfig(t, "http."+h+".proxy", p.proxyURL(t))
 		g.SetConfig(t, "http."+h+".sslCAInfo", p.CAFile)
 	}
+}
+
+// proxyURL is the proxy URL with its credential, from proxy_url_file.
+func (p *sidecarProc) proxyURL(t *testing.T) string {
+	t.Helper()
+	return testenv.ProxyURL(t, p.ProxyURLFile)
 }
 
 // proxyWorld is the emulator with a seeded repository, a PAT, and a sidecar

@@ -186,10 +186,14 @@ func getViaSidecar(t *testing.T, sc *sidecarProc, url string) viaResponse {
 	if !roots.AppendCertsFromPEM(pem) {
 		t.Fatalf("no certificate in %s", sc.CAFile)
 	}
+	pu, err := neturl.Parse(sc.proxyURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &http.Client{
 		Timeout: 20 * time.Second,
 		Transport: &http.Transport{
-			Proxy:             http.ProxyURL(&neturl.URL{Scheme: "http", Host: sc.Proxy}),
+			Proxy:             http.ProxyURL(pu),
 			TLSClientConfig:   &tls.Config{RootCAs: roots},
 			DisableKeepAlives: true,
 		},

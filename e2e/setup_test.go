@@ -54,6 +54,19 @@ func TestSetupCommand(t *testing.T) {
 	if errOut != "" {
 		t.Errorf("setup wrote to stderr without GIT_SSL_CAINFO: %q", errOut)
 	}
+	// No sidecar runs yet: setup created the proxy's credential, which
+	// serve will adopt, and put it only in a file no one else can read.
+	proxyURL := testenv.ProxyURL(t, filepath.Join(state, "proxy-url"))
+	pass := strings.TrimSuffix(strings.TrimPrefix(proxyURL, "http://azdo-sidecar:"), "@127.0.0.1:3999")
+	if pass == proxyURL || len(pass) < 16 {
+		t.Fatalf("proxy-url file does not hold the proxy URL for 127.0.0.1:3999 with a credential")
+	}
+	assertNoWorldReadableSecret(t, g.Home, pass)
+	for _, s := range []string{out, errOut} {
+		if strings.Contains(s, pass) {
+			t.Errorf("setup printed the proxy's credential")
+		}
+	}
 	tests := []struct {
 		url  string
 		ours bool
@@ -69,7 +82,7 @@ func TestSetupCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		want := map[string]string{
-			"http.proxy":             "http://127.0.0.1:3999",
+			"http.proxy":             proxyURL,
 			"http.sslCAInfo":         filepath.Join(state, "ca.pem"),
 			"credential.helper":      helper,
 			"credential.useHttpPath": "true",
@@ -110,6 +123,35 @@ func TestSetupCommand(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(g.Config); !bytes.Equal(now, prior) {
 		t.Fatalf("after setup --undo the config is\n%s\nwant\n%s", now, prior)
+	}
+	if _, err := os.Stat(filepath.Join(state, gitsetup.ProxyInclude)); !os.IsNotExist(err) {
+		t.Errorf("after setup --undo %s: %v; want it removed", gitsetup.ProxyInclude, err)
+	}
+}
+
+// assertNoWorldReadableSecret fails when a file under dir that group or
+// others can read contains s, or a file holding s is not in a
+// directory chain private to its owner.
+func assertNoWorldReadableSecret(t *testing.T, dir, s string) {
+	t.Helper()
+	found := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(b), s) {
+			return nil
+		}
+		found++
+		fi, _ := os.Stat(path)
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s holds the proxy's credential and has mode %04o", path, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if found == 0 {
+		t.Errorf("no file under %s holds the credential; the test looks in the wrong place", dir)
 	}
 }
 

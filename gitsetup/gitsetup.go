@@ -70,6 +70,9 @@ import (
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/statedir"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
 // Mode says what setup configures.
@@ -168,7 +171,22 @@ type Options struct {
 	// Env is the environment of git and of the GIT_SSL_* checks (default
 	// os.Environ()).
 	Env []string
+	// ProxyPassword is the proxy's client credential (package proxycred).
+	// When set, the proxy lines carry it and go to ProxyInclude, a file
+	// only its owner can read, which the scope's file includes; the
+	// scope's file itself (~/.gitconfig is usually world-readable) never
+	// holds it. Zero: the proxy lines go to the scope's file, without a
+	// credential.
+	ProxyPassword secret.String
 }
+
+// ProxyInclude is the name, under the state dir, of the git config file
+// holding the proxy URL with its credential.
+const ProxyInclude = "proxy.gitconfig"
+
+// includeHeader starts every ProxyInclude file; Undo removes only a file
+// that starts with it.
+const includeHeader = "# Written by azdo-sidecar setup: the proxy URL with its credential.\n# Readable by its owner alone; azdo-sidecar setup --undo removes it.\n"
 
 // Setting is one git config line.
 type Setting struct {
@@ -183,13 +201,19 @@ type Result struct {
 	Mode    Mode      // the mode applied (Apply may narrow ModeBoth, see Notes)
 	Written []Setting // lines added, in order
 	Removed []Setting // lines removed
+	// FilesWritten and FilesRemoved are the private files (ProxyInclude)
+	// written or removed besides the scope's file.
+	FilesWritten []string
+	FilesRemoved []string
 	// Notes are things the user must know (environment variables that
 	// defeat the configuration, lines left in place); one sentence each.
 	Notes []string
 }
 
 // Changed reports whether the config file was modified.
-func (r Result) Changed() bool { return len(r.Written)+len(r.Removed) > 0 }
+func (r Result) Changed() bool {
+	return len(r.Written)+len(r.Removed)+len(r.FilesWritten)+len(r.FilesRemoved) > 0
+}
 
 // HelperCommand returns the credential.helper value for the binary exe
 // (the running azdo-sidecar): git-credential-azdo next to it when present
@@ -282,10 +306,15 @@ type unit []Setting
 func desired(opts Options, mode Mode) []unit {
 	var out []unit
 	trust := filepath.Join(opts.StateDir, TrustDir)
+	if mode.proxy() && !opts.ProxyPassword.IsZero() {
+		out = append(out, unit{{"include.path", filepath.Join(opts.StateDir, ProxyInclude)}})
+	}
 	for _, u := range HostURLs(opts.Hosts) {
+		if mode.proxy() && opts.ProxyPassword.IsZero() {
+			out = append(out, unit{{"http." + u + ".proxy", ProxyURL(opts.Listen)}})
+		}
 		if mode.proxy() {
 			out = append(out,
-				unit{{"http." + u + ".proxy", ProxyURL(opts.Listen)}},
 				unit{{"http." + u + ".sslCAInfo", filepath.Join(opts.StateDir, "ca.pem")}},
 				unit{{"http." + u + ".sslCAPath", trust}},
 			)
@@ -493,6 +522,18 @@ func Apply(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if res.Mode.proxy() && !opts.ProxyPassword.IsZero() {
+		if opts.Scope.System {
+			return res, errors.New("gitsetup: --system cannot carry the proxy's credential, which must stay in a file only you can read (every other user's git would fail to read it); use --global or --file, or --mode helper")
+		}
+		wrote, err := writeProxyInclude(opts)
+		if err != nil {
+			return res, err
+		}
+		if wrote {
+			res.FilesWritten = append(res.FilesWritten, filepath.Join(opts.StateDir, ProxyInclude))
+		}
+	}
 	cfg, err := g.read(ctx)
 	if err != nil {
 		return res, fmt.Errorf("gitsetup: %w", err)
@@ -572,7 +613,7 @@ func Undo(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("gitsetup: %w", err)
 	}
 	recs := cfg.get(RecordKey)
-	var trustDirs []string
+	var trustDirs, includes []string
 	for i := len(recs) - 1; i >= 0; i-- {
 		s, ok := parseRecord(recs[i])
 		if !ok {
@@ -581,12 +622,20 @@ func Undo(ctx context.Context, opts Options) (Result, error) {
 		if strings.HasSuffix(canon(s.Key), ".sslcapath") && !slices.Contains(trustDirs, s.Value) {
 			trustDirs = append(trustDirs, s.Value)
 		}
+		if canon(s.Key) == "include.path" && filepath.Base(s.Value) == ProxyInclude && !slices.Contains(includes, s.Value) {
+			includes = append(includes, s.Value)
+		}
 		if err := removeRecorded(ctx, g, s, recs[i], &res); err != nil {
 			return res, err
 		}
 	}
 	for _, d := range trustDirs {
 		removeTrustDir(d)
+	}
+	for _, f := range includes {
+		if removeProxyInclude(f) {
+			res.FilesRemoved = append(res.FilesRemoved, f)
+		}
 	}
 	return res, nil
 }
@@ -637,6 +686,59 @@ func makeTrustDir(stateDir string) error {
 		return fmt.Errorf("gitsetup: %w", err)
 	}
 	return nil
+}
+
+// writeProxyInclude writes the ProxyInclude file (mode 0600): the proxy
+// lines of every Azure DevOps URL, with the credential. It reports whether
+// the file changed.
+func writeProxyInclude(opts Options) (bool, error) {
+	path := filepath.Join(opts.StateDir, ProxyInclude)
+	var b strings.Builder
+	b.WriteString(includeHeader)
+	for _, u := range HostURLs(opts.Hosts) {
+		full, err := proxyURLWith(ProxyURL(opts.Listen), opts.ProxyPassword)
+		if err != nil {
+			return false, err
+		}
+		fmt.Fprintf(&b, "[http %s]\n\tproxy = %s\n", quoteSubsection(u), quoteValue(full.Reveal()))
+	}
+	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 {
+			return false, nil
+		}
+	}
+	if err := statedir.Ensure(opts.StateDir); err != nil {
+		return false, fmt.Errorf("gitsetup: %w", err)
+	}
+	if err := proxycred.WritePrivate(path, []byte(b.String())); err != nil {
+		return false, fmt.Errorf("gitsetup: %w", err)
+	}
+	return true, nil
+}
+
+// proxyURLWith returns base with the proxy credential as its user info.
+func proxyURLWith(base string, pass secret.String) (secret.String, error) {
+	return proxycred.URL(base, pass)
+}
+
+// quoteSubsection quotes a git config subsection name.
+func quoteSubsection(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// quoteValue quotes a git config value.
+func quoteValue(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// removeProxyInclude removes a ProxyInclude file setup wrote (it starts
+// with includeHeader) and reports whether it did.
+func removeProxyInclude(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), includeHeader) {
+		return false
+	}
+	return os.Remove(path) == nil
 }
 
 // removeTrustDir removes what makeTrustDir made, and only that.

@@ -14,6 +14,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 )
 
 // Validity periods of the certificates the CA issues. The CA lives as long as
@@ -31,6 +33,24 @@ const (
 // The proxy only ever issues leaves for hosts its matcher accepts, so the
 // constraints are a second line of defence, not the policy itself.
 var BuiltinDomains = []string{"dev.azure.com", "visualstudio.com"}
+
+// ExcludedDomains returns the excluded DNS subtrees of the CA's name
+// constraints: {label}.visualstudio.com for every label in
+// azdo.NotOrganizations (Microsoft's other sites, which "visualstudio.com"
+// would otherwise permit), except those configured as hosts in selfHosted.
+func ExcludedDomains(selfHosted []string) []string {
+	configured := map[string]bool{}
+	for _, h := range selfHosted {
+		configured[strings.ToLower(hostOnly(h))] = true
+	}
+	var out []string
+	for _, l := range azdo.NotOrganizations {
+		if d := l + ".visualstudio.com"; !configured[d] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
 
 // CA is a per-process certificate authority whose name constraints permit
 // only the Azure DevOps hosts the sidecar serves. Its private key never
@@ -53,7 +73,8 @@ type CA struct {
 
 // NewCA creates an ECDSA P-256 CA permitting BuiltinDomains and the given
 // self-hosted hosts (HOST or HOST:PORT; an IP host is permitted as a /32 or
-// /128 range). now is the clock used for validity periods.
+// /128 range), and excluding ExcludedDomains(selfHosted). now is the clock
+// used for validity periods.
 func NewCA(selfHosted []string, now func() time.Time) (*CA, error) {
 	if now == nil {
 		now = time.Now
@@ -75,6 +96,7 @@ func NewCA(selfHosted []string, now func() time.Time) (*CA, error) {
 		}
 		dns = append(dns, strings.ToLower(name))
 	}
+	excluded := ExcludedDomains(selfHosted)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: CA key: %w", err)
@@ -97,6 +119,7 @@ func NewCA(selfHosted []string, now func() time.Time) (*CA, error) {
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		PermittedDNSDomains:   dns,
+		ExcludedDNSDomains:    excluded,
 		PermittedIPRanges:     ips,
 	}
 	if len(ips) == 0 {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,5 +182,46 @@ func TestCanonicalHost(t *testing.T) {
 		if got := canonicalHost(tc.in, tc.port); got != tc.want {
 			t.Errorf("canonicalHost(%q, %q) = %q; want %q", tc.in, tc.port, got, tc.want)
 		}
+	}
+}
+
+// TestCAExcludesMicrosoftSites: the labels Microsoft uses for other sites
+// under visualstudio.com are excluded subtrees of the CA (issue 11, item 4),
+// unless configured as hosts, so not even a bug in the matcher could make
+// the sidecar impersonate code.visualstudio.com.
+func TestCAExcludesMicrosoftSites(t *testing.T) {
+	ca, err := NewCA(nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	optIn, err := NewCA([]string{"code.visualstudio.com"}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ca   *CA
+		host string
+		ok   bool
+	}{
+		{ca, "contoso.visualstudio.com", true},
+		{ca, "code.visualstudio.com", false},
+		{ca, "marketplace.visualstudio.com", false},
+		{ca, "update.code.visualstudio.com", false},
+		{ca, "vs-ssh.visualstudio.com", false},
+		{ca, "xcode.visualstudio.com", true},
+		{optIn, "code.visualstudio.com", true},
+		{optIn, "marketplace.visualstudio.com", false},
+	} {
+		_, err := tc.ca.Issue(tc.host)
+		if (err == nil) != tc.ok {
+			t.Errorf("Issue(%q) error = %v; want ok=%v", tc.host, err, tc.ok)
+		}
+	}
+	excl := ca.Certificate().ExcludedDNSDomains
+	if !slices.Contains(excl, "code.visualstudio.com") || !slices.Contains(excl, "www.visualstudio.com") {
+		t.Errorf("ExcludedDNSDomains = %q; want code. and www.visualstudio.com", excl)
+	}
+	if slices.Contains(optIn.Certificate().ExcludedDNSDomains, "code.visualstudio.com") {
+		t.Errorf("opt-in CA excludes code.visualstudio.com")
 	}
 }

@@ -176,6 +176,9 @@ type harnessOpts struct {
 	counting   *countingSource
 	selfHosted []string
 	resolve    []string
+	audit      AuditSink
+	auditIdle  time.Duration
+	auth       *Auth
 }
 
 func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
@@ -199,7 +202,7 @@ func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{
 		Hosts:         hosts,
-		OrgFor:        azdo.OrgFor,
+		OrgFor:        hosts.OrgFor,
 		SelfHosted:    hosts.SelfHosted(),
 		Source:        src,
 		UpstreamRoots: up.pool,
@@ -207,6 +210,9 @@ func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
 		UpstreamProxy: nil,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:    reg,
+		Audit:         o.audit,
+		AuditIdle:     o.auditIdle,
+		Auth:          o.auth,
 	})
 	if err != nil {
 		t.Fatal(err)

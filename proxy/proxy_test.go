@@ -102,6 +102,10 @@ func TestBlindTunnelForOtherHosts(t *testing.T) {
 		{"lookalike subdomain", "test.dev.azure.com"},
 		{"bare visualstudio.com", "visualstudio.com"},
 		{"two labels before visualstudio.com", "a.b.visualstudio.com"},
+		// Microsoft's other sites under visualstudio.com (issue 11).
+		{"code.visualstudio.com", "code.visualstudio.com"},
+		{"marketplace.visualstudio.com", "marketplace.visualstudio.com"},
+		{"vs-ssh.visualstudio.com", "vs-ssh.visualstudio.com"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,7 @@ func TestUpstreamProxyChaining(t *testing.T) {
 	cp := startConnectProxy(t, srv.Listener.Addr().String())
 	hosts, _ := azdo.NewHosts(nil)
 	p, err := New(Config{
-		Hosts: hosts, OrgFor: azdo.OrgFor, Source: patSource(), UpstreamRoots: up.pool,
+		Hosts: hosts, OrgFor: hosts.OrgFor, Source: patSource(), UpstreamRoots: up.pool,
 		UpstreamProxy: &url.URL{Scheme: "http", Host: cp.ln.Addr().String(), User: url.UserPassword("corp", "proxy-pass")},
 		Registerer:    prometheus.NewRegistry(),
 	})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,8 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/statedir"
 	"github.com/azdo-sidecar/azdo-sidecar/proxy"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -53,6 +56,9 @@ type Options struct {
 	Socket            string // credential socket path
 	StateDir          string // where ca.pem is written
 	InsecureListenAny bool   // allow non-loopback listen addresses
+	// InsecureNoProxyAuth lets clients use the proxy without its credential
+	// (the check of the client's uid stays where it is possible).
+	InsecureNoProxyAuth bool
 
 	Mode        Mode
 	PAT         secret.String // ModePAT
@@ -81,6 +87,8 @@ type Ready struct {
 	Socket  string `json:"socket"`
 	CAFile  string `json:"ca_file"`
 	Metrics string `json:"metrics"`
+	// ProxyURLFile holds the proxy URL with its credential (mode 0600).
+	ProxyURLFile string `json:"proxy_url_file"`
 }
 
 // ErrNotLoopback is returned for a non-loopback listen address without
@@ -165,9 +173,19 @@ func Start(opts Options) (s *Sidecar, err error) {
 		}
 	}()
 
+	if err := checkStateDir(opts.StateDir); err != nil {
+		return nil, err
+	}
+	urlFile := proxycred.Path(opts.StateDir)
+	proxyPass := proxyPassword(urlFile, opts.Logger)
+	auth := &proxy.Auth{User: proxycred.User, Password: proxyPass, PeerUID: proxy.PeerUID, UID: os.Getuid()}
+	if opts.InsecureNoProxyAuth {
+		auth.Password = secret.String{}
+	}
+
 	s.proxy, err = proxy.New(proxy.Config{
 		Hosts:         hosts,
-		OrgFor:        azdo.OrgFor,
+		OrgFor:        hosts.OrgFor,
 		SelfHosted:    hosts.SelfHosted(),
 		Source:        s.cache,
 		UpstreamRoots: roots,
@@ -176,11 +194,8 @@ func Start(opts Options) (s *Sidecar, err error) {
 		Logger:        opts.Logger,
 		Registerer:    reg,
 		Now:           opts.Now,
+		Auth:          auth,
 	})
-	if err != nil {
-		return nil, err
-	}
-	caFile, err := writeCA(opts.StateDir, s.proxy.CA().CertPEM())
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +217,18 @@ func Start(opts Options) (s *Sidecar, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cleanup = append(cleanup, func() { credLn.Close() })
+
+	// Only now that every listener is ours does anything change on disk: a
+	// second sidecar that cannot bind must leave the running one's CA and
+	// proxy URL alone.
+	caFile, err := writeCA(opts.StateDir, s.proxy.CA().CertPEM())
+	if err != nil {
+		return nil, err
+	}
+	if err := proxycred.Write(urlFile, "http://"+proxyLn.Addr().String(), proxyPass); err != nil {
+		return nil, fmt.Errorf("sidecar: write the proxy URL file: %w", err)
+	}
 
 	s.cred = &credential.Server{
 		Handler: credential.NewTokenHandler(s.cache, hosts),
@@ -217,13 +244,13 @@ func Start(opts Options) (s *Sidecar, err error) {
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
-	s.ready = Ready{Proxy: proxyLn.Addr().String(), Socket: opts.Socket, CAFile: caFile, Metrics: metricsLn.Addr().String()}
+	s.ready = Ready{Proxy: proxyLn.Addr().String(), Socket: opts.Socket, CAFile: caFile, Metrics: metricsLn.Addr().String(), ProxyURLFile: urlFile}
 
 	s.serve("proxy", func() error { return s.proxy.Serve(proxyLn) }, http.ErrServerClosed)
 	s.serve("credential", func() error { return s.cred.Serve(credLn) }, credential.ErrServerClosed)
 	s.serve("metrics", func() error { return s.metrics.Serve(metricsLn) }, http.ErrServerClosed)
 	s.log.Info("sidecar: serving", "mode", string(opts.Mode), "proxy", s.ready.Proxy, "socket", s.ready.Socket,
-		"ca_file", s.ready.CAFile, "metrics", s.ready.Metrics, "hosts", s.hostList())
+		"ca_file", s.ready.CAFile, "metrics", s.ready.Metrics, "proxy_url_file", s.ready.ProxyURLFile, "hosts", s.hostList())
 	return s, nil
 }
 
@@ -412,18 +439,37 @@ func upstreamRoots(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// writeCA writes the CA certificate to dir/ca.pem (0644) in a 0700
-// directory, atomically, and returns its path.
-func writeCA(dir string, pem []byte) (string, error) {
+// proxyPassword returns the proxy credential in file when there is a
+// trustworthy one (a restarted sidecar keeps the credential that git's
+// configuration carries), else a new one.
+func proxyPassword(file string, log *slog.Logger) secret.String {
+	pass, err := proxycred.Load(file)
+	switch {
+	case err == nil:
+		log.Debug("sidecar: reusing the proxy credential", "file", file)
+		return pass
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, proxycred.ErrInsecure):
+		log.Warn("sidecar: the proxy URL file could have been read by someone else; replacing its credential (run azdo-sidecar setup again)", "err", err)
+	default:
+		log.Warn("sidecar: replacing an unreadable proxy URL file (run azdo-sidecar setup again)", "err", err)
+	}
+	return proxycred.NewPassword()
+}
+
+// checkStateDir creates the state directory (and its missing parents) with
+// mode 0700, or checks an existing one: a directory others may write to
+// is refused, never chmod-ed (it may be shared on purpose, like /tmp).
+func checkStateDir(dir string) error {
 	if dir == "" {
-		return "", errors.New("sidecar: no state directory")
+		return errors.New("sidecar: no state directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("sidecar: state directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return "", fmt.Errorf("sidecar: state directory: %w", err)
-	}
+	return statedir.Ensure(dir)
+}
+
+// writeCA writes the CA certificate to dir/ca.pem (0644), atomically, and
+// returns its path.
+func writeCA(dir string, pem []byte) (string, error) {
 	path := filepath.Join(dir, "ca.pem")
 	tmp, err := os.CreateTemp(dir, ".ca-*.pem")
 	if err != nil {

@@ -82,11 +82,17 @@ type Config struct {
 	// PollInterval is how often the replica reads new connect events while
 	// environments wait for their users (default DefaultPollInterval).
 	PollInterval time.Duration
+	// AuditRetention is how long audit events are kept (0: forever;
+	// azdo-vault serve defaults to DefaultAuditRetention). The vault deletes
+	// older ones at start and every AuditSweep (default DefaultAuditSweep).
+	AuditRetention time.Duration
+	AuditSweep     time.Duration
 }
 
 // Vault serves tokens to environments. It is safe for concurrent use.
 type Vault struct {
 	keys      sealbox.KeyPair
+	binding   *Binding
 	st        store.Store
 	providers map[string]Provider
 	links     atomic.Pointer[Linker]
@@ -104,6 +110,9 @@ type Vault struct {
 
 	cache cache
 	hub   *waitHub
+
+	auditRetention time.Duration
+	auditM         *prometheus.CounterVec
 
 	// base is the parent of every refresh: a refresh outlives the request
 	// that started it (its result is shared, its rotated refresh token must
@@ -156,6 +165,13 @@ func New(cfg Config) (*Vault, error) {
 	if v.log == nil {
 		v.log = slog.Default()
 	}
+	bctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b, err := Bind(bctx, v.st, v.keys, v.log)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	v.binding = b
 	if v.reg == nil {
 		v.reg = prometheus.NewRegistry()
 	}
@@ -192,13 +208,24 @@ func New(cfg Config) (*Vault, error) {
 	v.mux = http.NewServeMux()
 	v.mux.HandleFunc("POST "+vaultapi.TokenPath, v.serveToken)
 	v.mux.HandleFunc("POST "+vaultapi.ConnectWaitPath, v.serveConnectWait)
+	v.mux.HandleFunc("POST "+vaultapi.AuditPath, v.serveAudit)
 	v.mux.HandleFunc("GET /healthz", v.serveHealth)
 	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
+	v.auditM = newAuditMetrics(v.reg)
+	v.auditRetention = cfg.AuditRetention
+	if v.auditRetention > 0 {
+		every := cfg.AuditSweep
+		if every <= 0 {
+			every = DefaultAuditSweep
+		}
+		v.wg.Add(1)
+		go v.sweepAuditLoop(every)
+	}
 	return v, nil
 }
 
-// Mux returns the vault's HTTP routes: POST /v1/token, GET /healthz,
-// GET /metrics. The Connect and PAT pages mount their own routes on it
+// Mux returns the vault's HTTP routes: POST /v1/token, POST /v1/audit,
+// GET /healthz, GET /metrics. The Connect and PAT pages mount their own routes on it
 // (/connect, /oauth/callback, /pat) before serving starts.
 func (v *Vault) Mux() *http.ServeMux { return v.mux }
 
@@ -208,6 +235,10 @@ func (v *Vault) SetLinker(l Linker) { v.links.Store(&l) }
 
 // PublicKey returns the runner's public key.
 func (v *Vault) PublicKey() sealbox.PublicKey { return v.keys.Public }
+
+// Binding returns the keys that bind the store's rows to the runner key
+// (what NewEnvironment needs).
+func (v *Vault) Binding() *Binding { return v.binding }
 
 // Store returns the vault's store.
 func (v *Vault) Store() store.Store { return v.st }
@@ -278,10 +309,12 @@ func (v *Vault) PutCredential(ctx context.Context, c Credential) (store.Credenti
 	if org == "" {
 		org = store.AllOrgs
 	}
-	sc, err := v.st.PutCredential(ctx, store.Credential{
+	row := store.Credential{
 		Owner: c.Owner, Host: host, Org: org, Kind: c.Kind,
 		Sealed: sealed, ExpiresAt: c.ExpiresAt, Status: store.StatusOK,
-	})
+	}
+	row.MAC = v.binding.CredentialMAC(row)
+	sc, err := v.st.PutCredential(ctx, row)
 	if err != nil {
 		return store.Credential{}, err
 	}

@@ -75,6 +75,23 @@ type AuditRequest struct {
 	Events []AuditEvent `json:"events"`
 }
 
+// Limits of POST /v1/audit: a larger body or batch is refused whole with
+// 413, so a sender splits its queue into batches of at most
+// MaxAuditEvents events.
+const (
+	MaxAuditBody   = 1 << 20
+	MaxAuditEvents = 500
+)
+
+// AuditResponse is the 200 answer of POST /v1/audit. Rejected events broke
+// a limit (field size, operation, object ID, a value shaped like a token)
+// and are dropped for good: resending them cannot succeed, so a sender
+// treats the whole batch as delivered.
+type AuditResponse struct {
+	Stored   int `json:"stored"`
+	Rejected int `json:"rejected"`
+}
+
 // PolicyMAC is the value of TokenResponse.PolicyMAC for policyJSON sent with
 // token (the plaintext token, before any seal): standard base64 of
 // HMAC-SHA256 over policyJSON, keyed with SHA-256 of a label and the token.

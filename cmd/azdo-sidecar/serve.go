@@ -19,6 +19,7 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 		config.UpstreamCAFileFlag(),
 		config.UpstreamProxyFlag(),
 		config.MetricsListenFlag(),
+		&cli.BoolFlag{Name: "insecure-no-proxy-auth", Usage: "let clients use the proxy without the credential in its proxy_url_file (on Linux a client of another uid is still refused)"},
 		&cli.BoolFlag{Name: "insecure-listen-any", Usage: "allow --listen and --metrics-listen on a non-loopback address (anyone who reaches the proxy gets your Azure DevOps access)"},
 		&cli.DurationFlag{Name: "refresh-margin", Value: config.DefaultRefreshMargin, Usage: "renew a token this `DURATION` before it expires"},
 		&cli.DurationFlag{Name: "drain-timeout", Value: sidecar.DefaultDrainTimeout, Usage: "on SIGTERM, wait at most `DURATION` for requests in flight and open tunnels"},
@@ -57,13 +58,15 @@ func serveOptions(c *cli.Context, e *cliapp.Env) (sidecar.Options, error) {
 		Socket:            config.SocketPath(c),
 		StateDir:          config.StateDir(c),
 		InsecureListenAny: c.Bool("insecure-listen-any"),
-		SelfHosted:        hosts,
-		Resolve:           c.StringSlice(config.FlagResolve),
-		UpstreamCAFile:    c.String(config.FlagUpstreamCAFile),
-		UpstreamProxy:     c.String(config.FlagUpstreamProxy),
-		RefreshMargin:     c.Duration("refresh-margin"),
-		DrainTimeout:      c.Duration("drain-timeout"),
-		Logger:            e.Log,
+		// Logged as a WARN by the proxy at start.
+		InsecureNoProxyAuth: c.Bool("insecure-no-proxy-auth"),
+		SelfHosted:          hosts,
+		Resolve:             c.StringSlice(config.FlagResolve),
+		UpstreamCAFile:      c.String(config.FlagUpstreamCAFile),
+		UpstreamProxy:       c.String(config.FlagUpstreamProxy),
+		RefreshMargin:       c.Duration("refresh-margin"),
+		DrainTimeout:        c.Duration("drain-timeout"),
+		Logger:              e.Log,
 	}
 	switch ts.Mode() {
 	case config.ModePAT:

@@ -15,6 +15,9 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/config"
 	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/statedir"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
 // setupCommand is `azdo-sidecar setup`: URL-scoped git configuration for
@@ -91,15 +94,45 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		}
 		listen = st.Ready.Proxy
 	}
+	var proxyPass secret.String
+	if mode != gitsetup.ModeHelper && !c.Bool("undo") {
+		if proxyPass, err = proxyCredential(c, cacheSocket, listen); err != nil {
+			return gitsetup.Options{}, "", err
+		}
+	}
 	return gitsetup.Options{
+		ProxyPassword: proxyPass,
 		Scope:         gitsetup.Scope{Global: c.Bool("global"), System: c.Bool("system"), File: c.String("file")},
 		Mode:          mode,
 		Listen:        listen,
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
-		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.SelfHosted()...),
+		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.Entries()...),
 		CacheSocket:   cacheSocket,
 	}, note, nil
+}
+
+// proxyCredential returns the proxy's credential: the running sidecar's
+// (it names its proxy_url_file in its status), else the one in
+// --state-dir, which is created when missing and adopted by the sidecar
+// when it starts (package proxycred).
+func proxyCredential(c *cli.Context, sock, listen string) (secret.String, error) {
+	if st, err := socketStatus(c.Context, sock); err == nil && st.Ready.ProxyURLFile != "" {
+		pass, err := proxycred.Load(st.Ready.ProxyURLFile)
+		if err != nil {
+			return secret.String{}, fmt.Errorf("setup: the running sidecar's proxy credential: %w", err)
+		}
+		return pass, nil
+	}
+	stateDir := config.StateDir(c)
+	if err := statedir.Ensure(stateDir); err != nil {
+		return secret.String{}, fmt.Errorf("setup: --state-dir: %w", err)
+	}
+	pass, err := proxycred.Ensure(proxycred.Path(stateDir), gitsetup.ProxyURL(listen))
+	if err != nil {
+		return secret.String{}, fmt.Errorf("setup: the proxy's credential: %w (remove that file and start the sidecar again)", err)
+	}
+	return pass, nil
 }
 
 // portZero reports whether addr is host:0, "pick a free port".
@@ -155,6 +188,12 @@ func runSetup(c *cli.Context, opts gitsetup.Options, undo bool, stdout, stderr i
 	}
 	for _, s := range res.Written {
 		fmt.Fprintf(stdout, "+ %s\n", s)
+	}
+	for _, f := range res.FilesRemoved {
+		fmt.Fprintf(stdout, "- file %s\n", f)
+	}
+	for _, f := range res.FilesWritten {
+		fmt.Fprintf(stdout, "+ file %s (the proxy URL with its credential; mode 0600, included by git config %s)\n", f, opts.Scope)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(stderr, "azdo-sidecar setup: note: %s\n", n)

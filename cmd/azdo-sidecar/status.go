@@ -198,6 +198,9 @@ func printStatus(w io.Writer, st sidecar.Status, ca caInfoCheck, now time.Time) 
 	fmt.Fprintf(tw, "proxy:\t%s\n", st.Ready.Proxy)
 	fmt.Fprintf(tw, "socket:\t%s\n", st.Ready.Socket)
 	fmt.Fprintf(tw, "ca file:\t%s\n", st.Ready.CAFile)
+	if st.Ready.ProxyURLFile != "" {
+		fmt.Fprintf(tw, "proxy url file:\t%s (the proxy URL with its credential, for clients other than git)\n", st.Ready.ProxyURLFile)
+	}
 	fmt.Fprintf(tw, "metrics:\t%s\n", st.Ready.Metrics)
 	fmt.Fprintf(tw, "hosts:\t%v\n", st.Hosts)
 	fmt.Fprintf(tw, "up since:\t%s\n", st.StartedAt.Format(time.RFC3339))

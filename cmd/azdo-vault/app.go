@@ -19,6 +19,7 @@ func commands(e *cliapp.Env) []*cli.Command {
 		verifyCommand(e),
 		envCommand(e),
 		credentialCommand(e),
+		auditCommand(e),
 		serveCommand(e),
 	}
 }

@@ -18,6 +18,7 @@ func mountConnect(d *serveDeps) error {
 		Vault:       d.Vault,
 		OAuth:       d.OAuth,
 		PAT:         patHosts(d.File),
+		VirtualDirs: virtualDirs(d.File),
 		Client:      d.Client,
 		Logger:      d.Log,
 		NewProvider: sharedProvider(d),

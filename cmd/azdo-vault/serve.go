@@ -55,6 +55,7 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 			config.UpstreamCAFileFlag(),
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate `FILE` (PEM); without it, plain HTTP for a TLS-terminating ingress", TakesFile: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert", TakesFile: true},
+			&cli.DurationFlag{Name: "audit-retention", Value: vault.DefaultAuditRetention, Usage: "keep audit events (POST /v1/audit) this long (`DURATION`); older ones are deleted hourly by every replica; 0 keeps them forever"},
 		},
 		Action: func(c *cli.Context) error { return serve(c, e) },
 	}
@@ -70,6 +71,9 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 	vf, err := config.LoadVaultFile(c.String(config.ConfigFlag))
 	if err != nil {
 		return err
+	}
+	if c.Duration("audit-retention") < 0 {
+		return cliapp.UsageError{Err: errors.New("--audit-retention must not be negative (0 keeps audit events forever)")}
 	}
 	certFile, keyFile := c.String("tls-cert"), c.String("tls-key")
 	if (certFile == "") != (keyFile == "") {
@@ -98,6 +102,8 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		Providers: providers,
 		PublicURL: vf.PublicURL,
 		Logger:    log,
+		// Every replica sweeps; deleting twice is harmless.
+		AuditRetention: c.Duration("audit-retention"),
 	})
 	if err != nil {
 		return err
@@ -188,6 +194,18 @@ func patHosts(vf *config.VaultFile) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range vf.Providers {
 		out[p.Host] = p.PAT != nil && p.PAT.Enabled
+	}
+	return out
+}
+
+// virtualDirs returns the virtual directory of every provider configured
+// with one (host: tfs.example.com/tfs).
+func virtualDirs(vf *config.VaultFile) map[string]string {
+	out := map[string]string{}
+	for _, p := range vf.Providers {
+		if p.VirtualDir != "" {
+			out[p.Host] = p.VirtualDir
+		}
 	}
 	return out
 }

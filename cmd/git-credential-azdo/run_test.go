@@ -77,7 +77,7 @@ func TestRun(t *testing.T) {
 		{name: "unknown flag", args: []string{"--frob", "get"}, in: ado, code: 2, stderrContains: "unknown flag"},
 		{name: "no action", args: []string{}, in: ado, code: 2, stderrContains: "missing action"},
 		{name: "flag without value", args: []string{"get", "--socket"}, in: ado, code: 2, stderrContains: "needs a value"},
-		{name: "bad host", args: []string{"--host", "https://x/y", "get"}, in: ado, code: 2, stderrContains: "--host"},
+		{name: "bad host", args: []string{"--host", "http://x:8080/y", "get"}, in: ado, code: 2, stderrContains: "--host"},
 		{name: "socket from --config", args: []string{"--config", sockConf, "get"}, in: ado, code: 1, stderrContains: fileSock},
 		{name: "socket from AZDO_CONFIG", args: []string{"get"}, env: map[string]string{"AZDO_CONFIG": sockConf}, in: ado, code: 1, stderrContains: fileSock},
 		{name: "--socket beats the file", args: []string{"--config", sockConf, "--socket", noSock, "get"}, in: ado, code: 1, stderrContains: noSock},

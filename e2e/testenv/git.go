@@ -189,3 +189,19 @@ func (g *Git) AddConfig(t testing.TB, key, value string) {
 	t.Helper()
 	g.Run(t, "config", "--global", "--add", key, value)
 }
+
+// ProxyURL returns the proxy URL with its credential from the sidecar's
+// proxy_url_file (the ready line names it), for git's http.proxy or curl's
+// -x: the sidecar answers 407 to a client without it.
+func ProxyURL(t testing.TB, proxyURLFile string) string {
+	t.Helper()
+	b, err := os.ReadFile(proxyURLFile)
+	if err != nil {
+		t.Fatalf("proxy_url_file: %v", err)
+	}
+	u := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(u, "http://azdo-sidecar:") {
+		t.Fatalf("proxy_url_file %s does not hold the proxy URL with its credential", proxyURLFile)
+	}
+	return u
+}

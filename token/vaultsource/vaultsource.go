@@ -72,6 +72,10 @@ type Source struct {
 	minValid time.Duration
 	keys     sealbox.KeyPair
 	client   *http.Client
+	// waitClient is client for ConnectWait's long-polls: no client
+	// timeout (each call sets its deadline) and a transport that waits
+	// for the answer as long as the vault may hold it.
+	waitClient *http.Client
 }
 
 // String describes s without its secrets. fmt does not call the
@@ -119,11 +123,19 @@ func New(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	waitRT := rt
+	if tr, ok := rt.(*http.Transport); ok {
+		tr = tr.Clone()
+		tr.ResponseHeaderTimeout = 0
+		waitRT = tr
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Source{
-		endpoint: strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
-		envToken: opts.EnvToken,
-		minValid: opts.MinValid,
-		keys:     kp,
+		waitClient: &http.Client{Transport: waitRT, CheckRedirect: noRedirect},
+		endpoint:   strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
+		envToken:   opts.EnvToken,
+		minValid:   opts.MinValid,
+		keys:       kp,
 		client: &http.Client{
 			Transport: rt,
 			Timeout:   opts.Timeout,
@@ -253,7 +265,18 @@ func (s *Source) decode(key token.Key, b []byte) (token.Token, error) {
 	if strings.ContainsAny(user, ":\r\n\x00") {
 		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: invalid user name", key, ErrProtocol)
 	}
-	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt}, nil
+	// The policy rides with the token, authenticated by a MAC keyed with
+	// the token itself: whoever carried the answer cannot have changed it.
+	// A policy that does not verify is an error, never "no policy".
+	if len(tr.Policy) > 0 || tr.PolicyMAC != "" {
+		if !vaultapi.CheckPolicyMAC(v, tr.Policy, tr.PolicyMAC) {
+			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy does not match its policy_mac", key, ErrProtocol)
+		}
+		if !json.Valid(tr.Policy) {
+			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy is not JSON", key, ErrProtocol)
+		}
+	}
+	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt, Policy: string(tr.Policy)}, nil
 }
 
 // statusError maps a non-200 answer to the token package's errors.

@@ -78,6 +78,10 @@ type Config struct {
 	OAuth map[string]vault.OAuthSettings
 	// PAT lists the hosts on which PATs are enabled.
 	PAT map[string]bool
+	// VirtualDirs holds the virtual directory of self-hosted hosts
+	// configured with one (providers[].host: tfs.example.com/tfs), which
+	// the PAT page's links put before the collection.
+	VirtualDirs map[string]string
 	// Client is the upstream HTTP client (identity provider, PAT checks):
 	// system roots plus --upstream-ca-file, with timeouts.
 	Client *http.Client
@@ -101,6 +105,7 @@ type Handler struct {
 	vault   CredentialStore
 	oauth   map[string]vault.OAuthSettings
 	pat     map[string]bool
+	vdirs   map[string]string
 	client  *http.Client
 	newProv func(ctx context.Context, s vault.OAuthSettings) (OAuthProvider, error)
 	nonces  Nonces
@@ -129,7 +134,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		public: u, signer: s, vault: cfg.Vault,
-		oauth: map[string]vault.OAuthSettings{}, pat: map[string]bool{},
+		oauth: map[string]vault.OAuthSettings{}, pat: map[string]bool{}, vdirs: map[string]string{},
 		client: cfg.Client, newProv: cfg.NewProvider,
 		nonces: cfg.Nonces, flows: cfg.Flows, now: cfg.Now, log: cfg.Logger,
 		linkTTL: cfg.LinkTTL, flowTTL: cfg.FlowTTL,
@@ -137,6 +142,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	for host, o := range cfg.OAuth {
 		h.oauth[vault.NormalizeHost(host)] = o
+	}
+	for host, v := range cfg.VirtualDirs {
+		h.vdirs[vault.NormalizeHost(host)] = strings.Trim(v, "/")
 	}
 	for host, on := range cfg.PAT {
 		if on {

@@ -64,7 +64,7 @@ func PATLinks(host, org string) (PATURLs, bool) {
 		return PATURLs{Create: base + "/_details/security/tokens", Check: base + "/_apis/connectionData"}, true
 	}
 	segs := strings.Split(strings.Trim(strings.TrimSpace(org), "/"), "/")
-	if org == "" || (host == "dev.azure.com" && len(segs) != 1) || len(segs) > 3 {
+	if org == "" || (host == "dev.azure.com" && len(segs) != 1) || len(segs) > 8 {
 		return PATURLs{}, false
 	}
 	for i, s := range segs {
@@ -75,6 +75,15 @@ func PATLinks(host, org string) (PATURLs, bool) {
 	}
 	p := base + "/" + strings.Join(segs, "/")
 	return PATURLs{Create: p + "/_usersSettings/tokens", Check: p + "/_apis/connectionData"}, true
+}
+
+// patLinks is PATLinks with the configured virtual directory of a
+// self-hosted host put before the collection.
+func (h *Handler) patLinks(host, org string) (PATURLs, bool) {
+	if v := h.vdirs[vault.NormalizeHost(host)]; v != "" && org != "" {
+		org = v + "/" + org
+	}
+	return PATLinks(host, org)
 }
 
 // CheckPAT asks the host who pat is (GET _apis/connectionData, Basic auth,
@@ -179,7 +188,7 @@ func (h *Handler) sameSession(r *http.Request, c Claims) bool {
 }
 
 func (h *Handler) patPage(c Claims, sess, org, expires string, allOrgs bool, msg string) page {
-	links, _ := PATLinks(c.Host, org)
+	links, _ := h.patLinks(c.Host, org)
 	return page{
 		Title: "Connect with a personal access token", Host: c.Host, Org: org, Owner: c.Owner,
 		Error: msg, Action: h.path("/pat"), CreateURL: links.Create, TokenName: "azdo-sidecar " + h.public.Hostname(),
@@ -232,7 +241,7 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 	again := func(code int, msg string) {
 		render(w, code, "pat", h.patPage(c, ck.Value, org, expRaw, allOrgs, msg))
 	}
-	links, ok := PATLinks(c.Host, org)
+	links, ok := h.patLinks(c.Host, org)
 	if !ok {
 		again(http.StatusUnprocessableEntity, "Enter the name of your Azure DevOps organization (as in https://dev.azure.com/NAME).")
 		return

@@ -126,3 +126,18 @@ func TestPATWithoutExpiryStored(t *testing.T) {
 		t.Fatalf("stored = %+v, %v; want one PAT with an unknown expiry", cs, err)
 	}
 }
+
+// TestPATLinksVirtualDir: a provider configured with its virtual directory
+// (host: tfs.example.com/virtual/dir) gets PAT links under it, before the
+// collection the sidecar named.
+func TestPATLinksVirtualDir(t *testing.T) {
+	h := &Handler{vdirs: map[string]string{"tfs.example.com": "virtual/dir"}}
+	got, ok := h.patLinks("TFS.example.com:443", "coll")
+	want := PATURLs{"https://tfs.example.com/virtual/dir/coll/_usersSettings/tokens", "https://tfs.example.com/virtual/dir/coll/_apis/connectionData"}
+	if !ok || got != want {
+		t.Errorf("patLinks = %+v, %v; want %+v", got, ok, want)
+	}
+	if got, ok := h.patLinks("other.example.com", "coll"); !ok || got.Check != "https://other.example.com/coll/_apis/connectionData" {
+		t.Errorf("patLinks(no vdir) = %+v, %v", got, ok)
+	}
+}

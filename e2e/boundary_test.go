@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+)
+
+// otherUID is the uid the trust-boundary tests drop to: another local user
+// (or a container of the pod running as another uid).
+const otherUID = 65534
+
+// asOtherUser returns cmd's arguments run as otherUID through setpriv,
+// failing the test when that is impossible (tests run as root in CI).
+func asOtherUser(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("dropping to another uid needs root (tests run as root in CI)")
+	}
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	home, err := os.MkdirTemp("", "other-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	os.Chown(home, otherUID, otherUID)
+	cmd.Dir = home
+	cmd.Env = append(scBaseEnv(), "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	return cmd
+}
+
+// curlConnect runs curl through the proxy and returns the CONNECT
+// response's status code and the final HTTP status ("000" when none).
+func curlConnect(t *testing.T, cmd *exec.Cmd) (connect, final, out string) {
+	t.Helper()
+	b, _ := cmd.CombinedOutput()
+	out = string(b)
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("curl output %q", out)
+	}
+	return f[len(f)-2], f[len(f)-1], out
+}
+
+func curlArgs(proxy, caFile, url string) []string {
+	args := []string{"-sS", "-o", "/dev/null", "-w", "\n%{http_connect} %{http_code}", "-x", proxy}
+	if caFile == "" {
+		args = append(args, "-k")
+	} else {
+		args = append(args, "--cacert", caFile)
+	}
+	return append(args, url)
+}
+
+// TestBoundaryProxyAuth: the owner's client without the proxy credential
+// gets 407; with it, the request goes through with the PAT. Another uid
+// is refused even with the credential, by curl and by git, and Azure
+// DevOps sees nothing of it.
+func TestBoundaryProxyAuth(t *testing.T) {
+	w := newProxyWorld(t)
+	url := "https://dev.azure.com/contoso/Web/_git/site/info/refs?service=git-upload-pack"
+	full := w.sc.proxyURL(t)
+
+	connect, final, out := curlConnect(t, exec.Command("curl", curlArgs("http://"+w.sc.Proxy, w.sc.CAFile, url)...))
+	if connect != "407" || final != "000" {
+		t.Errorf("curl without the proxy credential: CONNECT %s, HTTP %s; want 407\n%s", connect, final, out)
+	}
+	connect, final, out = curlConnect(t, exec.Command("curl", curlArgs(full, w.sc.CAFile, url)...))
+	if connect != "200" || final != "200" {
+		t.Fatalf("curl with the proxy credential: CONNECT %s, HTTP %s; want 200 200\n%s", connect, final, out)
+	}
+	w.emu.ResetRequests()
+
+	connect, final, out = curlConnect(t, asOtherUser(t, "curl", curlArgs(full, "", url)...))
+	if connect != "407" || final != "000" {
+		t.Errorf("curl as uid %d with the credential: CONNECT %s, HTTP %s; want 407\n%s", otherUID, connect, final, out)
+	}
+	git := asOtherUser(t, "git", "-c", "http.proxy="+full, "-c", "http.sslVerify=false", "ls-remote", repoURL)
+	if b, err := git.CombinedOutput(); err == nil || !strings.Contains(string(b), "407") {
+		t.Errorf("git ls-remote as uid %d = %v; want a 407 failure\n%s", otherUID, err, b)
+	}
+	if n := len(w.emu.Requests()); n != 0 {
+		t.Errorf("the emulator saw %d requests from uid %d; want 0", n, otherUID)
+	}
+	if !strings.Contains(w.sc.stderr.String(), "refused a client of another user") {
+		t.Errorf("the sidecar did not log the refused uid")
+	}
+	if strings.Contains(w.sc.stderr.String(), proxySecret(t, full).Reveal()) {
+		t.Errorf("the sidecar's log contains the proxy credential")
+	}
+	assertNoLeak(t, w.sc, w.emu, w.pat)
+}
+
+// TestBoundaryInsecureNoProxyAuth: with --insecure-no-proxy-auth the owner's
+// client needs no credential (a WARN says so), and another uid is still
+// refused.
+func TestBoundaryInsecureNoProxyAuth(t *testing.T) {
+	w := newProxyWorld(t, "--insecure-no-proxy-auth")
+	url := "https://dev.azure.com/contoso/Web/_git/site/info/refs?service=git-upload-pack"
+	if !strings.Contains(w.sc.stderr.String(), "insecure-no-proxy-auth") {
+		t.Errorf("no startup WARN about --insecure-no-proxy-auth:\n%s", w.sc.stderr)
+	}
+	connect, final, out := curlConnect(t, exec.Command("curl", curlArgs("http://"+w.sc.Proxy, w.sc.CAFile, url)...))
+	if connect != "200" || final != "200" {
+		t.Errorf("curl without the credential: CONNECT %s, HTTP %s; want 200 200\n%s", connect, final, out)
+	}
+	connect, _, out = curlConnect(t, asOtherUser(t, "curl", curlArgs("http://"+w.sc.Proxy, "", url)...))
+	if connect != "407" {
+		t.Errorf("curl as uid %d: CONNECT %s; want 407\n%s", otherUID, connect, out)
+	}
+}
+
+// proxySecret is the password of a proxy URL.
+func proxySecret(t *testing.T, full string) secret.String {
+	t.Helper()
+	userinfo, _, ok := strings.Cut(strings.TrimPrefix(full, "http://"), "@")
+	_, pass, ok2 := strings.Cut(userinfo, ":")
+	if !ok || !ok2 || pass == "" {
+		t.Fatalf("proxy URL without a password")
+	}
+	return secret.New(pass)
+}
