@@ -63,6 +63,8 @@ type vaultWorld struct {
 	caFile  string
 	proc    *vaultProc
 	logs    []*lockedBuffer
+	// env is added to the environment of serve (e.g. HTTPS_PROXY).
+	env []string
 }
 
 func newVaultWorld(t *testing.T, cfg entraemu.Config) *vaultWorld {
@@ -163,6 +165,9 @@ func (w *vaultWorld) start() *vaultProc {
 
 func (w *vaultWorld) startErr(extra ...string) (*vaultProc, error) {
 	cmd := exec.Command(w.bin, append(w.serveArgs(), extra...)...)
+	if w.env != nil {
+		cmd.Env = append(os.Environ(), w.env...)
+	}
 	p := &vaultProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	w.logs = append(w.logs, p.stderr)
 	cmd.Stderr = p.stderr

@@ -18,6 +18,7 @@ func commands(e *cliapp.Env) []*cli.Command {
 		credentialCommand(e),
 		setupCommand(e),
 		cloneCommand(e),
+		connectCommand(e),
 		statusCommand(e),
 	}
 }

@@ -28,6 +28,7 @@ func cloneCommand(e *cliapp.Env) *cli.Command {
 	flags := []cli.Flag{
 		&cli.IntFlag{Name: "depth", Usage: "shallow clone with `N` commits of history (0: full)"},
 		&cli.BoolFlag{Name: "recurse-submodules", Usage: "clone submodules too (those on Azure DevOps hosts, with the same credentials)"},
+		&cli.DurationFlag{Name: flagWaitConnect, Usage: "when the user has not connected Azure DevOps yet, print the links and wait up to `DURATION` (e.g. 15m) for them to connect (vault mode; 0: fail at once)"},
 	}
 	flags = append(flags, config.TokenSourceFlags()...)
 	flags = append(flags, config.SocketFlag(), config.HostFlag(), config.ResolveFlag(), config.UpstreamCAFileFlag(), config.UpstreamProxyFlag())
@@ -42,6 +43,13 @@ func cloneCommand(e *cliapp.Env) *cli.Command {
 			o, err := cloneOptions(c, e)
 			if err != nil {
 				return err
+			}
+			if wait := c.Duration(flagWaitConnect); wait > 0 {
+				if err := waitBeforeClone(c, e, wait); err != nil {
+					return err
+				}
+			} else if wait < 0 {
+				return cliapp.UsageError{Err: fmt.Errorf("--%s %s: want 0 or more, e.g. 15m", flagWaitConnect, wait)}
 			}
 			res, err := clone.Clone(c.Context, o)
 			if err != nil {

@@ -72,6 +72,10 @@ type Source struct {
 	minValid time.Duration
 	keys     sealbox.KeyPair
 	client   *http.Client
+	// waitClient is client for ConnectWait's long-polls: no client
+	// timeout (each call sets its deadline) and a transport that waits
+	// for the answer as long as the vault may hold it.
+	waitClient *http.Client
 }
 
 // String describes s without its secrets. fmt does not call the
@@ -119,11 +123,19 @@ func New(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	waitRT := rt
+	if tr, ok := rt.(*http.Transport); ok {
+		tr = tr.Clone()
+		tr.ResponseHeaderTimeout = 0
+		waitRT = tr
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Source{
-		endpoint: strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
-		envToken: opts.EnvToken,
-		minValid: opts.MinValid,
-		keys:     kp,
+		waitClient: &http.Client{Transport: waitRT, CheckRedirect: noRedirect},
+		endpoint:   strings.TrimSuffix(u.String(), "/") + vaultapi.TokenPath,
+		envToken:   opts.EnvToken,
+		minValid:   opts.MinValid,
+		keys:       kp,
 		client: &http.Client{
 			Transport: rt,
 			Timeout:   opts.Timeout,
