@@ -125,7 +125,7 @@ func (e *rateLimitedError) Error() string { return "audit rate limit; retry afte
 
 func (v *Vault) handleAudit(w http.ResponseWriter, r *http.Request) (int, error) {
 	ctx := r.Context()
-	env, reason, err := authenticate(ctx, v.st, v.now(), bearer(r))
+	env, reason, err := authenticate(ctx, v.st, v.binding, v.now(), bearer(r))
 	if err != nil {
 		if errors.Is(err, token.ErrUnauthorized) {
 			v.log.Info("environment token refused", "env", env.ID, "reason", reason, "path", vaultapi.AuditPath)
