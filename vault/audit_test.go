@@ -216,7 +216,7 @@ func TestAuditRateLimit(t *testing.T) {
 	}
 	h.st, h.v, h.srv = st, v, httptest.NewServer(v.Mux())
 	t.Cleanup(h.close)
-	_, other, err := NewEnvironment(context.Background(), st, h.clock.Now(), "bob", time.Hour)
+	_, other, err := NewEnvironment(context.Background(), st, v.Binding(), h.clock.Now(), "bob", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
