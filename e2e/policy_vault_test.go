@@ -189,7 +189,7 @@ func TestPostgresPolicyAcrossReplicas(t *testing.T) {
 	}
 	p.put(vault.Credential{Owner: vaultUser, Host: vaultHost, Kind: store.OAuth, Secret: tok.RefreshToken})
 	a, b := p.replica(), p.replica()
-	out, err := p.run("", "env", "create", "--owner", vaultUser, "--json", "--store", p.url, "--allow-repo", "dev.azure.com/contoso/*/*")
+	out, err := p.run("", "env", "create", "--owner", vaultUser, "--json", "--store", p.url, "--key-file", p.keyFile, "--allow-repo", "dev.azure.com/contoso/*/*")
 	if err != nil {
 		t.Fatalf("env create: %v\n%s", err, out)
 	}
