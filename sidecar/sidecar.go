@@ -541,7 +541,7 @@ func writeCA(dir string, pem []byte) (string, error) {
 }
 
 func (s *Sidecar) hostList() []string {
-	return append([]string{azdo.ServicesHost, "*" + ".visualstudio.com"}, s.hosts.SelfHosted()...)
+	return append([]string{azdo.ServicesHost, "*" + ".visualstudio.com"}, s.hosts.Entries()...)
 }
 
 // sourceMetrics observe calls to the real token source (behind the cache).
