@@ -179,6 +179,8 @@ type harnessOpts struct {
 	audit      AuditSink
 	auditIdle  time.Duration
 	auth       *Auth
+	plainHosts []string
+	tunnelPort []int
 }
 
 func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
@@ -201,18 +203,20 @@ func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{
-		Hosts:         hosts,
-		OrgFor:        hosts.OrgFor,
-		SelfHosted:    hosts.SelfHosted(),
-		Source:        src,
-		UpstreamRoots: up.pool,
-		Resolve:       res,
-		UpstreamProxy: nil,
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:    reg,
-		Audit:         o.audit,
-		AuditIdle:     o.auditIdle,
-		Auth:          o.auth,
+		Hosts:          hosts,
+		OrgFor:         hosts.OrgFor,
+		SelfHosted:     hosts.SelfHosted(),
+		Source:         src,
+		UpstreamRoots:  up.pool,
+		Resolve:        res,
+		UpstreamProxy:  nil,
+		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:     reg,
+		Auth:           o.auth,
+		PlainHTTPHosts: o.plainHosts,
+		TunnelPorts:    o.tunnelPort,
+		Audit:          o.audit,
+		AuditIdle:      o.auditIdle,
 	})
 	if err != nil {
 		t.Fatal(err)
