@@ -84,6 +84,21 @@ func TestSelfHostedVirtualDirTeamURL(t *testing.T) {
 
 	sc := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()}, "--host", hostFlag, "--resolve", resolve, "--upstream-ca-file", emu.CAFile())
 
+	t.Run("clone command through the sidecar", func(t *testing.T) {
+		// No token source of its own: clone asks the running sidecar over
+		// its socket, naming the collection under the virtual directory.
+		g := testenv.NewGit(t)
+		dir := filepath.Join(g.Home, "site")
+		cmd := exec.Command(bin, "clone", "--host", hostFlag, "--socket", sc.Socket, "--resolve", resolve, "--upstream-ca-file", emu.CAFile(), vdirTeamURL, dir)
+		cmd.Env = append(scBaseEnv(), "HOME="+g.Home)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("azdo-sidecar clone %s through the sidecar: %v\n%s", vdirTeamURL, err, out)
+		}
+		if got := g.Run(t, "-C", dir, "rev-parse", "HEAD"); got != seed.Head {
+			t.Errorf("HEAD = %s; want %s", got, seed.Head)
+		}
+	})
+
 	t.Run("git through the proxy", func(t *testing.T) {
 		g := testenv.NewGit(t)
 		useProxy(t, g, sc, "https://"+vdirHost+"/")

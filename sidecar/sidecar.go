@@ -69,6 +69,8 @@ type Options struct {
 	VaultCAFile string        // ModeVault, optional
 
 	SelfHosted     []string // --host
+	TunnelPorts    []int    // --tunnel-port
+	PlainHTTPHosts []string // --plain-http-host
 	Resolve        []string // --resolve, HOST:PORT:ADDR
 	UpstreamCAFile string
 	UpstreamProxy  string
@@ -200,18 +202,20 @@ func Start(opts Options) (s *Sidecar, err error) {
 	}
 
 	s.proxy, err = proxy.New(proxy.Config{
-		Hosts:         hosts,
-		OrgFor:        hosts.OrgFor,
-		SelfHosted:    hosts.SelfHosted(),
-		Source:        s.cache,
-		UpstreamRoots: roots,
-		Resolve:       resolve,
-		UpstreamProxy: upstreamProxy,
-		Logger:        opts.Logger,
-		Registerer:    reg,
-		Now:           opts.Now,
-		Auth:          auth,
-		Audit:         sink,
+		Hosts:          hosts,
+		OrgFor:         hosts.OrgFor,
+		SelfHosted:     hosts.SelfHosted(),
+		Source:         s.cache,
+		UpstreamRoots:  roots,
+		Resolve:        resolve,
+		UpstreamProxy:  upstreamProxy,
+		Logger:         opts.Logger,
+		Registerer:     reg,
+		Now:            opts.Now,
+		Auth:           auth,
+		TunnelPorts:    opts.TunnelPorts,
+		PlainHTTPHosts: opts.PlainHTTPHosts,
+		Audit:          sink,
 	})
 	if err != nil {
 		return nil, err

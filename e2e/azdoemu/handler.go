@@ -36,6 +36,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, cred credential) {
+	if s.cfg.EchoHeaders && r.URL.Path == EchoPath {
+		echo(w, r)
+		return
+	}
 	rt := s.parseRoute(r.Host, r.URL.EscapedPath())
 	switch rt.kind {
 	case routeNotFound:
@@ -56,6 +60,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, cred credential) 
 	case routeGit:
 		s.serveGit(w, r, rt, user)
 	}
+}
+
+// echo reflects the request's headers (see EchoPath).
+func echo(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("in") == "header" {
+		w.Header().Set("X-Echo-Authorization", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, r.URL.RequestURI(), r.Proto)
+	_ = r.Header.Write(&b)
+	io.WriteString(w, b.String())
 }
 
 // serveAPI answers the few REST calls clients make.
