@@ -23,7 +23,7 @@ import (
 type policyWorld struct {
 	*proxyVaultWorld
 	envID string
-	pat   secret.String // the user's PAT, in the vault
+	pat   secret.String  // the user's PAT, in the vault
 	other testenv.Seeded // contoso/Web/other: not allowed
 	lib   testenv.Seeded // contoso/Shared/lib: read-only
 }
