@@ -111,7 +111,7 @@ type scrubReader struct {
 	pats  [][]byte
 	keep  int
 	grams *gramFilter // nil: scan the whole buffer for every pattern
-	buf   []byte // read, scrubbed, not yet returned; buf[:ready] may be returned
+	buf   []byte      // read, scrubbed, not yet returned; buf[:ready] may be returned
 	ready int
 	err   error
 	found func() // called once, at the first occurrence
