@@ -263,3 +263,65 @@ func TestRepoFor(t *testing.T) {
 		}
 	}
 }
+
+// TestOrgPath: the path a client sends for a credential key names that
+// key's collection again, whatever the server's configuration.
+func TestOrgPath(t *testing.T) {
+	hosts, err := NewHosts([]string{"iis.contoso.com/virtual/iis/path", "root.contoso.com/", "tfs.contoso.com", "multi.contoso.com/a", "multi.contoso.com/b/c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ host, org, want string }{
+		{"dev.azure.com", "contoso", "contoso/"},
+		{"contoso.visualstudio.com", "contoso", ""},
+		{"iis.contoso.com", "Coll", "virtual/iis/path/Coll/"},
+		{"iis.contoso.com", "coll with space", "virtual/iis/path/coll%20with%20space/"},
+		{"root.contoso.com", "coll", "coll/"},
+		{"tfs.contoso.com", "coll", "coll/"},
+		{"multi.contoso.com", "coll", "a/coll/"},
+	}
+	for _, tt := range tests {
+		got := hosts.OrgPath(tt.host, tt.org)
+		if got != tt.want {
+			t.Errorf("OrgPath(%q, %q) = %q; want %q", tt.host, tt.org, got, tt.want)
+		}
+		want := strings.ToLower(tt.org)
+		if tt.host == "contoso.visualstudio.com" {
+			want = "contoso"
+		}
+		if o := hosts.OrgFor(tt.host, got, ""); o != want {
+			t.Errorf("OrgFor(%q, OrgPath = %q) = %q; want %q", tt.host, got, o, want)
+		}
+	}
+}
+
+func TestCollection(t *testing.T) {
+	hosts, err := NewHosts([]string{"iis.contoso.com/virtual/iis/path", "tfs.contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host, path, vdir, org string
+		ok                    bool
+	}{
+		{"dev.azure.com", "/Contoso/Web/_apis/git/repositories", "", "Contoso", true},
+		{"contoso.visualstudio.com", "/DefaultCollection/_apis/git/repositories", "", "contoso", true},
+		{"iis.contoso.com", "/virtual/iis/path/Coll/Web/_apis/git/repositories/site", "virtual/iis/path", "Coll", true},
+		{"iis.contoso.com", "/virtual/iis/path/Coll", "virtual/iis/path", "Coll", true},
+		{"tfs.contoso.com", "/tfs/Coll/_apis/git/repositories", "tfs", "Coll", true},
+		{"tfs.contoso.com", "/x/DefaultCollection/Web/_apis/git", "x", "DefaultCollection", true},
+		{"tfs.contoso.com", "/a/b/c/_apis/git/repositories", "", "", false},
+		{"iis.contoso.com", "/other/Coll/_apis/git/repositories", "", "", false},
+		{"code.visualstudio.com", "/_apis/git/repositories", "", "", false},
+		{"dev.azure.com", "/_apis/git/repositories", "", "", false},
+	}
+	for _, tt := range tests {
+		vdir, org, ok := hosts.Collection(tt.host, tt.path)
+		if vdir != tt.vdir || org != tt.org || ok != tt.ok {
+			t.Errorf("Collection(%q, %q) = %q, %q, %v; want %q, %q, %v", tt.host, tt.path, vdir, org, ok, tt.vdir, tt.org, tt.ok)
+		}
+		if ok && hosts.OrgFor(tt.host, tt.path, "") != strings.ToLower(org) {
+			t.Errorf("OrgFor(%q, %q) = %q; want %q as Collection", tt.host, tt.path, hosts.OrgFor(tt.host, tt.path, ""), org)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func TokenSourceFlags() []cli.Flag {
 
 // HostFlag is --host, the self-hosted Azure DevOps Server hosts.
 func HostFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT][/VDIR]`: VDIR is the virtual directory before the collections (tfs.example.com/tfs; HOST/ for none), which tells the collection in a URL apart; dev.azure.com and {org}.visualstudio.com are always included (add a {label}.visualstudio.com organization whose label Microsoft uses for another site, e.g. code, here)"}
+	return &cli.StringSliceFlag{Name: FlagHost, Usage: "self-hosted Azure DevOps Server `HOST[:PORT][/VDIR]`; VDIR, the virtual directory before its collections (tfs.example.com/tfs, or HOST/ for none), tells the collection in a URL apart; dev.azure.com and {org}.visualstudio.com are always included"}
 }
 
 // ResolveFlag is --resolve, curl-style address overrides.

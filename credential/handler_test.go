@@ -169,7 +169,6 @@ func TestTokenHandlerNotAzureDevOps(t *testing.T) {
 		"protocol=https\nhost=code.visualstudio.com\npath=p/_git/r\n",
 		"protocol=https\nhost=marketplace.visualstudio.com\n",
 		"protocol=https\nhost=www.visualstudio.com\nusername=www\n",
-		"protocol=http\nhost=dev.azure.com\npath=org/p/_git/r\n",
 		"protocol=https\n",
 		"host=dev.azure.com\n",
 	} {
@@ -182,6 +181,39 @@ func TestTokenHandlerNotAzureDevOps(t *testing.T) {
 		for _, action := range []string{ActionGet, ActionErase, ActionStore} {
 			if ans, err := h.ServeCredential(context.Background(), action, c); ans != nil || err != nil {
 				t.Errorf("ServeCredential(%s, %q) = %s, %v; want nothing", action, req, dump(ans), err)
+			}
+		}
+		if len(src.keys) != 0 {
+			t.Errorf("source asked for %v on %q; want no call", src.keys, req)
+		}
+	}
+}
+
+// TestTokenHandlerPlainHTTP: plain http to an Azure DevOps host never gets
+// a credential, only a message saying what to do.
+func TestTokenHandlerPlainHTTP(t *testing.T) {
+	hosts, err := azdo.NewHosts([]string{"tfs.example.com:8080/tfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []string{
+		"protocol=http\nhost=dev.azure.com\npath=org/p/_git/r\n",
+		"protocol=http\nhost=tfs.example.com:8080\npath=tfs/Coll/p/_git/r\n",
+	} {
+		src := &fakeSource{tok: token.Token{Kind: token.Basic, Secret: secret.New("p")}}
+		h := NewTokenHandler(src, hosts)
+		c, err := Parse([]byte(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := h.ServeCredential(context.Background(), ActionGet, c)
+		msg, ok := ans.Get(MessageKey)
+		if err != nil || !ok || !strings.Contains(msg, "HTTPS binding") || !ans.Password.IsZero() || ans.Username != "" || ans.Quit {
+			t.Errorf("get %q = %s, %v; want only a message saying what to do", req, dump(ans), err)
+		}
+		for _, action := range []string{ActionErase, ActionStore} {
+			if ans, err := h.ServeCredential(context.Background(), action, c); ans != nil || err != nil {
+				t.Errorf("%s %q = %s, %v; want nothing", action, req, dump(ans), err)
 			}
 		}
 		if len(src.keys) != 0 {

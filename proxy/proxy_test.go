@@ -153,6 +153,11 @@ func TestPlainHTTPToAzureDevOpsRefused(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "use https://") {
 			t.Errorf("GET %s = %d %q; want 403 naming https", u, resp.StatusCode, body)
 		}
+		// Azure DevOps Server defaults to plain http: the answer says how
+		// to give it HTTPS (issue 14).
+		if strings.Contains(u, "tfs.example") && !strings.Contains(string(body), "HTTPS binding") {
+			t.Errorf("GET %s = %q; want the advice for a plain-http Azure DevOps Server", u, body)
+		}
 	}
 	if n := h.tokens.count(); n != 0 {
 		t.Errorf("token fetches = %d; want 0", n)
@@ -163,7 +168,7 @@ func TestPlainHTTPToOtherHostForwardedWithoutCredential(t *testing.T) {
 	up := newUpstreamCA(t)
 	rec := &recorder{}
 	srv := startPlain(t, rec)
-	h := startProxy(t, up, harnessOpts{})
+	h := startProxy(t, up, harnessOpts{plainHosts: []string{strings.TrimPrefix(srv, "http://")}})
 	req, _ := http.NewRequest("GET", srv+"/x", nil)
 	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
 	resp, err := h.client(h.roots).Do(req)
@@ -583,13 +588,13 @@ func TestShutdownCutsTunnelsAtDeadline(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	h := startProxy(t, up, harnessOpts{})
+	h := startProxy(t, up, harnessOpts{resolve: []string{"example.com:443:" + l.Addr().String()}})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n", l.Addr())
+	fmt.Fprintf(c, "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT = %v, %v", resp, err)
@@ -642,10 +647,11 @@ func TestSignInQuirkTreatedAsUnauthenticated(t *testing.T) {
 
 func TestTunnelDialFailure(t *testing.T) {
 	up := newUpstreamCA(t)
-	h := startProxy(t, up, harnessOpts{})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := l.Addr().String()
+	deadAddr := l.Addr().String()
 	l.Close()
+	const dead = "dead.example:443"
+	h := startProxy(t, up, harnessOpts{resolve: []string{dead + ":" + deadAddr}})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
