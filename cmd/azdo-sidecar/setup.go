@@ -32,6 +32,7 @@ func setupCommand(e *cliapp.Env) *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "write the git config `FILE`", TakesFile: true},
 			&cli.BoolFlag{Name: "undo", Usage: "remove exactly what setup wrote"},
 			&cli.StringFlag{Name: "mode", Value: "both", Usage: "what to configure: proxy, helper or both (`MODE`)"},
+			&cli.BoolFlag{Name: "proxy-only", Usage: "configure the proxy only, never the credential helper (what setup also does when the running sidecar is proxy-only)"},
 			config.ListenFlag(),
 			config.SocketFlag(),
 			config.StateDirFlag(),
@@ -65,8 +66,16 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	if err != nil {
 		return gitsetup.Options{}, "", err
 	}
-	exe, err := helperExecutable(mode)
 	note := ""
+	if !c.Bool("undo") && mode != gitsetup.ModeProxy {
+		if c.Bool("proxy-only") {
+			mode = gitsetup.ModeProxy
+		} else if st, err := socketStatus(c.Context, config.SocketPath(c)); err == nil && st.ProxyOnly != "" {
+			// The helper would only ever answer "use the proxy".
+			mode, note = gitsetup.ModeProxy, "the running sidecar is proxy-only ("+st.ProxyOnly+"); configured the proxy only"
+		}
+	}
+	exe, err := helperExecutable(mode)
 	if err != nil && mode == gitsetup.ModeBoth {
 		// The proxy alone makes git work; the helper can be added later.
 		mode, note = gitsetup.ModeProxy, err.Error()+"; configured the proxy only"
