@@ -22,6 +22,11 @@ func mountConnect(d *serveDeps) error {
 		Client:      d.Client,
 		Logger:      d.Log,
 		NewProvider: sharedProvider(d),
+		Owners: connect.OwnerCheck{
+			Claim:        d.File.Identity.Claim,
+			Owners:       d.File.Identity.Owners,
+			InsecureSkip: d.File.Identity.InsecureSkipOwnerCheck,
+		},
 		// Link nonces and pending sign-ins live in the store, so that
 		// replicas on one database need no sticky sessions.
 		Nonces: connect.NewStoreNonces(d.Vault.Store()),
