@@ -115,9 +115,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s.CreateEnvironment(ctx, Environment{ID: "env_old", Owner: "ann", TokenHash: []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
-	// Undo migrations 2, 3 and 4.
+	// Undo migrations 2 to 5.
 	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows;
-		DROP TABLE audit_events; DROP TABLE connect_events; ALTER TABLE environments DROP COLUMN policy; ALTER TABLE environments DROP COLUMN policy_version;
+		DROP TABLE audit_events; DROP TABLE connect_events; DROP TABLE provider_fingerprints; ALTER TABLE environments DROP COLUMN policy; ALTER TABLE environments DROP COLUMN policy_version;
 		UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
