@@ -47,7 +47,7 @@ func TestAuditEnvTokenLifecycle(t *testing.T) {
 	w.put(vault.Credential{Owner: "hana", Host: vaultHost, Kind: store.PAT, Secret: secret.New(pat)})
 	w.start()
 
-	err, out, errs := w.runAll("env", "create", "--owner", "hana", "--ttl", "1h", "--store", "sqlite:"+w.db)
+	err, out, errs := w.runAll("env", "create", "--owner", "hana", "--ttl", "1h", "--store", "sqlite:"+w.db, "--key-file", w.keyFile)
 	if err != nil {
 		t.Fatalf("env create: %v\n%s", err, errs)
 	}

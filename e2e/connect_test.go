@@ -135,7 +135,7 @@ func newConnectWorldFor(t *testing.T, tenant string) *connectWorld {
 	w.v.SetLinker(w.h)
 	handler.Store(w.v.Mux())
 
-	_, tok, err := vault.NewEnvironment(ctx, w.st, time.Now(), connectOwner, time.Hour)
+	_, tok, err := vault.NewEnvironment(ctx, w.st, w.v.Binding(), time.Now(), connectOwner, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestVaultPolicyLifecycle(t *testing.T) {
 	w := newVaultWorld(t, entraemu.Config{})
 	grant := w.connect(vaultUser)
 	w.start()
-	out, err := w.run("", "env", "create", "--owner", vaultUser, "--json", "--store", "sqlite:"+w.db,
+	out, err := w.run("", "env", "create", "--owner", vaultUser, "--json", "--store", "sqlite:"+w.db, "--key-file", w.keyFile,
 		"--allow-repo", "dev.azure.com/contoso/Fabrikam/web", "--push-ref", "refs/heads/agent/*")
 	if err != nil {
 		t.Fatalf("env create: %v\n%s", err, out)

@@ -60,7 +60,7 @@ func (p *pgVaults) replica() *vaultProc {
 // envCreate registers an environment through the CLI on the database.
 func (p *pgVaults) envCreate(owner string, ttl time.Duration) (id, tok string) {
 	p.t.Helper()
-	out, err := p.run("", "env", "create", "--owner", owner, "--ttl", ttl.String(), "--json", "--store", p.url)
+	out, err := p.run("", "env", "create", "--owner", owner, "--ttl", ttl.String(), "--json", "--store", p.url, "--key-file", p.keyFile)
 	if err != nil {
 		p.t.Fatalf("env create --store postgres://…: %v\n%s", err, out)
 	}

@@ -231,7 +231,7 @@ func (p *vaultProc) stop(t *testing.T) {
 // envCreate registers an environment through the CLI.
 func (w *vaultWorld) envCreate(owner string, ttl time.Duration) (id, token string) {
 	w.t.Helper()
-	out, err := w.run("", "env", "create", "--owner", owner, "--ttl", ttl.String(), "--json", "--store", "sqlite:"+w.db)
+	out, err := w.run("", "env", "create", "--owner", owner, "--ttl", ttl.String(), "--json", "--store", "sqlite:"+w.db, "--key-file", w.keyFile)
 	if err != nil {
 		w.t.Fatalf("env create: %v\n%s", err, out)
 	}

@@ -28,12 +28,12 @@ func FuzzReadCommands(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := bytes.NewReader(body)
 		p, err := ReadCommands(r)
-		if err != nil {
-			return
-		}
 		rest, _ := io.ReadAll(r)
 		if !bytes.Equal(append(append([]byte(nil), p.Raw...), rest...), body) {
-			t.Fatalf("Raw+rest != body for %q", body)
+			t.Fatalf("Raw+rest != body for %q (err %v)", body, err)
+		}
+		if err != nil {
+			return
 		}
 		for _, c := range p.Commands {
 			if !isOID(c.Old) || !isOID(c.New) || !strings.HasPrefix(c.Ref, "refs/") && c.Ref != "HEAD" || strings.ContainsAny(c.Ref, " \x00\n") {

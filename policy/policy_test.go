@@ -302,6 +302,11 @@ func TestReadCommands(t *testing.T) {
 				if err == nil || !errors.Is(err, ErrBadCommands) {
 					t.Fatalf("ReadCommands = %+v, %v; want ErrBadCommands", p, err)
 				}
+				// Even on error, nothing read is lost.
+				rest, _ := io.ReadAll(r)
+				if got := string(p.Raw) + string(rest); got != tc.body {
+					t.Fatalf("Raw+rest = %q; want %q", got, tc.body)
+				}
 				return
 			}
 			if err != nil {

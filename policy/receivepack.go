@@ -55,6 +55,8 @@ var ErrBadCommands = errors.New("policy: malformed receive-pack commands")
 // holds what was read. An empty body or a lone flush (git's probe request)
 // is a push of nothing. A push certificate ("push-cert"), which Azure DevOps
 // does not offer, is an error: the proxy cannot vet what it does not parse.
+// On error the returned Push still holds in Raw every byte read, so that a
+// caller without rules to check can pass the body on unchanged.
 func ReadCommands(r io.Reader) (*Push, error) {
 	p := &Push{}
 	var hdr [4]byte
@@ -65,22 +67,23 @@ func ReadCommands(r io.Reader) (*Push, error) {
 			return p, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: truncated pkt-line header: %v", ErrBadCommands, err)
+			return p, fmt.Errorf("%w: truncated pkt-line header: %v", ErrBadCommands, err)
 		}
 		size, err := strconv.ParseUint(string(hdr[:]), 16, 16)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad pkt-line length %q", ErrBadCommands, hdr[:])
+			return p, fmt.Errorf("%w: bad pkt-line length %q", ErrBadCommands, hdr[:])
 		}
 		if size == 0 {
 			return p, nil
 		}
 		if size < 4 || size > maxPktLen || len(p.Raw)+int(size) > maxCmdBytes {
-			return nil, fmt.Errorf("%w: pkt-line length %d", ErrBadCommands, size)
+			return p, fmt.Errorf("%w: pkt-line length %d", ErrBadCommands, size)
 		}
 		start := len(p.Raw)
 		p.Raw = append(p.Raw, make([]byte, size-4)...)
-		if _, err := io.ReadFull(r, p.Raw[start:]); err != nil {
-			return nil, fmt.Errorf("%w: truncated pkt-line: %v", ErrBadCommands, err)
+		if n, err := io.ReadFull(r, p.Raw[start:]); err != nil {
+			p.Raw = p.Raw[:start+n]
+			return p, fmt.Errorf("%w: truncated pkt-line: %v", ErrBadCommands, err)
 		}
 		line := p.Raw[start:]
 		if first {
@@ -91,10 +94,10 @@ func ReadCommands(r io.Reader) (*Push, error) {
 		line = bytes.TrimSuffix(line, []byte{'\n'})
 		c, err := parseCommand(string(line))
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		if len(p.Commands) == maxCommands {
-			return nil, fmt.Errorf("%w: more than %d commands", ErrBadCommands, maxCommands)
+			return p, fmt.Errorf("%w: more than %d commands", ErrBadCommands, maxCommands)
 		}
 		p.Commands = append(p.Commands, c)
 	}

@@ -176,6 +176,8 @@ type harnessOpts struct {
 	counting   *countingSource
 	selfHosted []string
 	resolve    []string
+	audit      AuditSink
+	auditIdle  time.Duration
 	auth       *Auth
 }
 
@@ -208,6 +210,8 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 		UpstreamProxy: nil,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:    reg,
+		Audit:         o.audit,
+		AuditIdle:     o.auditIdle,
 		Auth:          o.auth,
 	})
 	if err != nil {

@@ -67,6 +67,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for certificates and status; nil is time.Now.
 	Now func() time.Time
+	// Audit receives an event per git operation and per other intercepted
+	// request (see AuditSink); nil: events go to Logger only.
+	Audit AuditSink
+	// AuditIdle is how long a tunnel is quiet before its git operation is
+	// recorded; 0 means DefaultAuditIdle.
+	AuditIdle time.Duration
 	// Auth says who may use the proxy (see Auth); nil: anyone who reaches
 	// the listener, with a WARN at New.
 	Auth *Auth
@@ -96,6 +102,12 @@ type Proxy struct {
 
 	tokMu  sync.Mutex
 	tokens map[token.Key]TokenStatus
+
+	// The policy hook (policy.go) and the audit trail (audit.go).
+	enf          *enforcer
+	audit        AuditSink
+	auditIdle    time.Duration
+	auditPending sync.Map // *tunnelAudit with an operation not yet recorded
 }
 
 // maxReplayBody is the largest request body buffered so that the request
@@ -141,6 +153,13 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
+	enf, err := newEnforcer(cfg.Hosts, cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
+	if cfg.AuditIdle <= 0 {
+		cfg.AuditIdle = DefaultAuditIdle
+	}
 	p := &Proxy{
 		hosts:        cfg.Hosts,
 		orgFor:       cfg.OrgFor,
@@ -152,6 +171,9 @@ func New(cfg Config) (*Proxy, error) {
 		m:            m,
 		conns:        newTracker(),
 		tokens:       make(map[token.Key]TokenStatus),
+		enf:          enf,
+		audit:        cfg.Audit,
+		auditIdle:    cfg.AuditIdle,
 	}
 	p.leaves = newLeafCache(cfg.LeafCacheSize, cfg.Now, ca.Issue)
 	p.leaves.generated = m.leaves.Inc
@@ -226,19 +248,21 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.conns.closeAll()
 	p.tr.CloseIdleConnections()
+	p.flushAudit()
 	return err
 }
 
 // connectInfo travels from a CONNECT to the requests inside its tunnel.
 type connectInfo struct {
-	host string // canonical CONNECT target
+	host  string       // canonical CONNECT target
+	audit *tunnelAudit // gathers the tunnel's requests into git operations
 }
 
 // onConnect intercepts CONNECT to Azure DevOps hosts and tunnels the rest.
 func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	target := canonicalHost(host, "443")
 	if p.hosts.Match(target) {
-		ctx.UserData = &connectInfo{host: target}
+		ctx.UserData = &connectInfo{host: target, audit: &tunnelAudit{p: p}}
 		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.tlsConfig}, host
 	}
 	p.m.request(classOther)
@@ -291,11 +315,14 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	}
 	p.inflight.Add(1)
 	p.m.inflight.Inc()
+	ev := p.beginAudit(info.audit)
 	done := func() {
 		p.inflight.Add(-1)
 		p.m.inflight.Dec()
+		ev.finish()
 	}
-	resp := p.intercepted(req, info)
+	resp := p.intercepted(req, info, ev)
+	ev.countOut(resp)
 	return req, p.wrapBody(resp, classAzdo, done)
 }
 
@@ -333,7 +360,7 @@ func (p *Proxy) isAzdo(host string) bool {
 
 // intercepted forwards one request from an intercepted tunnel, with the
 // credential for info.host.
-func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response {
+func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *http.Response {
 	if req.URL.Scheme != "https" {
 		p.m.request(classRefused)
 		return textResponse(req, http.StatusForbidden, "azdo-sidecar: refusing plain http inside a tunnel to an Azure DevOps host; use TLS\n")
@@ -350,6 +377,18 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response
 
 	stripProxyHeaders(req.Header)
 	req.RequestURI = ""
+	tok, errResp, tokErr := p.fetchToken(req, key)
+	if errResp != nil {
+		p.auditTokenError(req, info.host, ev, tokErr)
+		return errResp
+	}
+	// The environment's policy came with the token: check the request
+	// against it before anything goes upstream (policy.go).
+	if resp := p.enforce(req, info.host, tok, ev); resp != nil {
+		return resp
+	}
+	ev.countIn(req)
+
 	replay, err := makeReplayable(req)
 	if err != nil {
 		return textResponse(req, http.StatusBadRequest, "azdo-sidecar: cannot read request body\n")
@@ -358,10 +397,6 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response
 		req.Body = &countingReader{ReadCloser: req.Body, c: p.m.bytes.WithLabelValues(classAzdo, "out")}
 	}
 
-	tok, errResp := p.fetchToken(req, key)
-	if errResp != nil {
-		return errResp
-	}
 	resp, err := p.send(req, tok)
 	if err == nil && unauthenticated(resp) && replay {
 		drainClose(resp.Body)
@@ -370,7 +405,7 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo) *http.Response
 		}
 		p.m.retries.Inc()
 		p.m.counts.retries.Add(1)
-		tok, errResp = p.fetchToken(req, key)
+		tok, errResp, _ = p.fetchToken(req, key)
 		if errResp != nil {
 			return errResp
 		}
@@ -428,7 +463,7 @@ func (p *Proxy) send(req *http.Request, tok token.Token) (*http.Response, error)
 
 // fetchToken asks the source for key's token; on failure it returns the
 // response that tells the client why.
-func (p *Proxy) fetchToken(req *http.Request, key token.Key) (token.Token, *http.Response) {
+func (p *Proxy) fetchToken(req *http.Request, key token.Key) (token.Token, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), p.tokenTimeout)
 	defer cancel()
 	start := time.Now()
@@ -441,11 +476,11 @@ func (p *Proxy) fetchToken(req *http.Request, key token.Key) (token.Token, *http
 		result, resp := tokenErrorResponse(req, key, err)
 		p.m.tokenFetches.WithLabelValues(result).Inc()
 		p.log.Warn("proxy: no token", "key", key.String(), "err", logSafe(err))
-		return token.Token{}, resp
+		return token.Token{}, resp, err
 	}
 	p.m.tokenFetches.WithLabelValues("ok").Inc()
 	p.noteToken(key, tok)
-	return tok, nil
+	return tok, nil, nil
 }
 
 // wrapBody counts resp's body bytes and runs done once the body is closed

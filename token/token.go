@@ -61,6 +61,11 @@ type Token struct {
 	// ExpiresAt is when the token stops working (zero: unknown). For a PAT
 	// without a known expiry the vault sends a cache horizon instead.
 	ExpiresAt time.Time
+	// Policy is the environment's policy that came with the token: the
+	// JSON of a vaultapi.Policy, authenticated by the source (the vault's
+	// policy_mac) before it was put here. Empty: the source has none.
+	// It is not secret.
+	Policy string
 }
 
 // User returns the user name to present with Basic authentication.

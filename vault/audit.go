@@ -81,7 +81,7 @@ func (e *tooLargeError) Error() string { return e.msg }
 
 func (v *Vault) handleAudit(w http.ResponseWriter, r *http.Request) (int, error) {
 	ctx := r.Context()
-	env, reason, err := authenticate(ctx, v.st, v.now(), bearer(r))
+	env, reason, err := authenticate(ctx, v.st, v.binding, v.now(), bearer(r))
 	if err != nil {
 		if errors.Is(err, token.ErrUnauthorized) {
 			v.log.Info("environment token refused", "env", env.ID, "reason", reason, "path", vaultapi.AuditPath)

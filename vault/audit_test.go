@@ -103,7 +103,7 @@ func TestAuditRefusals(t *testing.T) {
 	for i := range many {
 		many[i] = vaultapi.AuditEvent{Time: h.clock.Now(), Host: "dev.azure.com", Operation: "fetch", Status: 200}
 	}
-	revoked, revokedTok, err := NewEnvironment(context.Background(), h.st, h.clock.Now(), "bob", time.Hour)
+	revoked, revokedTok, err := NewEnvironment(context.Background(), h.st, h.v.Binding(), h.clock.Now(), "bob", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

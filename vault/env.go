@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -20,24 +19,21 @@ import (
 // or a repository is recognisable (and greppable by secret scanners).
 const EnvTokenPrefix = "azdoenv_"
 
-// HashEnvToken returns the SHA-256 of an environment token, the only form
-// the store keeps.
-func HashEnvToken(tok secret.String) []byte {
-	h := sha256.Sum256([]byte(tok.Reveal()))
-	return h[:]
-}
-
 // NewEnvironment registers an environment for owner that expires after ttl
 // (0: never) and returns it with its token. The token is 32 random bytes,
-// shown to the caller once and stored only as its hash.
-func NewEnvironment(ctx context.Context, st store.Store, now time.Time, owner string, ttl time.Duration) (store.Environment, secret.String, error) {
-	return NewEnvironmentWithPolicy(ctx, st, now, owner, ttl, store.Policy{})
+// shown to the caller once and stored only as its keyed hash, in a row
+// bound to the runner key by b (see Binding).
+func NewEnvironment(ctx context.Context, st store.Store, b *Binding, now time.Time, owner string, ttl time.Duration) (store.Environment, secret.String, error) {
+	return NewEnvironmentWithPolicy(ctx, st, b, now, owner, ttl, store.Policy{})
 }
 
 // NewEnvironmentWithPolicy is NewEnvironment for an environment limited by
 // policy (validated first; the zero Policy limits nothing). A policy given
 // at creation is version 1.
-func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, now time.Time, owner string, ttl time.Duration, policy store.Policy) (store.Environment, secret.String, error) {
+func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, b *Binding, now time.Time, owner string, ttl time.Duration, policy store.Policy) (store.Environment, secret.String, error) {
+	if b == nil {
+		return store.Environment{}, secret.String{}, errors.New("vault: creating an environment needs the runner key")
+	}
 	policy, err := ValidatePolicy(policy)
 	if err != nil {
 		return store.Environment{}, secret.String{}, err
@@ -60,7 +56,7 @@ func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, now time.Time
 	e := store.Environment{
 		ID:        "env_" + hex.EncodeToString(id[:]),
 		Owner:     owner,
-		TokenHash: HashEnvToken(tok),
+		TokenHash: b.EnvTokenHash(tok),
 		CreatedAt: now.UTC(),
 	}
 	if ttl > 0 {
@@ -69,6 +65,7 @@ func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, now time.Time
 	if !policy.IsZero() {
 		e.Policy, e.PolicyVersion = policy, 1
 	}
+	e.MAC = b.EnvironmentMAC(e)
 	if err := st.CreateEnvironment(ctx, e); err != nil {
 		return store.Environment{}, secret.String{}, err
 	}
@@ -79,14 +76,14 @@ func NewEnvironmentWithPolicy(ctx context.Context, st store.Store, now time.Time
 // neither revoked nor expired at now. Every refusal is the same
 // token.ErrUnauthorized, so a caller learns nothing about why; reason is
 // for the log only.
-func authenticate(ctx context.Context, st store.Store, now time.Time, tok secret.String) (e store.Environment, reason string, err error) {
+func authenticate(ctx context.Context, st store.Store, b *Binding, now time.Time, tok secret.String) (e store.Environment, reason string, err error) {
 	if tok.IsZero() {
 		return store.Environment{}, "no bearer token", token.ErrUnauthorized
 	}
-	// The lookup is by SHA-256, so its timing tells an attacker nothing
-	// about the stored tokens; the constant-time compare below keeps the
-	// final decision free of early exits too.
-	h := HashEnvToken(tok)
+	// The lookup is by a keyed hash, so its timing tells an attacker
+	// nothing about the stored tokens; the constant-time compares below
+	// keep the final decision free of early exits too.
+	h := b.EnvTokenHash(tok)
 	e, err = st.EnvironmentByTokenHash(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Environment{}, "unknown token", token.ErrUnauthorized
@@ -96,6 +93,10 @@ func authenticate(ctx context.Context, st store.Store, now time.Time, tok secret
 	}
 	if subtle.ConstantTimeCompare(h, e.TokenHash) != 1 {
 		return store.Environment{}, "unknown token", token.ErrUnauthorized
+	}
+	if !b.environmentOK(e) {
+		// Inserted or edited by someone without the runner key.
+		return store.Environment{}, "environment row not bound to this runner's key (written without it)", token.ErrUnauthorized
 	}
 	if !e.RevokedAt.IsZero() {
 		return e, "revoked", token.ErrUnauthorized

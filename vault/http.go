@@ -51,7 +51,7 @@ func (v *Vault) serveToken(w http.ResponseWriter, r *http.Request) {
 
 func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Environment, token.Key, int, error) {
 	ctx := r.Context()
-	env, reason, err := authenticate(ctx, v.st, v.now(), bearer(r))
+	env, reason, err := authenticate(ctx, v.st, v.binding, v.now(), bearer(r))
 	if err != nil {
 		if errors.Is(err, token.ErrUnauthorized) {
 			v.log.Info("environment token refused", "env", env.ID, "reason", reason)

@@ -108,7 +108,7 @@ func TestAllowsOrg(t *testing.T) {
 func policyHarness(t *testing.T, pol store.Policy) *harness {
 	t.Helper()
 	h := newHarness(t)
-	e, tok, err := NewEnvironmentWithPolicy(context.Background(), h.st, h.clock.Now(), defaultUser, time.Hour, pol)
+	e, tok, err := NewEnvironmentWithPolicy(context.Background(), h.st, h.v.Binding(), h.clock.Now(), defaultUser, time.Hour, pol)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,12 @@ func (v *Vault) Token(ctx context.Context, env store.Environment, key token.Key,
 	now := v.now()
 	var oauthOK, oauthBad, patOK, patBad *store.Credential
 	for _, c := range preferExactOrg(creds, key.Org) {
+		if !v.binding.credentialOK(c) {
+			// Copied from another row, or written without the runner key:
+			// never opened, never served. The user connects again.
+			v.log.Error("stored credential is not bound to its row; ignoring it", "credential_id", c.ID, "owner", c.Owner, "host", c.Host, "org", c.Org, "kind", string(c.Kind))
+			continue
+		}
 		switch {
 		case c.Kind == store.OAuth && p.OAuth != nil:
 			if c.Status == store.StatusOK {
@@ -185,6 +191,11 @@ func (v *Vault) refresh(ctx context.Context, p Provider, id int64, minValid time
 		if err != nil {
 			return token.Token{}, err
 		}
+		if !v.binding.credentialOK(c) {
+			v.log.Error("stored credential is not bound to its row; ignoring it", "credential_id", c.ID, "owner", c.Owner, "host", c.Host, "org", c.Org, "kind", string(c.Kind))
+			v.cache.drop(id)
+			return token.Token{}, &token.ConnectError{}
+		}
 		if c.Status != store.StatusOK {
 			return token.Token{}, &token.ConnectError{Reconnect: true, Reason: c.Reason}
 		}
@@ -280,6 +291,7 @@ func (v *Vault) saveGrant(ctx context.Context, p Provider, c store.Credential, g
 			return token.Token{}, err
 		}
 		c.Sealed = sealed
+		c.MAC = v.binding.CredentialMAC(c)
 	}
 	c.Status, c.Reason = store.StatusOK, ""
 	saved, err := v.st.UpdateCredential(ctx, c)
@@ -334,6 +346,7 @@ func (v *Vault) resolveConflict(ctx context.Context, ours store.Credential) (sto
 		return store.Credential{}, nil
 	}
 	cur.Sealed, cur.Status, cur.Reason = ours.Sealed, store.StatusOK, ""
+	cur.MAC = v.binding.CredentialMAC(cur)
 	saved, err := v.st.UpdateCredential(ctx, cur)
 	if errors.Is(err, store.ErrConflict) {
 		return store.Credential{}, nil

@@ -92,6 +92,7 @@ type Config struct {
 // Vault serves tokens to environments. It is safe for concurrent use.
 type Vault struct {
 	keys      sealbox.KeyPair
+	binding   *Binding
 	st        store.Store
 	provs     atomic.Pointer[map[string]Provider]
 	states    atomic.Pointer[[]ProviderState]
@@ -160,6 +161,13 @@ func New(cfg Config) (*Vault, error) {
 	if v.log == nil {
 		v.log = slog.Default()
 	}
+	bctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b, err := Bind(bctx, v.st, v.keys, v.log)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	v.binding = b
 	if v.reg == nil {
 		v.reg = prometheus.NewRegistry()
 	}
@@ -224,6 +232,10 @@ func (v *Vault) SetLinker(l Linker) { v.links.Store(&l) }
 
 // PublicKey returns the runner's public key.
 func (v *Vault) PublicKey() sealbox.PublicKey { return v.keys.Public }
+
+// Binding returns the keys that bind the store's rows to the runner key
+// (what NewEnvironment needs).
+func (v *Vault) Binding() *Binding { return v.binding }
 
 // Store returns the vault's store.
 func (v *Vault) Store() store.Store { return v.st }
@@ -294,10 +306,12 @@ func (v *Vault) PutCredential(ctx context.Context, c Credential) (store.Credenti
 	if org == "" {
 		org = store.AllOrgs
 	}
-	sc, err := v.st.PutCredential(ctx, store.Credential{
+	row := store.Credential{
 		Owner: c.Owner, Host: host, Org: org, Kind: c.Kind,
 		Sealed: sealed, ExpiresAt: c.ExpiresAt, Status: store.StatusOK,
-	})
+	}
+	row.MAC = v.binding.CredentialMAC(row)
+	sc, err := v.st.PutCredential(ctx, row)
 	if err != nil {
 		return store.Credential{}, err
 	}

@@ -145,7 +145,7 @@ func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, clock: c, keys: kp, dbPath: filepath.Join(t.TempDir(), "vault.db"), logs: &syncBuffer{}}
 	h.entra = newFakeEntra(c, initialRT)
 	h.open()
-	e, tok, err := NewEnvironment(context.Background(), h.st, c.Now(), defaultUser, 24*time.Hour)
+	e, tok, err := NewEnvironment(context.Background(), h.st, h.v.Binding(), c.Now(), defaultUser, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,6 +462,7 @@ func (r *rotatingRefresher) Refresh(ctx context.Context, rt secret.String) (Gran
 			return Grant{}, err
 		}
 		c.Sealed, _ = sealbox.Seal(r.h.keys.Public, []byte(g.RefreshToken.Reveal()))
+		c.MAC = r.h.v.Binding().CredentialMAC(c)
 		if _, err := r.h.st.UpdateCredential(ctx, c); err != nil {
 			return Grant{}, err
 		}
@@ -511,15 +512,15 @@ func TestEnvironmentTokenRefused(t *testing.T) {
 	h := newHarness(t)
 	h.put(Credential{Host: host, Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)})
 	ctx := context.Background()
-	expired, expiredTok, err := NewEnvironment(ctx, h.st, h.clock.Now().Add(-2*time.Hour), defaultUser, time.Hour)
+	expired, expiredTok, err := NewEnvironment(ctx, h.st, h.v.Binding(), h.clock.Now().Add(-2*time.Hour), defaultUser, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, revokedTok, err := NewEnvironment(ctx, h.st, h.clock.Now(), defaultUser, 0)
+	_, revokedTok, err := NewEnvironment(ctx, h.st, h.v.Binding(), h.clock.Now(), defaultUser, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, _ := h.st.EnvironmentByTokenHash(ctx, HashEnvToken(revokedTok))
+	revoked, _ := h.st.EnvironmentByTokenHash(ctx, h.v.Binding().EnvTokenHash(revokedTok))
 	if err := h.st.RevokeEnvironment(ctx, revoked.ID, h.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -807,7 +808,7 @@ func TestCloseStopsRefreshInFlight(t *testing.T) {
 	h.entra.set(func(f *fakeEntra) { f.gate = make(chan struct{}) }) // never opened
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	env, _ := h.st.EnvironmentByTokenHash(ctx, HashEnvToken(h.envTok))
+	env, _ := h.st.EnvironmentByTokenHash(ctx, h.v.Binding().EnvTokenHash(h.envTok))
 	errc := make(chan error, 1)
 	go func() {
 		_, err := h.v.Token(ctx, env, token.Key{Host: host, Org: "contoso"}, 0)
@@ -882,6 +883,7 @@ func TestSaveGrantConflicts(t *testing.T) {
 			name: "another replica rotated it: theirs wins",
 			change: func(c *store.Credential, h *harness) {
 				c.Sealed, _ = sealbox.Seal(h.keys.Public, []byte("rt-other-replica-secretvalue"))
+				c.MAC = h.v.Binding().CredentialMAC(*c)
 			},
 			wantStored: "rt-other-replica-secretvalue",
 			wantStatus: store.StatusOK,

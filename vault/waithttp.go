@@ -19,7 +19,7 @@ import (
 // environment that waits for its user to connect (see waitHub).
 func (v *Vault) serveConnectWait(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	env, reason, err := authenticate(ctx, v.st, v.now(), bearer(r))
+	env, reason, err := authenticate(ctx, v.st, v.binding, v.now(), bearer(r))
 	if err != nil {
 		if errors.Is(err, token.ErrUnauthorized) {
 			v.log.Info("environment token refused", "env", env.ID, "reason", reason)

@@ -35,6 +35,7 @@ func envCommand(e *cliapp.Env) *cli.Command {
 					&cli.DurationFlag{Name: "ttl", Value: 30 * 24 * time.Hour, Usage: "lifetime of the environment token (`DURATION`, 0: no expiry)"},
 					&cli.BoolFlag{Name: "json", Usage: `print {"id":…,"token":…,"expires_at":…} instead of the token alone`},
 					config.StoreFlag(),
+					requiredKeyFile(),
 				}, policyFlags()...),
 				Action: func(c *cli.Context) error { return envCreate(c, e) },
 			},
@@ -51,9 +52,9 @@ func envCommand(e *cliapp.Env) *cli.Command {
 			},
 			{
 				Name:      "revoke",
-				Usage:     "revoke an environment's token (ID: the env_… printed by env create, or the token itself)",
+				Usage:     "revoke an environment's token (ID: the env_… printed by env create, or the token itself, which needs --key-file)",
 				ArgsUsage: "ID",
-				Flags:     []cli.Flag{config.StoreFlag()},
+				Flags:     []cli.Flag{config.StoreFlag(), config.KeyFileFlag()},
 				Action:    func(c *cli.Context) error { return envRevoke(c, e) },
 			},
 			{
@@ -144,8 +145,18 @@ func envCreate(c *cli.Context, e *cliapp.Env) error {
 	if err != nil {
 		return cliapp.UsageError{Err: err}
 	}
+	kp, err := vault.LoadKeyFile(c.String(config.FlagKeyFile))
+	if err != nil {
+		return err
+	}
 	return withStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
-		env, tok, err := vault.NewEnvironmentWithPolicy(ctx, st, time.Now(), c.String("owner"), c.Duration("ttl"), pol)
+		// The row is bound to the runner key, so that nobody who can only
+		// write the store can add an environment (see vault.Binding).
+		b, err := vault.Bind(ctx, st, kp, e.Log)
+		if err != nil {
+			return err
+		}
+		env, tok, err := vault.NewEnvironmentWithPolicy(ctx, st, b, time.Now(), c.String("owner"), c.Duration("ttl"), pol)
 		if err != nil {
 			return err
 		}
@@ -183,7 +194,19 @@ func envRevoke(c *cli.Context, e *cliapp.Env) error {
 	return withExistingStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
 		name := id
 		if strings.HasPrefix(id, vault.EnvTokenPrefix) {
-			env, err := st.EnvironmentByTokenHash(ctx, vault.HashEnvToken(secret.New(id)))
+			// Tokens are stored under a hash keyed by the runner key.
+			if c.String(config.FlagKeyFile) == "" {
+				return cliapp.UsageError{Err: errors.New("revoking by token needs the runner key to find it: add --key-file FILE (or revoke by the env_… ID, which env list prints)")}
+			}
+			kp, err := vault.LoadKeyFile(c.String(config.FlagKeyFile))
+			if err != nil {
+				return err
+			}
+			b, err := vault.Bind(ctx, st, kp, e.Log)
+			if err != nil {
+				return err
+			}
+			env, err := st.EnvironmentByTokenHash(ctx, b.EnvTokenHash(secret.New(id)))
 			if errors.Is(err, store.ErrNotFound) {
 				return errors.New("no environment has this token")
 			} else if err != nil {
@@ -204,6 +227,14 @@ func envRevoke(c *cli.Context, e *cliapp.Env) error {
 		_, err := fmt.Fprintf(e.Stderr, "environment %s revoked\n", name)
 		return err
 	})
+}
+
+// requiredKeyFile is --key-file for commands that write rows bound to the
+// runner key.
+func requiredKeyFile() cli.Flag {
+	kf := config.KeyFileFlag()
+	kf.Required = true
+	return kf
 }
 
 // withStore opens the store at url, runs fn and closes it.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,11 +25,25 @@ func runVault(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 var envIDRe = regexp.MustCompile(`env_[0-9a-f]{16}`)
 
+// keyFor returns the runner key file of the store at storeURL (made on
+// first use), next to its database file.
+func keyFor(t *testing.T, storeURL string) string {
+	t.Helper()
+	path := strings.TrimPrefix(storeURL, "sqlite:") + ".key"
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if _, err := vault.WriteKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // createEnv runs env create and returns the ID (from stderr) and the token
 // (all of stdout).
 func createEnv(t *testing.T, storeURL string) (id, tok string) {
 	t.Helper()
-	code, out, errs := runVault(t, "env", "create", "--owner", "alice", "--store", storeURL)
+	code, out, errs := runVault(t, "env", "create", "--owner", "alice", "--store", storeURL, "--key-file", keyFor(t, storeURL))
 	if code != 0 {
 		t.Fatalf("env create = %d, stderr %q; want 0", code, errs)
 	}
@@ -54,7 +69,15 @@ func envRevoked(t *testing.T, path, tok string) bool {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e, err := st.EnvironmentByTokenHash(context.Background(), vault.HashEnvToken(secret.New(tok)))
+	kp, err := vault.LoadKeyFile(keyFor(t, "sqlite:"+path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := vault.Bind(context.Background(), st, kp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := st.EnvironmentByTokenHash(context.Background(), b.EnvTokenHash(secret.New(tok)))
 	if err != nil {
 		t.Fatalf("EnvironmentByTokenHash = %v; want the environment", err)
 	}
@@ -70,9 +93,21 @@ func TestEnvCreatePrintsTokenAlone(t *testing.T) {
 	if envRevoked(t, path, tok) {
 		t.Errorf("a new environment is revoked")
 	}
-	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--json", "--store", "sqlite:"+path)
+	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--json", "--store", "sqlite:"+path, "--key-file", keyFor(t, "sqlite:"+path))
 	if code != 0 || !strings.HasPrefix(out, `{"id":"env_`) || !strings.Contains(out, `"token":"`+vault.EnvTokenPrefix) {
 		t.Errorf("env create --json = %d %q (stderr %q); want one JSON object with id and token", code, out, errs)
+	}
+}
+
+// TestEnvCreateNeedsTheKey: environments are bound to the runner key, so
+// env create without --key-file is refused, naming the flag, and a key
+// that is not the store's runner key makes environments that authenticate
+// nothing on that runner (tested in package vault).
+func TestEnvCreateNeedsTheKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--store", "sqlite:"+path)
+	if code == 0 || out != "" || !strings.Contains(errs, "--key-file") {
+		t.Errorf("env create without --key-file = %d, stdout %q, stderr %q; want a failure naming --key-file", code, out, errs)
 	}
 }
 
@@ -86,7 +121,9 @@ func TestEnvRevoke(t *testing.T) {
 		{"flags before the ID", func(id, _ string) []string { return []string{"env", "revoke", "--store", storeURL, id} }},
 		{"--store after the ID", func(id, _ string) []string { return []string{"env", "revoke", id, "--store", storeURL} }},
 		{"--store= after the ID", func(id, _ string) []string { return []string{"env", "revoke", id, "--store=" + storeURL} }},
-		{"by token", func(_, tok string) []string { return []string{"env", "revoke", "--store", storeURL, tok} }},
+		{"by token", func(_, tok string) []string {
+			return []string{"env", "revoke", "--store", storeURL, "--key-file", keyFor(t, storeURL), tok}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +152,8 @@ func TestEnvRevoke(t *testing.T) {
 		{"unknown flag after the ID", []string{"env", "revoke", "env_0000000000000000", "--owner", "x"}, 2, "not defined: -owner"},
 		{"unknown ID", []string{"env", "revoke", "env_0000000000000000", "--store", storeURL}, 1, `no environment "env_0000000000000000"`},
 		{"not an ID: not echoed", []string{"env", "revoke", "pasted-secret-value", "--store", storeURL}, 1, "no environment with that ID"},
-		{"unknown token", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL}, 1, "no environment has this token"},
+		{"unknown token", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL, "--key-file", keyFor(t, storeURL)}, 1, "no environment has this token"},
+		{"by token without the key", []string{"env", "revoke", vault.EnvTokenPrefix + "nope", "--store", storeURL}, 2, "needs the runner key"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,15 @@ func storedPolicy(t *testing.T, path, tok string) (store.Policy, int64) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e, err := st.EnvironmentByTokenHash(context.Background(), vault.HashEnvToken(secret.New(tok)))
+	kp, err := vault.LoadKeyFile(keyFor(t, "sqlite:"+path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := vault.Bind(context.Background(), st, kp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := st.EnvironmentByTokenHash(context.Background(), b.EnvTokenHash(secret.New(tok)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +48,7 @@ func TestEnvCreateAndUpdatePolicy(t *testing.T) {
 		"--allow-repo", "dev.azure.com/contoso/Fabrikam/*",
 		"--read-only-repo", "dev.azure.com/contoso/Shared/*",
 		"--push-ref", "refs/heads/agent/*",
-		"--proxy-only", "--store", url)
+		"--proxy-only", "--store", url, "--key-file", keyFor(t, url))
 	if code != 0 {
 		t.Fatalf("env create = %d, stderr %q", code, errs)
 	}
@@ -103,11 +111,11 @@ func TestEnvPolicyFlagErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"three segments", []string{"env", "create", "--owner", "a", "--allow-repo", "dev.azure.com/contoso/web"}, 2,
+		{"three segments", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--allow-repo", "dev.azure.com/contoso/web"}, 2,
 			`--allow-repo: repository pattern "dev.azure.com/contoso/web": want HOST/ORG/PROJECT/REPO`},
-		{"partial wildcard", []string{"env", "create", "--owner", "a", "--read-only-repo", "dev.azure.com/c/p/web*"}, 2, `"*" must be a whole segment`},
-		{"ref glob", []string{"env", "create", "--owner", "a", "--push-ref", "main"}, 2, `--push-ref: ref pattern "main": want a full ref glob`},
-		{"clear on create", []string{"env", "create", "--owner", "a", "--clear-policy"}, 2, "flag provided but not defined: -clear-policy"},
+		{"partial wildcard", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--read-only-repo", "dev.azure.com/c/p/web*"}, 2, `"*" must be a whole segment`},
+		{"ref glob", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--push-ref", "main"}, 2, `--push-ref: ref pattern "main": want a full ref glob`},
+		{"clear on create", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--clear-policy"}, 2, "flag provided but not defined: -clear-policy"},
 		{"update without a change", []string{"env", "update", id}, 2, "nothing to change"},
 		{"update a bad pattern", []string{"env", "update", id, "--allow-repo", "x/y"}, 2, "want HOST/ORG/PROJECT/REPO"},
 		{"update without an ID", []string{"env", "update", "--proxy-only"}, 2, "takes one environment ID"},

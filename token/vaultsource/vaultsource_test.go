@@ -546,3 +546,52 @@ func TestCacheGivesLastErrorAtDeadline(t *testing.T) {
 		t.Errorf("vault calls = %d; want retries until the deadline", n)
 	}
 }
+
+// policyAnswer answers 200 with azdoToken sealed and policy, its MAC
+// computed over macPolicy with macToken (the honest vault uses policy and
+// azdoToken).
+func policyAnswer(policy, macPolicy, macToken string) func(http.ResponseWriter, vaultapi.TokenRequest) {
+	return func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+		pub, _ := sealbox.ParsePublicKey(req.SealTo)
+		sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
+		writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: vaultapi.TypeBearer, Token: sealed, Sealed: true,
+			ExpiresAt: time.Now().Add(time.Hour), Policy: json.RawMessage(policy), PolicyMAC: vaultapi.PolicyMAC(macToken, []byte(macPolicy))})
+	}
+}
+
+// TestTokenPolicyMAC: the policy reaches the token only when its MAC
+// verifies over the plaintext token; an altered policy, a MAC made with
+// another key, or a MAC without its policy is an error, never "no policy".
+func TestTokenPolicyMAC(t *testing.T) {
+	const pol = `{"version":3,"allow_repos":["dev.azure.com/contoso/p/r"],"push_refs":["refs/heads/agent/*"]}`
+	_, src, _ := newVault(t, policyAnswer(pol, pol, azdoToken), Options{})
+	tok, err := src.Token(context.Background(), key)
+	if err != nil || tok.Policy != pol {
+		t.Fatalf("Token = %q, %v; want policy %s", tok.Policy, err, pol)
+	}
+	for name, answer := range map[string]func(http.ResponseWriter, vaultapi.TokenRequest){
+		"altered policy":    policyAnswer(`{"version":3}`, pol, azdoToken),
+		"MAC with the seal": policyAnswer(pol, pol, "not-the-token"),
+		"MAC without policy": func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+			pub, _ := sealbox.ParsePublicKey(req.SealTo)
+			sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
+			writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: vaultapi.TypeBearer, Token: sealed, Sealed: true, PolicyMAC: "AAAA"})
+		},
+		"policy without MAC": func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+			pub, _ := sealbox.ParsePublicKey(req.SealTo)
+			sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
+			writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: vaultapi.TypeBearer, Token: sealed, Sealed: true, Policy: json.RawMessage(pol)})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, src, _ := newVault(t, answer, Options{})
+			tok, err := src.Token(context.Background(), key)
+			if !errors.Is(err, ErrProtocol) || !tok.Secret.IsZero() {
+				t.Fatalf("Token = %v, %v; want ErrProtocol and no token", tok, err)
+			}
+			if strings.Contains(err.Error(), azdoToken) {
+				t.Fatalf("error %q carries the token", err)
+			}
+		})
+	}
+}

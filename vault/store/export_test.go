@@ -1,6 +1,22 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
+
+// OpenPostgresAtForTest opens the database at rawURL migrated only up to
+// schema version v, as an older binary left it.
+func OpenPostgresAtForTest(ctx context.Context, rawURL string, v int) (*Postgres, error) {
+	return openPostgres(ctx, rawURL, time.Now, v)
+}
+
+// ExecForTest runs one statement on s, as someone with write access to
+// the database (and no runner key) could.
+func ExecForTest(ctx context.Context, s *Postgres, sql string, args ...any) error {
+	_, err := s.pool.Exec(ctx, sql, args...)
+	return err
+}
 
 // SetSchemaVersionForTest overwrites the schema version of s.
 func SetSchemaVersionForTest(ctx context.Context, s *Postgres, v int) error {

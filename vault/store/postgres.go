@@ -101,7 +101,15 @@ var pgMigrations = []string{
 		at       TIMESTAMPTZ NOT NULL
 	);
 	CREATE INDEX connect_events_at ON connect_events (at);`,
-	// 5: which OAuth application (client ID and tenant) each provider
+	// 5: rows bound to the runner key (MACs; environment token hashes are
+	// rekeyed in place by BindLegacy), and the mark BindLegacy leaves.
+	`ALTER TABLE credentials ADD COLUMN mac BYTEA NOT NULL DEFAULT ''::bytea;
+	ALTER TABLE environments ADD COLUMN mac BYTEA NOT NULL DEFAULT ''::bytea;
+	CREATE TABLE store_meta (
+		name  TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
 	// had when its credentials were last pruned, so that a changed
 	// application deletes the refresh tokens of the old one, also across
 	// a restart.
@@ -143,6 +151,12 @@ type Postgres struct {
 // under an advisory lock, so that replicas starting together migrate once.
 // now stamps UpdatedAt. Errors never contain the URL's password.
 func OpenPostgres(ctx context.Context, rawURL string, now func() time.Time) (*Postgres, error) {
+	return openPostgres(ctx, rawURL, now, len(pgMigrations))
+}
+
+// openPostgres is OpenPostgres migrating to schema version target (tests
+// make old stores with it).
+func openPostgres(ctx context.Context, rawURL string, now func() time.Time, target int) (*Postgres, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -164,7 +178,7 @@ func OpenPostgres(ctx context.Context, rawURL string, now func() time.Time) (*Po
 		return nil, scrub(fmt.Errorf("store: postgres: %w", err), pw)
 	}
 	s := &Postgres{pool: pool, now: now}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, target); err != nil {
 		pool.Close()
 		return nil, scrub(err, pw)
 	}
@@ -175,7 +189,7 @@ func OpenPostgres(ctx context.Context, rawURL string, now func() time.Time) (*Po
 // first takes a transaction-scoped advisory lock: a replica that starts
 // while another migrates waits, then finds the work done. PostgreSQL's DDL
 // is transactional, so a failure leaves the schema at its old version.
-func (s *Postgres) migrate(ctx context.Context) error {
+func (s *Postgres) migrate(ctx context.Context, target int) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 			return fmt.Errorf("store: migrate: lock: %w", err)
@@ -195,7 +209,7 @@ func (s *Postgres) migrate(ctx context.Context) error {
 		if v > len(pgMigrations) {
 			return fmt.Errorf("store: database schema version %d is newer than this binary's %d", v, len(pgMigrations))
 		}
-		for ; v < len(pgMigrations); v++ {
+		for ; v < target; v++ {
 			if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
 				return fmt.Errorf("store: migration %d: %w", v+1, err)
 			}
@@ -245,9 +259,12 @@ func scanPGCredential(r pgx.Row) (Credential, error) {
 	var c Credential
 	var kind, status string
 	var exp, upd *time.Time
-	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd)
+	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd, &c.MAC)
 	c.Kind, c.Status = Kind(kind), Status(status)
 	c.ExpiresAt, c.UpdatedAt = fromPG(exp), fromPG(upd)
+	if len(c.MAC) == 0 {
+		c.MAC = nil
+	}
 	return c, err
 }
 
@@ -257,14 +274,15 @@ func (s *Postgres) PutCredential(ctx context.Context, c Credential) (Credential,
 	if err := checkCredential(&c); err != nil {
 		return Credential{}, err
 	}
-	out, err := scanPGCredential(s.pool.QueryRow(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
+	out, err := scanPGCredential(s.pool.QueryRow(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at, mac)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)
 		ON CONFLICT ON CONSTRAINT credentials_key DO UPDATE SET
 			sealed = excluded.sealed, expires_at = excluded.expires_at,
 			status = excluded.status, reason = excluded.reason,
-			version = credentials.version + 1, updated_at = excluded.updated_at
+			version = credentials.version + 1, updated_at = excluded.updated_at,
+			mac = excluded.mac
 		RETURNING `+credentialColumns,
-		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now()))
+		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now(), blob(c.MAC)))
 	if err != nil {
 		return Credential{}, fmt.Errorf("store: put credential: %w", err)
 	}
@@ -313,8 +331,8 @@ func (s *Postgres) UpdateCredential(ctx context.Context, c Credential) (Credenti
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		out, err = scanPGCredential(tx.QueryRow(ctx, `UPDATE credentials SET sealed = $3, expires_at = $4, status = $5, reason = $6,
-			version = version + 1, updated_at = $7 WHERE id = $1 AND version = $2 RETURNING `+credentialColumns,
-			c.ID, c.Version, c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now()))
+			version = version + 1, updated_at = $7, mac = $8 WHERE id = $1 AND version = $2 RETURNING `+credentialColumns,
+			c.ID, c.Version, c.Sealed, pgTime(c.ExpiresAt), string(c.Status), c.Reason, s.now(), blob(c.MAC)))
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -405,8 +423,8 @@ func (s *Postgres) CreateEnvironment(ctx context.Context, e Environment) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.ID, e.Owner, e.TokenHash, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), pgTime(e.RevokedAt), pol, e.PolicyVersion)
+	_, err = s.pool.Exec(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.ID, e.Owner, e.TokenHash, pgTime(e.CreatedAt), pgTime(e.ExpiresAt), pgTime(e.RevokedAt), pol, e.PolicyVersion, blob(e.MAC))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		// pe.Detail would quote the token hash: name the rule instead.
@@ -427,10 +445,13 @@ func scanPGEnvironment(r pgx.Row, extra ...any) (Environment, error) {
 	var e Environment
 	var created, expires, revoked *time.Time
 	var pol string
-	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion}, extra...)...); err != nil {
+	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion, &e.MAC}, extra...)...); err != nil {
 		return Environment{}, err
 	}
 	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromPG(created), fromPG(expires), fromPG(revoked)
+	if len(e.MAC) == 0 {
+		e.MAC = nil
+	}
 	p, err := decodePolicy(pol)
 	if err != nil {
 		return Environment{}, fmt.Errorf("environment %s: %w", e.ID, err)
@@ -650,6 +671,80 @@ func (s *Postgres) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 		return Flow{}, ErrNotFound
 	}
 	return f, nil
+}
+
+// BindLegacy implements Store in one transaction under the migration's
+// advisory lock, so replicas starting together bind once.
+func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
+	var out Bound
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out = Bound{}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		var mark string
+		switch err := tx.QueryRow(ctx, `SELECT value FROM store_meta WHERE name = $1`, bindMark).Scan(&mark); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		var tampered bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) > 0)
+			OR EXISTS (SELECT 1 FROM environments WHERE length(mac) > 0)`).Scan(&tampered); err != nil {
+			return err
+		}
+		if tampered {
+			return ErrBindingTampered
+		}
+		rows, err := tx.Query(ctx, `SELECT `+credentialColumns+` FROM credentials ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		if out.Credentials, err = scanPGCredentials(rows); err != nil {
+			return err
+		}
+		for i, c := range out.Credentials {
+			if _, err := tx.Exec(ctx, `UPDATE credentials SET mac = $2 WHERE id = $1`, c.ID, blob(b.CredentialMAC(c))); err != nil {
+				return fmt.Errorf("credential %d: %w", c.ID, err)
+			}
+			out.Credentials[i].Sealed = ""
+		}
+		erows, err := tx.Query(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		for erows.Next() {
+			var th []byte
+			e, err := scanPGEnvironment(erows, &th)
+			if err != nil {
+				erows.Close()
+				return err
+			}
+			e.TokenHash = th
+			out.Environments = append(out.Environments, e)
+		}
+		erows.Close()
+		if err := erows.Err(); err != nil {
+			return err
+		}
+		for i, e := range out.Environments {
+			hash, mac := b.BindEnvironment(e)
+			if _, err := tx.Exec(ctx, `UPDATE environments SET token_hash = $2, mac = $3 WHERE id = $1`, e.ID, hash, blob(mac)); err != nil {
+				return fmt.Errorf("environment %s: %w", e.ID, err)
+			}
+			out.Environments[i].TokenHash = nil
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO store_meta (name, value) VALUES ($1, $2)`, bindMark, s.now().UTC().Format(time.RFC3339))
+		return err
+	})
+	if errors.Is(err, ErrBindingTampered) {
+		return Bound{}, err
+	}
+	if err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	return out, nil
 }
 
 // AddConnectEvent implements Store.

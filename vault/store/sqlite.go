@@ -101,7 +101,15 @@ var migrations = []string{
 		at       INTEGER NOT NULL
 	);
 	CREATE INDEX connect_events_at ON connect_events (at);`,
-	// 5: which OAuth application (client ID and tenant) each provider
+	// 5: rows bound to the runner key (MACs; environment token hashes are
+	// rekeyed in place by BindLegacy), and the mark BindLegacy leaves.
+	`ALTER TABLE credentials ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+	ALTER TABLE environments ADD COLUMN mac BLOB NOT NULL DEFAULT x'';
+	CREATE TABLE store_meta (
+		name  TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
 	// had when its credentials were last pruned, so that a changed
 	// application deletes the refresh tokens of the old one, also across
 	// a restart.
@@ -110,6 +118,9 @@ var migrations = []string{
 		fingerprint TEXT NOT NULL
 	);`,
 }
+
+// bindingSchemaVersion is the migration that added row binding.
+const bindingSchemaVersion = 5
 
 // SQLite is the embedded Store: one file (plus its WAL), transactions,
 // a busy timeout so that the CLI (env create) and a running vault can share
@@ -122,6 +133,12 @@ type SQLite struct {
 // OpenSQLite opens (creating if needed) the database at path and migrates
 // its schema to the latest version. now stamps UpdatedAt.
 func OpenSQLite(ctx context.Context, path string, now func() time.Time) (*SQLite, error) {
+	return openSQLite(ctx, path, now, len(migrations))
+}
+
+// openSQLite is OpenSQLite migrating to schema version target (tests make
+// old stores with it).
+func openSQLite(ctx context.Context, path string, now func() time.Time, target int) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("store: sqlite path is empty")
 	}
@@ -156,7 +173,7 @@ func OpenSQLite(ctx context.Context, path string, now func() time.Time) (*SQLite
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s := &SQLite{db: db, now: now}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, target); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -176,12 +193,12 @@ func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
 // LatestSchemaVersion is the version OpenSQLite migrates to.
 func LatestSchemaVersion() int { return len(migrations) }
 
-func (s *SQLite) migrate(ctx context.Context) error {
+func (s *SQLite) migrate(ctx context.Context, target int) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	for {
-		done, err := s.migrateOne(ctx)
+		done, err := s.migrateOne(ctx, target)
 		if err != nil {
 			return err
 		}
@@ -193,7 +210,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 
 // migrateOne applies the next migration, if any, in one transaction that
 // also bumps schema_version, so a crash leaves the schema at a version.
-func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
+func (s *SQLite) migrateOne(ctx context.Context, target int) (done bool, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("store: migrate: %w", err)
@@ -211,7 +228,7 @@ func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
 	if v > len(migrations) {
 		return false, fmt.Errorf("store: database schema version %d is newer than this binary's %d", v, len(migrations))
 	}
-	if v == len(migrations) {
+	if v >= target {
 		return true, tx.Commit()
 	}
 	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
@@ -240,7 +257,7 @@ func fromUnix(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-const credentialColumns = `id, owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at`
+const credentialColumns = `id, owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at, mac`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -248,9 +265,12 @@ func scanCredential(r scanner) (Credential, error) {
 	var c Credential
 	var kind, status string
 	var exp, upd int64
-	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd)
+	err := r.Scan(&c.ID, &c.Owner, &c.Host, &c.Org, &kind, &c.Sealed, &exp, &status, &c.Reason, &c.Version, &upd, &c.MAC)
 	c.Kind, c.Status = Kind(kind), Status(status)
 	c.ExpiresAt, c.UpdatedAt = fromUnix(exp), fromUnix(upd)
+	if len(c.MAC) == 0 {
+		c.MAC = nil
+	}
 	return c, err
 }
 
@@ -279,13 +299,14 @@ func (s *SQLite) PutCredential(ctx context.Context, c Credential) (Credential, e
 		return Credential{}, fmt.Errorf("store: put credential: %w", err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, expires_at, status, reason, version, updated_at, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 		ON CONFLICT (owner, host, org, kind) DO UPDATE SET
 			sealed = excluded.sealed, expires_at = excluded.expires_at,
 			status = excluded.status, reason = excluded.reason,
-			version = credentials.version + 1, updated_at = excluded.updated_at`,
-		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()))
+			version = credentials.version + 1, updated_at = excluded.updated_at,
+			mac = excluded.mac`,
+		c.Owner, c.Host, c.Org, string(c.Kind), c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()), blob(c.MAC))
 	if err != nil {
 		return Credential{}, fmt.Errorf("store: put credential: %w", err)
 	}
@@ -342,8 +363,8 @@ func (s *SQLite) UpdateCredential(ctx context.Context, c Credential) (Credential
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE credentials SET sealed = ?, expires_at = ?, status = ?, reason = ?,
-		version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
-		c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()), c.ID, c.Version)
+		version = version + 1, updated_at = ?, mac = ? WHERE id = ? AND version = ?`,
+		c.Sealed, unix(c.ExpiresAt), string(c.Status), c.Reason, unix(s.now()), blob(c.MAC), c.ID, c.Version)
 	if err != nil {
 		return Credential{}, fmt.Errorf("store: update credential %d: %w", c.ID, err)
 	}
@@ -382,7 +403,7 @@ func (s *SQLite) DeleteCredential(ctx context.Context, id int64) error {
 
 // credentialMetaColumns are credentialColumns with the sealed secret
 // replaced by an empty string: what an administrator's listing reads.
-const credentialMetaColumns = `id, owner, host, org, kind, '', expires_at, status, reason, version, updated_at`
+const credentialMetaColumns = `id, owner, host, org, kind, '', expires_at, status, reason, version, updated_at, mac`
 
 // errDeleteNoOwner refuses DeleteCredentials without an owner, which would
 // otherwise read as "everyone's".
@@ -461,8 +482,8 @@ func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt), pol, e.PolicyVersion)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO environments (id, owner, token_hash, created_at, expires_at, revoked_at, policy, policy_version, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Owner, e.TokenHash, unix(e.CreatedAt), unix(e.ExpiresAt), unix(e.RevokedAt), pol, e.PolicyVersion, blob(e.MAC))
 	if isSQLiteUnique(err) {
 		return fmt.Errorf("store: create environment %s: its ID or token hash is taken: %w", e.ID, ErrDuplicate)
 	}
@@ -473,17 +494,20 @@ func (s *SQLite) CreateEnvironment(ctx context.Context, e Environment) error {
 }
 
 // environmentColumns are what scanEnvironment reads, token hash aside.
-const environmentColumns = `id, owner, created_at, expires_at, revoked_at, policy, policy_version`
+const environmentColumns = `id, owner, created_at, expires_at, revoked_at, policy, policy_version, mac`
 
 // scanEnvironment reads environmentColumns, then extra.
 func scanEnvironment(r scanner, extra ...any) (Environment, error) {
 	var e Environment
 	var created, expires, revoked int64
 	var pol string
-	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion}, extra...)...); err != nil {
+	if err := r.Scan(append([]any{&e.ID, &e.Owner, &created, &expires, &revoked, &pol, &e.PolicyVersion, &e.MAC}, extra...)...); err != nil {
 		return Environment{}, err
 	}
 	e.CreatedAt, e.ExpiresAt, e.RevokedAt = fromUnix(created), fromUnix(expires), fromUnix(revoked)
+	if len(e.MAC) == 0 {
+		e.MAC = nil
+	}
 	p, err := decodePolicy(pol)
 	if err != nil {
 		return Environment{}, fmt.Errorf("environment %s: %w", e.ID, err)
@@ -741,6 +765,88 @@ func (s *SQLite) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error) {
 		return Flow{}, ErrNotFound
 	}
 	return f, nil
+}
+
+// blob stores nil as an empty BLOB, which the NOT NULL columns need.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// bindMark is the store_meta row BindLegacy leaves.
+const bindMark = "rows_bound"
+
+// BindLegacy implements Store in one IMMEDIATE transaction, so a CLI and a
+// running vault on one file bind once.
+func (s *SQLite) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	defer tx.Rollback()
+	var mark string
+	switch err := tx.QueryRowContext(ctx, `SELECT value FROM store_meta WHERE name = ?`, bindMark).Scan(&mark); {
+	case err == nil:
+		return Bound{}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	var tampered bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) > 0)
+		OR EXISTS (SELECT 1 FROM environments WHERE length(mac) > 0)`).Scan(&tampered); err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	if tampered {
+		return Bound{}, ErrBindingTampered
+	}
+	var out Bound
+	rows, err := tx.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials ORDER BY id`)
+	if err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	if out.Credentials, err = scanCredentials(rows); err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	for i, c := range out.Credentials {
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET mac = ? WHERE id = ?`, blob(b.CredentialMAC(c)), c.ID); err != nil {
+			return Bound{}, fmt.Errorf("store: bind credential %d: %w", c.ID, err)
+		}
+		out.Credentials[i].Sealed = ""
+	}
+	erows, err := tx.QueryContext(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments ORDER BY id`)
+	if err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	for erows.Next() {
+		var th []byte
+		e, err := scanEnvironment(erows, &th)
+		if err != nil {
+			erows.Close()
+			return Bound{}, fmt.Errorf("store: bind: %w", err)
+		}
+		e.TokenHash = th
+		out.Environments = append(out.Environments, e)
+	}
+	erows.Close()
+	if err := erows.Err(); err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	for i, e := range out.Environments {
+		hash, mac := b.BindEnvironment(e)
+		if _, err := tx.ExecContext(ctx, `UPDATE environments SET token_hash = ?, mac = ? WHERE id = ?`, hash, blob(mac), e.ID); err != nil {
+			return Bound{}, fmt.Errorf("store: bind environment %s: %w", e.ID, err)
+		}
+		out.Environments[i].TokenHash = nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO store_meta (name, value) VALUES (?, ?)`, bindMark, s.now().UTC().Format(time.RFC3339)); err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Bound{}, fmt.Errorf("store: bind: %w", err)
+	}
+	return out, nil
 }
 
 // AddConnectEvent implements Store.

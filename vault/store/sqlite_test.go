@@ -103,22 +103,17 @@ func TestOpenURL(t *testing.T) {
 }
 
 // TestMigrateFromVersion1: a database written by a binary at schema 1
-// gains the Connect tables, the policy columns and the audit table, and
-// keeps its rows.
+// gains the Connect tables, the policy columns, the audit table and the
+// binding columns, and keeps its rows.
 func TestMigrateFromVersion1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
-	s := openTest(t, path)
-	if _, err := s.PutCredential(ctx, Credential{Owner: "ann", Host: "dev.azure.com", Org: AllOrgs, Kind: OAuth, Sealed: "c2VhbGVk"}); err != nil {
+	s, err := openSQLite(ctx, path, time.Now, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateEnvironment(ctx, Environment{ID: "env_old", Owner: "ann", TokenHash: []byte{1}}); err != nil {
-		t.Fatal(err)
-	}
-	// Undo migrations 2 to 5.
-	if _, err := s.db.ExecContext(ctx, `DROP TABLE link_nonces; DROP TABLE connect_flows;
-		DROP TABLE audit_events; DROP TABLE connect_events; DROP TABLE provider_fingerprints; ALTER TABLE environments DROP COLUMN policy; ALTER TABLE environments DROP COLUMN policy_version;
-		UPDATE schema_version SET version = 1`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, updated_at) VALUES ('ann', 'dev.azure.com', '*', 'oauth', 'c2VhbGVk', 1);
+		INSERT INTO environments (id, owner, token_hash, created_at) VALUES ('env_old', 'ann', x'01', 1)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -126,8 +121,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if v, err := s2.SchemaVersion(ctx); err != nil || v != LatestSchemaVersion() {
 		t.Fatalf("SchemaVersion after upgrade = %d, %v; want %d", v, err, LatestSchemaVersion())
 	}
-	if cs, err := s2.Credentials(ctx, "ann", "dev.azure.com"); err != nil || len(cs) != 1 {
-		t.Errorf("Credentials after upgrade = %v, %v; want the one row", cs, err)
+	if cs, err := s2.Credentials(ctx, "ann", "dev.azure.com"); err != nil || len(cs) != 1 || cs[0].MAC != nil {
+		t.Errorf("Credentials after upgrade = %v, %v; want the one row, not yet bound", cs, err)
 	}
 	if err := s2.UseNonce(ctx, []byte{1}, time.Now().Add(time.Hour)); err != nil {
 		t.Errorf("UseNonce after upgrade = %v", err)
@@ -136,6 +131,46 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if e, err := s2.EnvironmentByTokenHash(ctx, []byte{1}); err != nil || !e.Policy.IsZero() || e.PolicyVersion != 0 {
 		t.Errorf("environment after upgrade = %+v, %v; want no policy, version 0", e, err)
 	}
+}
+
+// TestMigrateFromBeforeBinding: a store written before binding existed
+// (plain SHA-256 token hashes, no MACs) migrates, and BindLegacy binds its
+// rows in place.
+func TestMigrateFromBeforeBinding(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s, err := openSQLite(ctx, path, time.Now, bindingSchemaVersion-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []byte("0123456789abcdef0123456789abcdef")
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO credentials (owner, host, org, kind, sealed, updated_at) VALUES ('ann', 'dev.azure.com', '*', 'pat', 'c2VhbGVk', 1);
+		INSERT INTO environments (id, owner, token_hash, created_at) VALUES ('env_1', 'ann', ?, 1)`, old); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openTest(t, path)
+	b, err := s2.BindLegacy(ctx, binder{})
+	if err != nil || len(b.Credentials) != 1 || len(b.Environments) != 1 {
+		t.Fatalf("BindLegacy = %+v, %v; want one credential and one environment", b, err)
+	}
+	cs, err := s2.Credentials(ctx, "ann", "dev.azure.com")
+	if err != nil || len(cs) != 1 || string(cs[0].MAC) != "cred:ann:c2VhbGVk" {
+		t.Errorf("credential after bind = %+v, %v; want MAC cred:ann:c2VhbGVk", cs, err)
+	}
+	e, err := s2.EnvironmentByTokenHash(ctx, append([]byte("keyed:"), old...))
+	if err != nil || e.ID != "env_1" || string(e.MAC) != "env:env_1" {
+		t.Errorf("environment after bind = %+v, %v; want env_1 under its keyed hash", e, err)
+	}
+}
+
+// binder is a store.Binder whose output the tests can predict.
+type binder struct{}
+
+func (binder) CredentialMAC(c Credential) []byte { return []byte("cred:" + c.Owner + ":" + c.Sealed) }
+
+func (binder) BindEnvironment(e Environment) ([]byte, []byte) {
+	return append([]byte("keyed:"), e.TokenHash...), []byte("env:" + e.ID)
 }
 
 func TestSQLitePath(t *testing.T) {

@@ -55,7 +55,33 @@ var (
 	ErrDuplicate = errors.New("store: already exists")
 	// ErrUsed means a single-use value was spent already.
 	ErrUsed = errors.New("store: already used")
+	// ErrBindingTampered means the store holds rows bound to a runner key
+	// but not the mark BindLegacy leaves once it has bound the rows that
+	// predate binding: someone deleted the mark (or restored part of the
+	// database), and binding the unbound rows now could bless rows an
+	// attacker inserted.
+	ErrBindingTampered = errors.New("store: rows are bound to a runner key but the store's binding mark is missing (tampered with, or partly restored from a backup)")
 )
+
+// Binder computes the bindings of rows written before binding existed.
+// The vault implements it with keys derived from the runner's private key;
+// the store never sees those keys.
+type Binder interface {
+	// CredentialMAC returns the MAC of c (its Owner, Host, Org, Kind and
+	// Sealed).
+	CredentialMAC(c Credential) []byte
+	// BindEnvironment returns the keyed token hash of an environment whose
+	// TokenHash is still the plain SHA-256 of its token, and the MAC of
+	// the row with that keyed hash.
+	BindEnvironment(e Environment) (tokenHash, mac []byte)
+}
+
+// Bound is what BindLegacy bound: rows that existed before binding, Sealed
+// and TokenHash left empty.
+type Bound struct {
+	Credentials  []Credential
+	Environments []Environment
+}
 
 // Credential is one user's credential for one host and org (or all orgs).
 type Credential struct {
@@ -76,18 +102,32 @@ type Credential struct {
 	// Version increases with every change; UpdateCredential compares it.
 	Version   int64
 	UpdatedAt time.Time
+	// MAC binds Sealed to this row's owner, host, org and kind: the vault
+	// computes it with a key derived from the runner's private key and
+	// refuses a value whose MAC does not match, so a sealed secret copied
+	// into another row opens for nobody. Empty on rows written before
+	// binding existed until BindLegacy binds them. Not secret.
+	MAC []byte
 }
 
 // Environment is a registered environment, authenticated by its token.
 type Environment struct {
 	ID    string
 	Owner string
-	// TokenHash is the SHA-256 of the environment token; the token itself
-	// is shown once at creation and never stored.
+	// TokenHash is the keyed hash of the environment token (HMAC-SHA256,
+	// with a key derived from the runner's private key, of the token's
+	// SHA-256); the token itself is shown once at creation and never
+	// stored. Rows written before binding existed hold the plain SHA-256
+	// until BindLegacy rekeys them in place.
 	TokenHash []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time // zero: not revoked
+	// MAC binds the row (ID, owner, token hash, expiry) to the runner's
+	// key, so a row inserted or edited by someone without the key
+	// authenticates nothing. Empty on rows written before binding existed
+	// until BindLegacy binds them. Not secret.
+	MAC []byte
 	// Policy is the environment's policy (zero: none).
 	Policy Policy
 	// PolicyVersion increases with every change of Policy: 0 for an
@@ -236,6 +276,15 @@ type Store interface {
 	// ErrNotFound (also when it has expired): a state is good for one
 	// callback, whichever replica gets it.
 	TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
+
+	// BindLegacy binds, once in the store's life and in one transaction,
+	// every credential and environment written before binding existed (MAC
+	// empty): it sets each credential's MAC, rekeys each environment's
+	// token hash in place and sets its MAC, with b, and leaves a mark.
+	// Once the mark is there it binds nothing again, so a row inserted
+	// later without the key stays unbound (and useless). A missing mark
+	// next to bound rows is ErrBindingTampered.
+	BindLegacy(ctx context.Context, b Binder) (Bound, error)
 
 	// AddConnectEvent records e (its ID and At are set by the store) and
 	// forgets events older than ConnectEventRetention. It returns the ID.

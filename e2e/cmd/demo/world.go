@@ -144,7 +144,7 @@ func startWorld(ctx context.Context, dir string, logs io.Writer) (_ *world, err 
 	w.served = make(chan error, 1)
 	go func() { w.served <- w.srv.Serve(ln) }()
 
-	if _, w.envTok, err = vault.NewEnvironment(ctx, w.st, time.Now(), demoOwner, 24*time.Hour); err != nil {
+	if _, w.envTok, err = vault.NewEnvironment(ctx, w.st, w.v.Binding(), time.Now(), demoOwner, 24*time.Hour); err != nil {
 		return nil, err
 	}
 	return w, nil

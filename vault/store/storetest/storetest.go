@@ -6,8 +6,10 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +65,10 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"ConcurrentUseNonce", testConcurrentUseNonce},
 		{"Flows", testFlows},
 		{"ConcurrentTakeFlow", testConcurrentTakeFlow},
+		{"MACsRoundTrip", testMACsRoundTrip},
+		{"BindLegacy", testBindLegacy},
+		{"BindLegacyTampered", testBindLegacyTampered},
+		{"ConcurrentBindLegacy", testConcurrentBindLegacy},
 		{"EnvironmentPolicy", testEnvironmentPolicy},
 		{"ConcurrentSetPolicy", testConcurrentSetPolicy},
 		{"AuditEvents", testAuditEvents},
@@ -106,7 +112,9 @@ func ctx(t *testing.T) context.Context {
 func same(a, b store.Credential) bool {
 	ta, tb := []time.Time{a.ExpiresAt, a.UpdatedAt}, []time.Time{b.ExpiresAt, b.UpdatedAt}
 	a.ExpiresAt, a.UpdatedAt, b.ExpiresAt, b.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	return a == b && ta[0].Equal(tb[0]) && ta[1].Equal(tb[1])
+	macs := bytes.Equal(a.MAC, b.MAC)
+	a.MAC, b.MAC = nil, nil
+	return reflect.DeepEqual(a, b) && macs && ta[0].Equal(tb[0]) && ta[1].Equal(tb[1])
 }
 
 func testPutCredentialUpserts(t *testing.T, open, _ func() store.Store, _ *clock) {
@@ -825,6 +833,152 @@ func testListEnvironments(t *testing.T, open, another func() store.Store, _ *clo
 		}
 		if strings.Join(gotIDs, ",") != strings.Join(tt.want, ",") {
 			t.Errorf("%s: ListEnvironments(%q) = %v; want %v", tt.name, tt.owner, gotIDs, tt.want)
+		}
+	}
+}
+
+// testMACsRoundTrip: the MACs the vault computes are kept with their rows
+// and follow every write: put, replace, compare-and-swap, create.
+func testMACsRoundTrip(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	c := store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.OAuth, Sealed: "c2VhbGVk", MAC: []byte("mac-1")}
+	put, err := s.PutCredential(c0, c)
+	if err != nil || string(put.MAC) != "mac-1" {
+		t.Fatalf("PutCredential = %+v, %v; want MAC mac-1", put, err)
+	}
+	c.Sealed, c.MAC = "c2VhbGVkMg==", []byte("mac-2")
+	if put, err = s.PutCredential(c0, c); err != nil || string(put.MAC) != "mac-2" {
+		t.Fatalf("PutCredential (replace) = %+v, %v; want MAC mac-2", put, err)
+	}
+	put.Sealed, put.MAC = "c2VhbGVkMw==", []byte("mac-3")
+	if _, err := s.UpdateCredential(c0, put); err != nil {
+		t.Fatal(err)
+	}
+	got, err := another().Credential(c0, put.ID)
+	if err != nil || string(got.MAC) != "mac-3" || got.Sealed != "c2VhbGVkMw==" {
+		t.Errorf("Credential after update = %+v, %v; want sealed 3 with mac-3", got, err)
+	}
+	if cs, err := another().Credentials(c0, "ann", "dev.azure.com"); err != nil || len(cs) != 1 || string(cs[0].MAC) != "mac-3" {
+		t.Errorf("Credentials = %+v, %v; want one row with mac-3", cs, err)
+	}
+	hash := bytes.Repeat([]byte{5}, 32)
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_1", Owner: "ann", TokenHash: hash, MAC: []byte("env-mac")}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := another().EnvironmentByTokenHash(c0, hash); err != nil || string(e.MAC) != "env-mac" {
+		t.Errorf("EnvironmentByTokenHash = %+v, %v; want MAC env-mac", e, err)
+	}
+}
+
+// fakeBinder binds with SHA-256 of labelled fields: deterministic, so the
+// test can tell what BindLegacy wrote.
+type fakeBinder struct{}
+
+func (fakeBinder) CredentialMAC(c store.Credential) []byte {
+	h := sha256.Sum256([]byte("cred|" + c.Owner + "|" + c.Host + "|" + c.Org + "|" + string(c.Kind) + "|" + c.Sealed))
+	return h[:]
+}
+
+func (fakeBinder) BindEnvironment(e store.Environment) (tokenHash, mac []byte) {
+	th := sha256.Sum256(append([]byte("key|"), e.TokenHash...))
+	m := sha256.Sum256(append([]byte("env|"+e.ID+"|"+e.Owner+"|"), th[:]...))
+	return th[:], m[:]
+}
+
+// testBindLegacy: rows written before binding are bound once, in place;
+// a row written without a MAC after that stays unbound.
+func testBindLegacy(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	legacy := store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.PAT, Sealed: "c2VhbGVk"}
+	lc, err := s.PutCredential(c0, legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHash := bytes.Repeat([]byte{3}, 32)
+	exp := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_old", Owner: "ann", TokenHash: oldHash, CreatedAt: epoch, ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.BindLegacy(c0, fakeBinder{})
+	if err != nil {
+		t.Fatalf("BindLegacy = %v", err)
+	}
+	if len(b.Credentials) != 1 || b.Credentials[0].ID != lc.ID || b.Credentials[0].Sealed != "" ||
+		len(b.Environments) != 1 || b.Environments[0].ID != "env_old" || b.Environments[0].Owner != "ann" || b.Environments[0].TokenHash != nil {
+		t.Fatalf("BindLegacy bound %+v; want ann's credential %d and env_old, without secrets", b, lc.ID)
+	}
+	got, err := another().Credential(c0, lc.ID)
+	if err != nil || !bytes.Equal(got.MAC, fakeBinder{}.CredentialMAC(lc)) || got.Sealed != legacy.Sealed {
+		t.Errorf("bound credential = %+v, %v; want the binder's MAC and the same sealed value", got, err)
+	}
+	newHash, mac := fakeBinder{}.BindEnvironment(store.Environment{ID: "env_old", Owner: "ann", TokenHash: oldHash, ExpiresAt: exp})
+	if e, err := another().EnvironmentByTokenHash(c0, newHash); err != nil || e.ID != "env_old" || !bytes.Equal(e.MAC, mac) || !e.ExpiresAt.Equal(exp) {
+		t.Errorf("EnvironmentByTokenHash(rekeyed) = %+v, %v; want env_old with its MAC", e, err)
+	}
+	if e, err := s.EnvironmentByTokenHash(c0, oldHash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("EnvironmentByTokenHash(plain hash) = %+v, %v; want ErrNotFound: the old hash is gone", e, err)
+	}
+	// Rows inserted later without the key are never bound by a later start.
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_forged", Owner: "ann", TokenHash: bytes.Repeat([]byte{4}, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := another().BindLegacy(c0, fakeBinder{}); err != nil || len(b.Credentials)+len(b.Environments) != 0 {
+		t.Errorf("second BindLegacy = %+v, %v; want nothing bound", b, err)
+	}
+	if e, err := s.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{4}, 32)); err != nil || e.MAC != nil {
+		t.Errorf("forged row = %+v, %v; want it unbound (MAC nil)", e, err)
+	}
+}
+
+// testBindLegacyTampered: bound rows without the mark mean the mark was
+// removed; BindLegacy refuses to bless anything then.
+func testBindLegacyTampered(t *testing.T, open, _ func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	if _, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.PAT, Sealed: "c2VhbGVk", MAC: []byte("bound")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_forged", Owner: "ann", TokenHash: bytes.Repeat([]byte{4}, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.BindLegacy(c0, fakeBinder{}); !errors.Is(err, store.ErrBindingTampered) {
+		t.Fatalf("BindLegacy = %+v, %v; want ErrBindingTampered", b, err)
+	}
+	if e, err := s.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{4}, 32)); err != nil || e.MAC != nil {
+		t.Errorf("after refused bind: %+v, %v; want the row untouched", e, err)
+	}
+}
+
+// testConcurrentBindLegacy: two processes (or replicas) starting together
+// bind the old rows once: one reports them, the other nothing.
+func testConcurrentBindLegacy(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, c0 := open(), ctx(t)
+	for i := range 5 {
+		if err := s.CreateEnvironment(c0, store.Environment{ID: fmt.Sprintf("env_%d", i), Owner: "ann", TokenHash: bytes.Repeat([]byte{byte(10 + i)}, 32)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := another(), another()
+	var wg sync.WaitGroup
+	var got [2]store.Bound
+	var errs [2]error
+	for i, h := range []store.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = h.BindLegacy(c0, fakeBinder{})
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("BindLegacy = %v, %v", errs[0], errs[1])
+	}
+	if n := len(got[0].Environments) + len(got[1].Environments); n != 5 {
+		t.Errorf("environments bound = %d + %d; want 5 in all (each once)", len(got[0].Environments), len(got[1].Environments))
+	}
+	for i := range 5 {
+		th, _ := fakeBinder{}.BindEnvironment(store.Environment{TokenHash: bytes.Repeat([]byte{byte(10 + i)}, 32)})
+		if _, err := s.EnvironmentByTokenHash(c0, th); err != nil {
+			t.Errorf("env_%d after concurrent bind: %v; want it rekeyed once", i, err)
 		}
 	}
 }

@@ -1,0 +1,243 @@
+package vault
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
+	"github.com/azdo-sidecar/azdo-sidecar/token"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
+)
+
+// rawDB opens the harness's database as someone with write access to the
+// store but not the runner key.
+func rawDB(t *testing.T, h *harness) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+h.dbPath+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newEnvFor registers an environment of owner the honest way and returns
+// its token.
+func newEnvFor(t *testing.T, h *harness, owner string) (store.Environment, secret.String) {
+	t.Helper()
+	e, tok, err := NewEnvironment(context.Background(), h.st, h.v.Binding(), h.clock.Now(), owner, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, tok
+}
+
+// TestMovedSealedValueDoesNotOpen: a store writer copies ann's sealed PAT
+// (and its MAC) into his own rows, for the same and for another org; the
+// vault serves none of them, answers not_connected with a connect link and
+// logs why. Ann still gets hers.
+func TestMovedSealedValueDoesNotOpen(t *testing.T) {
+	h := newHarness(t)
+	ann := h.put(Credential{Host: host, Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)})
+	annRow, err := h.st.Credential(context.Background(), ann.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, malloryTok := newEnvFor(t, h, "mallory")
+	moves := []struct {
+		name string
+		row  store.Credential
+	}{
+		{"to another owner", store.Credential{Owner: "mallory", Host: host, Org: "contoso", Kind: store.PAT}},
+		{"to another owner, every org", store.Credential{Owner: "mallory", Host: host, Org: store.AllOrgs, Kind: store.PAT}},
+		{"to another kind", store.Credential{Owner: "mallory", Host: host, Org: store.AllOrgs, Kind: store.OAuth}},
+	}
+	for _, m := range moves {
+		t.Run(m.name, func(t *testing.T) {
+			m.row.Sealed, m.row.MAC = annRow.Sealed, annRow.MAC
+			moved, err := h.st.PutCredential(context.Background(), m.row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.st.DeleteCredential(context.Background(), moved.ID)
+			a := h.ask(malloryTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"})
+			if a.code != http.StatusNotFound || a.err.Error != vaultapi.ErrNotConnected || a.err.ConnectURL == "" {
+				t.Fatalf("mallory's token with ann's moved PAT = %d %s; want 404 not_connected with a connect link", a.code, a.raw)
+			}
+			if strings.Contains(a.raw, patSecret) {
+				t.Fatalf("the moved PAT was served: %s", a.raw)
+			}
+			if !strings.Contains(h.logs.String(), "not bound to its row") {
+				t.Errorf("log does not say why the credential was ignored:\n%s", h.logs.String())
+			}
+		})
+	}
+	// The same value under a MAC its writer made up does not open either.
+	forged := store.Credential{Owner: "mallory", Host: host, Org: "contoso", Kind: store.PAT, Sealed: annRow.Sealed, MAC: []byte("made-up")}
+	if _, err := h.st.PutCredential(context.Background(), forged); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.ask(malloryTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"}); a.code != http.StatusNotFound {
+		t.Errorf("forged MAC = %d %s; want 404", a.code, a.raw)
+	}
+	if a := h.token("contoso", 0); a.code != 200 || a.ok.Token != patSecret {
+		t.Errorf("ann's own PAT = %d %s; want 200 with it", a.code, a.raw)
+	}
+	if strings.Contains(h.logs.String(), patSecret) {
+		t.Errorf("the PAT leaked into the log")
+	}
+}
+
+// TestMovedRefreshTokenDoesNotRefresh: an OAuth credential whose sealed
+// refresh token was replaced by another row's (with that row's MAC) is not
+// refreshed: not_connected, and the identity provider never sees it.
+func TestMovedRefreshTokenDoesNotRefresh(t *testing.T) {
+	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	other := h.put(Credential{Owner: "mallory", Host: host, Kind: store.OAuth, Secret: secret.New("rt-mallory-secretvalue")})
+	db := rawDB(t, h)
+	// Mallory's row gets ann's sealed refresh token and MAC.
+	if _, err := db.Exec(`UPDATE credentials SET sealed = (SELECT sealed FROM credentials WHERE owner = 'ann'),
+		mac = (SELECT mac FROM credentials WHERE owner = 'ann') WHERE id = ?`, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, malloryTok := newEnvFor(t, h, "mallory")
+	a := h.ask(malloryTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"})
+	if a.code != http.StatusNotFound || a.err.Error != vaultapi.ErrNotConnected || a.err.ConnectURL == "" {
+		t.Fatalf("token with a moved refresh token = %d %s; want 404 not_connected with a link", a.code, a.raw)
+	}
+	if n := h.entra.calls.Load(); n != 0 {
+		t.Errorf("the identity provider was called %d times; want never with a moved refresh token", n)
+	}
+}
+
+// TestHandInsertedEnvironmentAuthenticatesNothing: rows written by someone
+// without the runner key authenticate nothing — a new row with the plain
+// SHA-256 of a token he chose, his own environment moved to ann, or given
+// a longer life.
+func TestHandInsertedEnvironmentAuthenticatesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)})
+	db := rawDB(t, h)
+	chosen := EnvTokenPrefix + "mallory-chose-this-token-secretvalue"
+	sum := sha256.Sum256([]byte(chosen))
+	if _, err := db.Exec(`INSERT INTO environments (id, owner, token_hash, created_at) VALUES ('env_forged', 'ann', ?, 1)`, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.ask(chosen, vaultapi.TokenRequest{Host: host, Org: "contoso"}); a.code != http.StatusUnauthorized {
+		t.Errorf("hand-inserted environment row = %d %s; want 401", a.code, a.raw)
+	}
+	// With the keyed hash copied from a real row and no MAC: still nothing.
+	mine, mineTok := newEnvFor(t, h, "mallory")
+	if a := h.ask(mineTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"}); a.code != http.StatusNotFound {
+		t.Fatalf("mallory's own environment = %d; want 404 (mallory has no credential)", a.code)
+	}
+	if _, err := db.Exec(`UPDATE environments SET owner = 'ann' WHERE id = ?`, mine.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.ask(mineTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"}); a.code != http.StatusUnauthorized || strings.Contains(a.raw, patSecret) {
+		t.Errorf("environment moved to ann = %d %s; want 401", a.code, a.raw)
+	}
+	short, shortTok := newEnvFor(t, h, "ann")
+	if _, err := db.Exec(`UPDATE environments SET expires_at = 0 WHERE id = ?`, short.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.ask(shortTok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"}); a.code != http.StatusUnauthorized {
+		t.Errorf("environment whose expiry was removed = %d; want 401", a.code)
+	}
+	if !strings.Contains(h.logs.String(), "not bound to this runner's key") {
+		t.Errorf("log does not say why:\n%s", h.logs.String())
+	}
+	if a := h.token("contoso", 0); a.code != 200 {
+		t.Errorf("ann's real environment = %d; want 200", a.code)
+	}
+}
+
+// TestLegacyStoreIsBoundAtStart: a store written before binding existed
+// (plain SHA-256 token hashes, no MACs) is bound in place by the first
+// start: its environment tokens and credentials keep working, each bound
+// row is logged at WARN, and a row inserted in the old form afterwards is
+// not bound by a later start.
+func TestLegacyStoreIsBoundAtStart(t *testing.T) {
+	ctx := context.Background()
+	kp, err := sealbox.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(t.TempDir(), "vault.db")
+	st, err := store.OpenSQLite(ctx, dbPath, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// What the previous version wrote.
+	legacyTok := EnvTokenPrefix + "legacy-token-secretvalue"
+	sum := sha256.Sum256([]byte(legacyTok))
+	if err := st.CreateEnvironment(ctx, store.Environment{ID: "env_00000000000000aa", Owner: "ann", TokenHash: sum[:], CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := sealbox.Seal(kp.Public, []byte(patSecret))
+	if _, err := st.PutCredential(ctx, store.Credential{Owner: "ann", Host: host, Org: "contoso", Kind: store.PAT, Sealed: sealed}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	start := func() *Vault {
+		v, err := New(Config{Keys: kp, Store: st, Providers: []Provider{{Host: host, PAT: true}}, PublicURL: publicURL,
+			Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatalf("New = %v", err)
+		}
+		t.Cleanup(func() { v.Close() })
+		return v
+	}
+	v := start()
+	env, reason, err := authenticate(ctx, st, v.Binding(), time.Now(), secret.New(legacyTok))
+	if err != nil {
+		t.Fatalf("legacy token after binding: %v (%s)", err, reason)
+	}
+	tok, err := v.Token(ctx, env, token.Key{Host: host, Org: "contoso"}, 0)
+	if err != nil || tok.Secret.Reveal() != patSecret {
+		t.Fatalf("legacy PAT after binding = %v; want it served", err)
+	}
+	for _, want := range []string{"bound an environment stored before row binding existed", "env_00000000000000aa", "bound a credential stored before row binding existed"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	// Written in the old form after the binding: a later start leaves it.
+	lateTok := EnvTokenPrefix + "late-token-secretvalue"
+	lateSum := sha256.Sum256([]byte(lateTok))
+	if err := st.CreateEnvironment(ctx, store.Environment{ID: "env_00000000000000bb", Owner: "ann", TokenHash: lateSum[:]}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := start()
+	if _, _, err := authenticate(ctx, st, v2.Binding(), time.Now(), secret.New(lateTok)); err == nil {
+		t.Errorf("a row inserted in the old form after binding authenticates")
+	}
+	if strings.Contains(logs.String(), "env_00000000000000bb") {
+		t.Errorf("the late row was bound:\n%s", logs.String())
+	}
+}
+
+// TestTamperedBindingMarkRefusesToStart: bound rows with the binding mark
+// deleted (so that unbound rows would be blessed) stop the vault at start.
+func TestTamperedBindingMarkRefusesToStart(t *testing.T) {
+	h := newHarness(t)
+	db := rawDB(t, h)
+	if _, err := db.Exec(`DELETE FROM store_meta`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Keys: h.keys, Store: h.st, PublicURL: publicURL})
+	if err == nil || !strings.Contains(err.Error(), "binding mark is missing") || !strings.Contains(err.Error(), "Restore the store") {
+		t.Errorf("New on a store whose mark was removed = %v; want a refusal saying what to do", err)
+	}
+}
