@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/http/httpproxy"
 
+	"github.com/azdo-sidecar/azdo-sidecar/audit"
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
@@ -36,6 +37,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/token/vaultsource"
+	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
 
 // Mode is where tokens come from.
@@ -103,6 +105,7 @@ type Sidecar struct {
 	cache   *token.Cache
 	proxy   *proxy.Proxy
 	cred    *credential.Server
+	audit   *audit.Shipper // vault mode only
 	metrics *http.Server
 	ready   Ready
 	started time.Time
@@ -160,6 +163,19 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, err
 	}
 	s = &Sidecar{opts: opts, log: opts.Logger, hosts: hosts, started: opts.Now(), closed: make(chan struct{})}
+	// In vault mode the audit trail also goes to the vault, in batches.
+	var sink proxy.AuditSink
+	if vs, ok := src.(*vaultsource.Source); ok {
+		if s.audit, err = audit.New(auditSender{vs}, audit.Options{Logger: opts.Logger, Registerer: reg}); err != nil {
+			return nil, err
+		}
+		sink = s.audit
+		defer func() {
+			if err != nil {
+				_ = s.audit.Close(canceled())
+			}
+		}()
+	}
 	cache := token.NewCache(src, token.CacheOptions{Margin: opts.RefreshMargin, Now: opts.Now, OnFetch: sm.observe})
 	s.cache = cache
 	// On failure, undo what was started (s itself is nil by then).
@@ -195,6 +211,7 @@ func Start(opts Options) (s *Sidecar, err error) {
 		Registerer:    reg,
 		Now:           opts.Now,
 		Auth:          auth,
+		Audit:         sink,
 	})
 	if err != nil {
 		return nil, err
@@ -293,6 +310,13 @@ func (s *Sidecar) Shutdown(ctx context.Context) error {
 	if err := s.metrics.Shutdown(ctx); err != nil {
 		s.metrics.Close()
 	}
+	if s.audit != nil {
+		// The proxy has recorded its last events: deliver them while
+		// the drain time lasts.
+		if err := s.audit.Close(ctx); err != nil {
+			s.log.Warn("sidecar: audit events left undelivered", "events", s.audit.Len())
+		}
+	}
 	s.wg.Wait()
 	s.cache.Close()
 	s.errMu.Lock()
@@ -353,6 +377,25 @@ func baseSource(opts Options) (token.Source, error) {
 		return unconfigured{}, nil
 	}
 	return nil, fmt.Errorf("sidecar: unknown mode %q", opts.Mode)
+}
+
+// auditSender sends audit batches through the vault source, telling the
+// shipper which refusals are for good.
+type auditSender struct{ vs *vaultsource.Source }
+
+func (a auditSender) SendAudit(ctx context.Context, evs []vaultapi.AuditEvent) error {
+	err := a.vs.SendAudit(ctx, evs)
+	if errors.Is(err, vaultsource.ErrAuditRefused) {
+		return fmt.Errorf("%w: %w", audit.ErrDrop, err)
+	}
+	return err
+}
+
+// canceled returns a context that is already done.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // unconfigured answers every token request with an explanation.

@@ -389,3 +389,38 @@ func clean(s string) string {
 	}
 	return s
 }
+
+// ErrAuditRefused wraps a POST /v1/audit answer that retrying cannot
+// change (400, 413): the batch is malformed.
+var ErrAuditRefused = errors.New("vaultsource: the vault refused the audit batch")
+
+// SendAudit posts one batch of audit events (POST /v1/audit), authenticated
+// with the environment token. 400 and 413 wrap ErrAuditRefused; every
+// other failure is worth retrying.
+func (s *Source) SendAudit(ctx context.Context, events []vaultapi.AuditEvent) error {
+	body, err := json.Marshal(vaultapi.AuditRequest{Events: events})
+	if err != nil {
+		return fmt.Errorf("vaultsource: audit: %w", err)
+	}
+	endpoint := strings.TrimSuffix(s.endpoint, vaultapi.TokenPath) + vaultapi.AuditPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("vaultsource: audit: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.envToken.Reveal())
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("vaultsource: audit: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseSize))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: HTTP %d", ErrAuditRefused, resp.StatusCode)
+	default:
+		return fmt.Errorf("vaultsource: audit: vault answered %d", resp.StatusCode)
+	}
+}
