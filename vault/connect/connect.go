@@ -76,6 +76,10 @@ type Config struct {
 	// OAuth holds the OAuth-enabled hosts' settings (client secret opened,
 	// in memory only). Providers are discovered on first use.
 	OAuth map[string]vault.OAuthSettings
+	// Disabled holds, by host, why its OAuth provider is disabled (its
+	// verification failed): /connect shows the reason instead of starting
+	// a sign-in.
+	Disabled map[string]string
 	// PAT lists the hosts on which PATs are enabled.
 	PAT map[string]bool
 	// VirtualDirs holds the virtual directory of self-hosted hosts
@@ -104,6 +108,7 @@ type Handler struct {
 	signer  *Signer
 	vault   CredentialStore
 	oauth   map[string]vault.OAuthSettings
+	off     map[string]string
 	pat     map[string]bool
 	vdirs   map[string]string
 	client  *http.Client
@@ -142,6 +147,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	for host, o := range cfg.OAuth {
 		h.oauth[vault.NormalizeHost(host)] = o
+	}
+	h.off = map[string]string{}
+	for host, why := range cfg.Disabled {
+		h.off[vault.NormalizeHost(host)] = why
 	}
 	for host, v := range cfg.VirtualDirs {
 		h.vdirs[vault.NormalizeHost(host)] = strings.Trim(v, "/")
