@@ -218,3 +218,29 @@ func isName(s string) bool {
 	}
 	return true
 }
+
+// OrgPath returns a percent-encoded request path, without a leading slash,
+// for which h.OrgFor(host, path, "") is org (lower-cased): what a client
+// that knows only the credential key (host and organization or collection)
+// sends as git's credential path. On a self-hosted host configured with a
+// virtual directory the path starts with it (the first one configured);
+// on {org}.visualstudio.com it is empty, the host naming the organization.
+func (h *Hosts) OrgPath(host, org string) string {
+	n := NormalizeHost(host)
+	if org == "" || h.legacyOrg(n) != "" {
+		return ""
+	}
+	p := url.PathEscape(org) + "/"
+	if n == ServicesHost || h == nil {
+		return p
+	}
+	for _, s := range h.servers {
+		if s.Host == n && s.VirtualDirKnown {
+			if s.VirtualDir != "" {
+				p = escapedPathOf(strings.Split(s.VirtualDir, "/")) + "/" + p
+			}
+			break
+		}
+	}
+	return p
+}

@@ -263,3 +263,34 @@ func TestRepoFor(t *testing.T) {
 		}
 	}
 }
+
+// TestOrgPath: the path a client sends for a credential key names that
+// key's collection again, whatever the server's configuration.
+func TestOrgPath(t *testing.T) {
+	hosts, err := NewHosts([]string{"iis.contoso.com/virtual/iis/path", "root.contoso.com/", "tfs.contoso.com", "multi.contoso.com/a", "multi.contoso.com/b/c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ host, org, want string }{
+		{"dev.azure.com", "contoso", "contoso/"},
+		{"contoso.visualstudio.com", "contoso", ""},
+		{"iis.contoso.com", "Coll", "virtual/iis/path/Coll/"},
+		{"iis.contoso.com", "coll with space", "virtual/iis/path/coll%20with%20space/"},
+		{"root.contoso.com", "coll", "coll/"},
+		{"tfs.contoso.com", "coll", "coll/"},
+		{"multi.contoso.com", "coll", "a/coll/"},
+	}
+	for _, tt := range tests {
+		got := hosts.OrgPath(tt.host, tt.org)
+		if got != tt.want {
+			t.Errorf("OrgPath(%q, %q) = %q; want %q", tt.host, tt.org, got, tt.want)
+		}
+		want := strings.ToLower(tt.org)
+		if tt.host == "contoso.visualstudio.com" {
+			want = "contoso"
+		}
+		if o := hosts.OrgFor(tt.host, got, ""); o != want {
+			t.Errorf("OrgFor(%q, OrgPath = %q) = %q; want %q", tt.host, got, o, want)
+		}
+	}
+}

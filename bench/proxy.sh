@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# bench/proxy.sh — `git clone` of the same ~200 MiB repository from the
+# bench/proxy.sh — `git clone --no-checkout` of the same ~300 MiB repository from the
 # strict Azure DevOps emulator, directly with http.extraHeader vs through
 # `azdo-sidecar serve` (standalone PAT), interleaved rounds, medians, their
-# ratio, and the sidecar's peak resident memory (on demand, not CI).
+# ratio, the sidecar's CPU seconds per GiB proxied, and its resident memory
+# after start and at peak under concurrent clones (on demand, not CI).
 #
-# Usage: bench/proxy.sh [ROUNDS] [MIB]   (defaults 5, 200)
+# Usage: bench/proxy.sh [ROUNDS] [MIB] [COMMITS] [CONCURRENT]   (defaults 7, 300, 30, 16)
 # Needs: go, git 2.39+ (git-http-backend), root or the CONNECT tunnel
 # fallback of e2e/testenv.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-BENCH_ROUNDS=${1:-5} BENCH_MB=${2:-200} \
-	go test -tags bench -run '^TestProxyCloneBench$' -count=1 -timeout 30m -v ./bench/ | grep -E 'round|seeded|ratio|memory|FAIL|ok'
+BENCH_ROUNDS=${1:-7} BENCH_MB=${2:-300} BENCH_COMMITS=${3:-30} BENCH_CONCURRENT=${4:-16} \
+	go test -tags bench -run '^TestProxyCloneBench$' -count=1 -timeout 30m -v ./bench/ | grep -E 'round|seeded|ratio|CPU|memory|concurrent|FAIL|ok'

@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,22 +23,28 @@ import (
 )
 
 // TestProxyCloneBench clones the same repository of about BENCH_MB MiB
-// (default 200: commits of 1 MiB of incompressible data) from the strict
-// emulator with `git clone`, directly with http.extraHeader and through the
-// sidecar's proxy (standalone mode), BENCH_ROUNDS times each (default 5),
-// interleaved with alternating order, and reports the medians, their ratio
-// and the sidecar's peak resident memory. Run it with bench/proxy.sh.
+// (default 300, in BENCH_COMMITS commits of incompressible data, default
+// 30) from the strict emulator with `git clone --no-checkout`, directly with
+// http.extraHeader and through the sidecar's proxy (standalone mode),
+// BENCH_ROUNDS times each (default 7), interleaved with alternating order,
+// and reports the medians and their ratio; the sidecar's CPU seconds
+// (utime+stime from /proc/PID/stat) per GiB of pack it proxied; its
+// resident memory after start, its peak while BENCH_CONCURRENT clones
+// (default 16) run at once, and after they are done. Run it with
+// bench/proxy.sh.
 func TestProxyCloneBench(t *testing.T) {
-	mb := envInt("BENCH_MB", 200)
-	rounds := envInt("BENCH_ROUNDS", 5)
+	mb := envInt("BENCH_MB", 300)
+	commits := envInt("BENCH_COMMITS", 30)
+	rounds := envInt("BENCH_ROUNDS", 7)
+	concurrent := envInt("BENCH_CONCURRENT", 16)
 	emu := testenv.StartAzDO(t, azdoemu.Config{Logf: func(string, ...any) {}})
 	pat := azdoemu.NewPAT()
 	if err := emu.AddPAT(azdoemu.PAT{Token: pat}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	head := testenv.Seed(t, emu, "contoso", "bench", "big", testenv.SeedOptions{Commits: mb, Bytes: 1 << 20}).Head
-	t.Logf("seeded %d MiB in %s", mb, time.Since(start).Round(time.Millisecond))
+	head := testenv.Seed(t, emu, "contoso", "bench", "big", testenv.SeedOptions{Commits: commits, Bytes: mb << 20 / commits}).Head
+	t.Logf("seeded %d MiB in %d commits in %s", mb, commits, time.Since(start).Round(time.Millisecond))
 
 	direct := testenv.NewGit(t)
 	testenv.Reach(t, direct, emu)
@@ -49,13 +57,15 @@ func TestProxyCloneBench(t *testing.T) {
 	viaProxy.Unsetenv("GIT_SSL_CAINFO")
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", testenv.ProxyURL(t, sc.ProxyURLFile))
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.sslCAInfo", sc.CAFile)
+	time.Sleep(time.Second) // let start-up garbage be collected
 	rssStart := procStatusKB(t, sc.pid, "VmRSS")
 
 	const url = "https://dev.azure.com/contoso/bench/_git/big"
+	// clone returns the wall time.
 	clone := func(g *testenv.Git) time.Duration {
 		dir := filepath.Join(t.TempDir(), "clone")
 		t0 := time.Now()
-		g.Run(t, "clone", "--quiet", url, dir)
+		g.Run(t, "clone", "--quiet", "--no-checkout", url, dir)
 		d := time.Since(t0)
 		if got := g.Run(t, "-C", dir, "rev-parse", "HEAD"); got != head {
 			t.Fatalf("HEAD %s; want %s", got, head)
@@ -64,28 +74,95 @@ func TestProxyCloneBench(t *testing.T) {
 		return d
 	}
 	var d, p []time.Duration
+	var cpu time.Duration
+	var proxied float64
+	viaSidecar := func() {
+		c0, b0 := procCPU(t, sc.pid), sc.bytesIn(t)
+		p = append(p, clone(viaProxy))
+		cpu += procCPU(t, sc.pid) - c0
+		proxied += sc.bytesIn(t) - b0
+	}
 	for i := range rounds {
 		if i%2 == 0 {
 			d = append(d, clone(direct))
-			p = append(p, clone(viaProxy))
+			viaSidecar()
 		} else {
-			p = append(p, clone(viaProxy))
+			viaSidecar()
 			d = append(d, clone(direct))
 		}
 		t.Logf("round %d: direct %s, proxy %s", i+1, d[i].Round(time.Millisecond), p[i].Round(time.Millisecond))
 	}
-	peak := procStatusKB(t, sc.pid, "VmHWM")
 	md, mp := median(d), median(p)
-	fmt.Printf("clone of %d MiB, %d interleaved rounds: direct (http.extraHeader) median %s, through the proxy median %s, ratio proxy/direct = %.3f (%+.1f%%)\n",
-		mb, rounds, md.Round(time.Millisecond), mp.Round(time.Millisecond), float64(mp)/float64(md), 100*(float64(mp)/float64(md)-1))
-	fmt.Printf("sidecar resident memory: %d KiB after start, peak %d KiB while streaming %d MiB clones\n", rssStart, peak, mb)
+	gib := proxied / (1 << 30)
+	fmt.Printf("clone --no-checkout of %d MiB (%d commits), %d interleaved rounds: direct (http.extraHeader) median %s, through the proxy median %s, ratio proxy/direct = %.3f (%+.1f%%)\n",
+		mb, commits, rounds, md.Round(time.Millisecond), mp.Round(time.Millisecond), float64(mp)/float64(md), 100*(float64(mp)/float64(md)-1))
+	fmt.Printf("sidecar CPU: %.2f s for %.2f GiB of response bodies proxied = %.2f CPU s/GiB\n", cpu.Seconds(), gib, cpu.Seconds()/gib)
+
+	// Peak memory: concurrent clones at once.
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range concurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clone(viaProxy)
+		}()
+	}
+	wg.Wait()
+	peak := procStatusKB(t, sc.pid, "VmHWM")
+	t.Logf("%d concurrent clones in %s", concurrent, time.Since(t0).Round(time.Millisecond))
+	time.Sleep(5 * time.Second)
+	rssAfter := procStatusKB(t, sc.pid, "VmRSS")
+	fmt.Printf("sidecar resident memory: %d KiB (%.1f MiB) after start, peak %d KiB (%.1f MiB) with %d concurrent %d MiB clones, %d KiB (%.1f MiB) idle 5 s after them\n",
+		rssStart, float64(rssStart)/1024, peak, float64(peak)/1024, concurrent, mb, rssAfter, float64(rssAfter)/1024)
+}
+
+// procCPU returns the user+system CPU time of pid so far (/proc/PID/stat
+// fields 14 and 15, in clock ticks of 1/100 s).
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; fields count from
+	// after its closing parenthesis.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 type benchSidecar struct {
 	Proxy        string `json:"proxy"`
 	CAFile       string `json:"ca_file"`
 	ProxyURLFile string `json:"proxy_url_file"`
+	Metrics      string `json:"metrics"`
 	pid          int
+}
+
+// bytesIn reads the sidecar's count of response body bytes relayed from
+// Azure DevOps (azdo_sidecar_proxy_bytes_total{class="azdo",direction="in"}).
+func (s *benchSidecar) bytesIn(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "azdo_sidecar_proxy_bytes_total{") && strings.Contains(l, `class="azdo"`) && strings.Contains(l, `direction="in"`) {
+			v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			return v
+		}
+	}
+	t.Fatal("no azdo_sidecar_proxy_bytes_total{class=\"azdo\",direction=\"in\"} in /metrics")
+	return 0
 }
 
 func startBenchSidecar(t *testing.T, pat string, args ...string) *benchSidecar {

@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
@@ -124,4 +130,101 @@ func proxySecret(t *testing.T, full string) secret.String {
 		t.Fatalf("proxy URL without a password")
 	}
 	return secret.New(pass)
+}
+
+// TestBoundaryMethodsAndReflection: TRACE never reaches Azure DevOps, and
+// a server on an Azure DevOps host that echoes the request (the
+// emulator's echo endpoint) never hands the injected PAT to the client:
+// in a header the answer is refused (502), in the body it is replaced.
+func TestBoundaryMethodsAndReflection(t *testing.T) {
+	emu := testenv.StartAzDO(t, azdoemu.Config{EchoHeaders: true})
+	pat := azdoemu.NewPAT()
+	if err := emu.AddPAT(azdoemu.PAT{Token: pat, Org: "contoso"}); err != nil {
+		t.Fatal(err)
+	}
+	sc := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()},
+		"--resolve", testenv.ResolveFlag("dev.azure.com", emu), "--upstream-ca-file", emu.CAFile())
+	full := sc.proxyURL(t)
+	b64 := base64.StdEncoding.EncodeToString([]byte(":" + pat.Reveal()))[4:20]
+	curl := func(args ...string) (code, body string) {
+		t.Helper()
+		out, _ := exec.Command("curl", append([]string{"-sS", "-x", full, "--cacert", sc.CAFile, "-D", "-", "-w", "\n%{http_code}"}, args...)...).CombinedOutput()
+		s := string(out)
+		i := strings.LastIndex(s, "\n")
+		if strings.Contains(s, pat.Reveal()) || strings.Contains(s, b64) {
+			t.Errorf("curl %v got the PAT back:\n%s", args, s)
+		}
+		return s[i+1:], s[:i]
+	}
+	echo := "https://dev.azure.com" + azdoemu.EchoPath
+
+	emu.ResetRequests()
+	for _, m := range []string{"TRACE", "TRACK", "PROPFIND"} {
+		if code, body := curl("-X", m, echo); code != "405" {
+			t.Errorf("%s = %s; want 405\n%s", m, code, body)
+		}
+	}
+	if n := len(emu.Requests()); n != 0 {
+		t.Errorf("the emulator saw %d requests for refused methods; want 0", n)
+	}
+	for _, m := range []string{"GET", "DELETE", "OPTIONS", "PATCH"} {
+		code, body := curl("-X", m, echo)
+		if code != "200" || !strings.Contains(body, "Authorization: ****") {
+			t.Errorf("%s echo = %s; want 200 with the credential replaced\n%s", m, code, body)
+		}
+	}
+	if code, body := curl(echo + "?in=header"); code != "502" {
+		t.Errorf("header echo = %s; want 502\n%s", code, body)
+	}
+	if n := len(emu.Requests()); n != 5 {
+		t.Errorf("the emulator saw %d requests; want 5 (the echoes)", n)
+	}
+	logs := sc.stderr.String()
+	for _, want := range []string{"carries the injected credential in a header", "body carries the injected credential"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no WARN %q in the sidecar's log", want)
+		}
+	}
+	assertNoLeak(t, sc, nil, pat)
+}
+
+// TestBoundaryNotAnOpenProxy: blind tunnels only to 443 and --tunnel-port
+// ports; plain http only to --plain-http-host hosts.
+func TestBoundaryNotAnOpenProxy(t *testing.T) {
+	rec := startRecorder(t, "example.com")
+	plain := httptestServer(t)
+	_, plainPort, _ := net.SplitHostPort(plain)
+	sc := startSidecar(t, []string{"AZDO_PAT=" + azdoemu.NewPAT().Reveal()},
+		"--resolve", "example.com:443:"+rec.Addr(), "--resolve", "example.com:2222:"+rec.Addr(), "--resolve", "example.com:22:"+rec.Addr(),
+		"--resolve", "listed.example:"+plainPort+":"+plain,
+		"--tunnel-port", "2222", "--plain-http-host", "listed.example:"+plainPort)
+	full := sc.proxyURL(t)
+	for _, tt := range []struct {
+		url, connect, code string
+	}{
+		{"https://example.com/x", "200", "*"},
+		{"https://example.com:2222/x", "200", "*"},
+		{"https://example.com:22/x", "403", "000"},
+		{"http://listed.example:" + plainPort + "/x", "000", "200"},
+		{"http://example.com/x", "000", "403"},
+		{"http://127.0.0.1:" + plainPort + "/x", "000", "403"},
+	} {
+		connect, code, out := curlConnect(t, exec.Command("curl", curlArgs(full, rec.CAFile(), tt.url)...))
+		if connect != tt.connect || (tt.code != "*" && code != tt.code) {
+			t.Errorf("curl %s: CONNECT %s, HTTP %s; want %s, %s\n%s", tt.url, connect, code, tt.connect, tt.code, out)
+		}
+	}
+}
+
+// httptestServer is a plain-http server answering 200, on loopback.
+func httptestServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "plain\n") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }

@@ -60,7 +60,7 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 	py := debianPython(t, "pygit2")
 	w := newProxyWorld(t)
 	dir := filepath.Join(t.TempDir(), "site")
-	cmd := w.git.Command(py, "-c", pygit2Script, "http://"+w.sc.Proxy, w.sc.CAFile, repoURL, dir)
+	cmd := w.git.Command(py, "-c", pygit2Script, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("pygit2 through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
@@ -90,7 +90,7 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 func TestClientWithoutUserAgent(t *testing.T) {
 	w := newProxyWorld(t)
 	out, err := w.git.Command("curl", "--silent", "--show-error", "--fail",
-		"--proxy", "http://"+w.sc.Proxy, "--cacert", w.sc.CAFile, "-H", "User-Agent:",
+		"--proxy", w.sc.proxyURL(t), "--cacert", w.sc.CAFile, "-H", "User-Agent:",
 		repoURL+"/info/refs?service=git-upload-pack").CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl through the sidecar: %v\n%s", err, out)
@@ -105,31 +105,34 @@ func TestClientWithoutUserAgent(t *testing.T) {
 }
 
 // dulwichScript clones, commits and pushes with dulwich (pure Python,
-// urllib3 over OpenSSL), which reads http.proxy and http.sslCAInfo from
-// the global git config (not URL-scoped keys).
+// urllib3 over OpenSSL) through the proxy argv[1] trusting the CA file
+// argv[2]. dulwich reads http.proxy and http.sslCAInfo from the git config,
+// but urllib3 ignores the credential in a proxy URL, so the script gives
+// dulwich a pool manager that sends it as Proxy-Authorization.
 const dulwichScript = `
-import sys
+import sys, urllib.parse, urllib3
 from dulwich import porcelain
-url, path = sys.argv[1:3]
-repo = porcelain.clone(url, path, checkout=True, errstream=sys.stderr.buffer)
+proxy, cafile, url, path = sys.argv[1:5]
+p = urllib.parse.urlsplit(proxy)
+headers = urllib3.make_headers(proxy_basic_auth=urllib.parse.unquote(p.username) + ":" + urllib.parse.unquote(p.password)) if p.username else None
+pool = urllib3.ProxyManager(p._replace(netloc=p.hostname + ":" + str(p.port)).geturl(), proxy_headers=headers, ca_certs=cafile, cert_reqs="CERT_REQUIRED")
+repo = porcelain.clone(url, path, checkout=True, errstream=sys.stderr.buffer, pool_manager=pool)
 print("cloned", repo.head().decode())
 with open(path + "/dulwich.txt", "w") as f:
     f.write("written by dulwich\n")
 porcelain.add(repo, [path + "/dulwich.txt"])
 new = porcelain.commit(repo, message=b"from dulwich", author=b"dulwich <dulwich@example.test>", committer=b"dulwich <dulwich@example.test>")
-porcelain.push(repo, url, b"refs/heads/main:refs/heads/main", errstream=sys.stderr.buffer)
+porcelain.push(repo, url, b"refs/heads/main:refs/heads/main", errstream=sys.stderr.buffer, pool_manager=pool)
 print("pushed", new.decode())
 `
 
 // TestClientDulwichCloneAndPush: dulwich clones and pushes through the
-// sidecar with http.proxy and http.sslCAInfo in the git config.
+// sidecar, proxy credential included.
 func TestClientDulwichCloneAndPush(t *testing.T) {
 	py := debianPython(t, "dulwich")
 	w := newProxyWorld(t)
-	w.git.SetConfig(t, "http.proxy", "http://"+w.sc.Proxy)
-	w.git.SetConfig(t, "http.sslCAInfo", w.sc.CAFile)
 	dir := filepath.Join(t.TempDir(), "site")
-	out, err := w.git.Command(py, "-c", dulwichScript, repoURL, dir).CombinedOutput()
+	out, err := w.git.Command(py, "-c", dulwichScript, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dulwich through the sidecar: %v\n%s", err, out)
 	}

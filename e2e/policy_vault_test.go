@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
+	"github.com/azdo-sidecar/azdo-sidecar/vault"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
 
@@ -173,5 +175,54 @@ func TestVaultAuditRoundTrip(t *testing.T) {
 		if strings.Contains(l.String(), env) {
 			t.Error("the vault's log holds the environment token")
 		}
+	}
+}
+
+// TestPostgresPolicyAcrossReplicas: on two replicas sharing PostgreSQL, an
+// env update made by the CLI is in the next answer of both; events posted
+// to one are listed from the database with audit list.
+func TestPostgresPolicyAcrossReplicas(t *testing.T) {
+	p := newPGVaults(t, entraemu.Config{})
+	tok, err := p.entra.IssueTokensForTest(vaultUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.put(vault.Credential{Owner: vaultUser, Host: vaultHost, Kind: store.OAuth, Secret: tok.RefreshToken})
+	a, b := p.replica(), p.replica()
+	out, err := p.run("", "env", "create", "--owner", vaultUser, "--json", "--store", p.url, "--key-file", p.keyFile, "--allow-repo", "dev.azure.com/contoso/*/*")
+	if err != nil {
+		t.Fatalf("env create: %v\n%s", err, out)
+	}
+	var created struct{ ID, Token string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*vaultProc{a, b} {
+		if ans := p.tokenAt(r, created.Token, "fabrikam"); ans.code != http.StatusForbidden {
+			t.Fatalf("replica %s: fabrikam before update = %d %s; want 403", r.addr, ans.code, ans.raw)
+		}
+	}
+	if code, _, errs := p.adminAt(p.url, "env", "update", created.ID, "--allow-repo", "dev.azure.com/fabrikam/*/*"); code != 0 {
+		t.Fatalf("env update = %d, stderr %q", code, errs)
+	}
+	for _, r := range []*vaultProc{a, b} {
+		ans := p.tokenAt(r, created.Token, "fabrikam")
+		if ans.code != http.StatusOK || !strings.Contains(string(ans.ok.Policy), `"version":2`) || !vaultapi.CheckPolicyMAC(ans.ok.Token, ans.ok.Policy, ans.ok.PolicyMAC) {
+			t.Errorf("replica %s: fabrikam right after update = %d %s; want 200 with policy version 2 and a valid MAC", r.addr, ans.code, ans.raw)
+		}
+		if ans := p.tokenAt(r, created.Token, "contoso"); ans.code != http.StatusForbidden {
+			t.Errorf("replica %s: contoso after update = %d %s; want 403", r.addr, ans.code, ans.raw)
+		}
+	}
+	p.proc = b
+	if code, body := p.postAudit(created.Token, vaultapi.AuditEvent{Time: time.Now(), Host: "dev.azure.com", Org: "fabrikam", Project: "p", Repo: "r", Operation: "fetch", Status: 200}); code != http.StatusOK {
+		t.Fatalf("POST /v1/audit = %d %s", code, body)
+	}
+	code, out, errs := p.adminAt(p.url, "audit", "list", "--json", "--env", created.ID)
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"owner":"`+vaultUser+`"`) || !strings.Contains(out, `"repo":"r"`) {
+		t.Errorf("audit list --store postgres = %d %q (stderr %q); want the one event", code, out, errs)
+	}
+	if strings.Contains(out+errs, pgPassword) {
+		t.Error("audit list printed the database password")
 	}
 }

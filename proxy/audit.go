@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/azdo-sidecar/azdo-sidecar/policy"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -218,10 +219,48 @@ func (p *Proxy) flushAudit() {
 // record hands ev to the sink and the log. Events carry names, object IDs,
 // counts and the refusal sentence: never a header, a query or a secret.
 func (p *Proxy) record(ev vaultapi.AuditEvent) {
+	ev = clampEvent(ev)
 	p.log.Info("audit", "host", ev.Host, "org", ev.Org, "project", ev.Project, "repo", ev.Repo,
 		"operation", ev.Operation, "refs", ev.Refs, "status", ev.Status, "refused", ev.Refused,
 		"bytes_in", ev.BytesIn, "bytes_out", ev.BytesOut, "duration_ms", ev.DurationMS)
 	if p.audit != nil {
 		p.audit.Record(ev)
 	}
+}
+
+// Limits of the vault's POST /v1/audit, which drops an event that breaks
+// one: clamp instead, so that the event is kept.
+const (
+	maxEventName    = 256
+	maxEventRefused = 512
+	maxEventRefs    = 1000
+)
+
+// clampEvent cuts names, the refusal and the ref list to the vault's
+// limits, keeping UTF-8 whole and control characters out.
+func clampEvent(ev vaultapi.AuditEvent) vaultapi.AuditEvent {
+	ev.Host, ev.Org, ev.Project, ev.Repo = clampText(ev.Host, maxEventName), clampText(ev.Org, maxEventName),
+		clampText(ev.Project, maxEventName), clampText(ev.Repo, maxEventName)
+	ev.Refused = clampText(ev.Refused, maxEventRefused)
+	if len(ev.Refs) > maxEventRefs {
+		ev.Refs = ev.Refs[:maxEventRefs]
+	}
+	return ev
+}
+
+func clampText(s string, limit int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

@@ -53,10 +53,11 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerKey{}, &peer{local: c.LocalAddr(), remote: c.RemoteAddr()})
 }
 
-// authorize wraps the proxy's handler with the Auth checks.
+// authorize wraps the proxy's handler with the Auth checks (none when a
+// is nil), then the admission checks (admit).
 func (p *Proxy) authorize(a *Auth, next http.Handler) http.Handler {
 	if a == nil {
-		return next
+		a = &Auth{}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if pe, _ := r.Context().Value(peerKey{}).(*peer); pe != nil && a.PeerUID != nil {
@@ -73,6 +74,9 @@ func (p *Proxy) authorize(a *Auth, next http.Handler) http.Handler {
 			p.log.Info("proxy: request without the proxy credential", "client", r.RemoteAddr, "method", r.Method,
 				"sent", r.Header.Get("Proxy-Authorization") != "")
 			proxyAuthRequired(w, "azdo-sidecar: proxy authentication required; use the proxy URL with its credential from the file named by \"proxy_url_file\" in the sidecar's ready line (azdo-sidecar status shows it), or run azdo-sidecar setup\n")
+			return
+		}
+		if p.admit(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)

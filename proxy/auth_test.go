@@ -81,8 +81,9 @@ func TestProxyAuthRequired(t *testing.T) {
 		{"scheme case", "basic " + base64.StdEncoding.EncodeToString([]byte("azdo-sidecar:"+testProxyPass)), http.StatusOK},
 	}
 	h := startProxy(t, up, harnessOpts{
-		resolve: []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv), "example.com:443:127.0.0.1:" + portOf(t, srv)},
-		auth:    testAuth(sameUID),
+		resolve:    []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv), "example.com:443:127.0.0.1:" + portOf(t, srv)},
+		auth:       testAuth(sameUID),
+		plainHosts: []string{strings.TrimPrefix(plain, "http://")},
 	})
 	for _, tt := range tests {
 		for _, r := range []struct{ method, target string }{

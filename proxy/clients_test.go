@@ -165,7 +165,7 @@ func TestNoUserAgentAdded(t *testing.T) {
 	plainRec := &recorder{}
 	plain := httptest.NewServer(plainRec)
 	defer plain.Close()
-	h := startProxy(t, up, harnessOpts{resolve: []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv)}})
+	h := startProxy(t, up, harnessOpts{resolve: []string{"dev.azure.com:443:127.0.0.1:" + portOf(t, srv)}, plainHosts: []string{strings.TrimPrefix(plain.URL, "http://")}})
 	tests := []struct {
 		name, url string
 		rec       *recorder

@@ -37,7 +37,7 @@ type upstreamCA struct {
 	pool *x509.CertPool
 }
 
-func newUpstreamCA(t *testing.T) *upstreamCA {
+func newUpstreamCA(t testing.TB) *upstreamCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -58,7 +58,7 @@ func newUpstreamCA(t *testing.T) *upstreamCA {
 	return &upstreamCA{cert: cert, key: key, pool: pool}
 }
 
-func (u *upstreamCA) serverTLS(t *testing.T, names ...string) *tls.Config {
+func (u *upstreamCA) serverTLS(t testing.TB, names ...string) *tls.Config {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -81,7 +81,7 @@ func (u *upstreamCA) serverTLS(t *testing.T, names ...string) *tls.Config {
 }
 
 // startUpstream starts an HTTPS server for names with handler h.
-func (u *upstreamCA) startUpstream(t *testing.T, h http.Handler, names ...string) *httptest.Server {
+func (u *upstreamCA) startUpstream(t testing.TB, h http.Handler, names ...string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = u.serverTLS(t, names...)
@@ -179,9 +179,11 @@ type harnessOpts struct {
 	audit      AuditSink
 	auditIdle  time.Duration
 	auth       *Auth
+	plainHosts []string
+	tunnelPort []int
 }
 
-func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
+func startProxy(t testing.TB, up *upstreamCA, o harnessOpts) *harness {
 	t.Helper()
 	hosts, err := azdo.NewHosts(o.selfHosted)
 	if err != nil {
@@ -201,18 +203,20 @@ func startProxy(t *testing.T, up *upstreamCA, o harnessOpts) *harness {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{
-		Hosts:         hosts,
-		OrgFor:        hosts.OrgFor,
-		SelfHosted:    hosts.SelfHosted(),
-		Source:        src,
-		UpstreamRoots: up.pool,
-		Resolve:       res,
-		UpstreamProxy: nil,
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:    reg,
-		Audit:         o.audit,
-		AuditIdle:     o.auditIdle,
-		Auth:          o.auth,
+		Hosts:          hosts,
+		OrgFor:         hosts.OrgFor,
+		SelfHosted:     hosts.SelfHosted(),
+		Source:         src,
+		UpstreamRoots:  up.pool,
+		Resolve:        res,
+		UpstreamProxy:  nil,
+		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:     reg,
+		Auth:           o.auth,
+		PlainHTTPHosts: o.plainHosts,
+		TunnelPorts:    o.tunnelPort,
+		Audit:          o.audit,
+		AuditIdle:      o.auditIdle,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +262,7 @@ func (h *harness) both(up *upstreamCA) *x509.CertPool {
 	return pool
 }
 
-func portOf(t *testing.T, srv *httptest.Server) string {
+func portOf(t testing.TB, srv *httptest.Server) string {
 	t.Helper()
 	u, _ := url.Parse(srv.URL)
 	return u.Port()

@@ -76,6 +76,12 @@ type Config struct {
 	// Auth says who may use the proxy (see Auth); nil: anyone who reaches
 	// the listener, with a WARN at New.
 	Auth *Auth
+	// TunnelPorts are the ports blind tunnels may go to besides 443 and
+	// the ports of the SelfHosted hosts (--tunnel-port).
+	TunnelPorts []int
+	// PlainHTTPHosts are the HOST[:PORT] plain-http requests are forwarded
+	// to (--plain-http-host); no other is.
+	PlainHTTPHosts []string
 }
 
 // Proxy is the sidecar's HTTP proxy. Create it with New, run it with Serve,
@@ -99,6 +105,8 @@ type Proxy struct {
 
 	inflight atomic.Int64
 	tunnels  atomic.Int64
+
+	admission admission
 
 	tokMu  sync.Mutex
 	tokens map[token.Key]TokenStatus
@@ -149,6 +157,10 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	adm, err := newAdmission(cfg.TunnelPorts, cfg.SelfHosted, cfg.PlainHTTPHosts)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
@@ -170,6 +182,7 @@ func New(cfg Config) (*Proxy, error) {
 		ca:           ca,
 		m:            m,
 		conns:        newTracker(),
+		admission:    adm,
 		tokens:       make(map[token.Key]TokenStatus),
 		enf:          enf,
 		audit:        cfg.Audit,
@@ -361,6 +374,11 @@ func (p *Proxy) isAzdo(host string) bool {
 // intercepted forwards one request from an intercepted tunnel, with the
 // credential for info.host.
 func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *http.Response {
+	if !allowedMethods[req.Method] {
+		p.m.request(classRefused)
+		p.log.Info("proxy: refused method", "host", info.host, "method", safeMethod(req.Method))
+		return methodNotAllowed(req)
+	}
 	if req.URL.Scheme != "https" {
 		p.m.request(classRefused)
 		return textResponse(req, http.StatusForbidden, "azdo-sidecar: refusing plain http inside a tunnel to an Azure DevOps host; use TLS\n")
@@ -432,6 +450,25 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *
 		return textResponse(req, http.StatusForbidden, fmt.Sprintf(
 			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP %d).\nazdo-sidecar: check that it is valid and has the Code (read & write) scope, or connect again.\n",
 			tok.Kind, key, resp.StatusCode))
+	}
+	return p.noReflection(req, resp, tok, key)
+}
+
+// noReflection keeps the credential it injected from coming back to the
+// client: a response header carrying it fails the response (502), a body
+// carrying it has it replaced as it streams. Either is logged as a WARN.
+func (p *Proxy) noReflection(req *http.Request, resp *http.Response, tok token.Token, key token.Key) *http.Response {
+	pats := reflections(tok)
+	if name := headerReflects(resp.Header, pats); name != "" {
+		drainClose(resp.Body)
+		p.log.Warn("proxy: the response carries the injected credential in a header; refused", "key", key.String(), "method", req.Method, "path", req.URL.Path, "header", name)
+		return textResponse(req, http.StatusBadGateway, "azdo-sidecar: the server's answer contains the credential the sidecar sent; refused\n")
+	}
+	if resp.Body != nil && resp.Body != http.NoBody {
+		path := req.URL.Path
+		resp.Body = newScrubReader(resp.Body, pats, func() {
+			p.log.Warn("proxy: the response body carries the injected credential; replaced it with *", "key", key.String(), "path", path)
+		})
 	}
 	return resp
 }

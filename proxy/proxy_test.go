@@ -163,7 +163,7 @@ func TestPlainHTTPToOtherHostForwardedWithoutCredential(t *testing.T) {
 	up := newUpstreamCA(t)
 	rec := &recorder{}
 	srv := startPlain(t, rec)
-	h := startProxy(t, up, harnessOpts{})
+	h := startProxy(t, up, harnessOpts{plainHosts: []string{strings.TrimPrefix(srv, "http://")}})
 	req, _ := http.NewRequest("GET", srv+"/x", nil)
 	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
 	resp, err := h.client(h.roots).Do(req)
@@ -583,13 +583,13 @@ func TestShutdownCutsTunnelsAtDeadline(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	h := startProxy(t, up, harnessOpts{})
+	h := startProxy(t, up, harnessOpts{resolve: []string{"example.com:443:" + l.Addr().String()}})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n", l.Addr())
+	fmt.Fprintf(c, "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT = %v, %v", resp, err)
@@ -642,10 +642,11 @@ func TestSignInQuirkTreatedAsUnauthenticated(t *testing.T) {
 
 func TestTunnelDialFailure(t *testing.T) {
 	up := newUpstreamCA(t)
-	h := startProxy(t, up, harnessOpts{})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := l.Addr().String()
+	deadAddr := l.Addr().String()
 	l.Close()
+	const dead = "dead.example:443"
+	h := startProxy(t, up, harnessOpts{resolve: []string{dead + ":" + deadAddr}})
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -61,13 +61,16 @@ func (cp *connectProxy) handle(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	req, err := http.ReadRequest(br)
-	if err != nil || req.Method != http.MethodConnect {
+	if err != nil {
 		return
 	}
 	cp.mu.Lock()
 	cp.seen = append(cp.seen, req.Host)
 	cp.auth = append(cp.auth, req.Header.Get("Proxy-Authorization"))
 	cp.mu.Unlock()
+	if req.Method != http.MethodConnect {
+		return
+	}
 	up, err := net.Dial("tcp", cp.target)
 	if err != nil {
 		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")

@@ -69,6 +69,8 @@ type Options struct {
 	VaultCAFile string        // ModeVault, optional
 
 	SelfHosted     []string // --host
+	TunnelPorts    []int    // --tunnel-port
+	PlainHTTPHosts []string // --plain-http-host
 	Resolve        []string // --resolve, HOST:PORT:ADDR
 	UpstreamCAFile string
 	UpstreamProxy  string
@@ -200,18 +202,20 @@ func Start(opts Options) (s *Sidecar, err error) {
 	}
 
 	s.proxy, err = proxy.New(proxy.Config{
-		Hosts:         hosts,
-		OrgFor:        hosts.OrgFor,
-		SelfHosted:    hosts.SelfHosted(),
-		Source:        s.cache,
-		UpstreamRoots: roots,
-		Resolve:       resolve,
-		UpstreamProxy: upstreamProxy,
-		Logger:        opts.Logger,
-		Registerer:    reg,
-		Now:           opts.Now,
-		Auth:          auth,
-		Audit:         sink,
+		Hosts:          hosts,
+		OrgFor:         hosts.OrgFor,
+		SelfHosted:     hosts.SelfHosted(),
+		Source:         s.cache,
+		UpstreamRoots:  roots,
+		Resolve:        resolve,
+		UpstreamProxy:  upstreamProxy,
+		Logger:         opts.Logger,
+		Registerer:     reg,
+		Now:            opts.Now,
+		Auth:           auth,
+		TunnelPorts:    opts.TunnelPorts,
+		PlainHTTPHosts: opts.PlainHTTPHosts,
+		Audit:          sink,
 	})
 	if err != nil {
 		return nil, err
@@ -541,7 +545,7 @@ func writeCA(dir string, pem []byte) (string, error) {
 }
 
 func (s *Sidecar) hostList() []string {
-	return append([]string{azdo.ServicesHost, "*" + ".visualstudio.com"}, s.hosts.SelfHosted()...)
+	return append([]string{azdo.ServicesHost, "*" + ".visualstudio.com"}, s.hosts.Entries()...)
 }
 
 // sourceMetrics observe calls to the real token source (behind the cache).

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -34,7 +37,43 @@ const (
 	// the vault stamps it with its own clock instead: a sidecar cannot
 	// keep an event past retention by dating it ahead.
 	maxAuditSkew = 5 * time.Minute
+	// DefaultAuditRate is how many events one environment may send to one
+	// replica per minute: far above what git does, low enough that a
+	// compromised environment cannot fill the store.
+	DefaultAuditRate = 3000
 )
+
+// auditLimiter counts each environment's events per minute on this
+// replica. It is safe for concurrent use.
+type auditLimiter struct {
+	mu   sync.Mutex
+	rate int
+	m    map[string]*auditWindow
+}
+
+type auditWindow struct {
+	start time.Time
+	n     int
+}
+
+// allow takes n events of env at now, or says how long to wait.
+func (l *auditLimiter) allow(env string, n int, now time.Time) (wait time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || len(l.m) > 10000 {
+		l.m = map[string]*auditWindow{} // forget old windows wholesale
+	}
+	w := l.m[env]
+	if w == nil || now.Sub(w.start) >= time.Minute || now.Before(w.start) {
+		w = &auditWindow{start: now}
+		l.m[env] = w
+	}
+	if w.n+n > l.rate {
+		return w.start.Add(time.Minute).Sub(now), false
+	}
+	w.n += n
+	return 0, true
+}
 
 // auditOps are the operations an event may name.
 var auditOps = map[string]bool{"fetch": true, "push": true, "ls-remote": true, "rest": true}
@@ -79,6 +118,11 @@ type tooLargeError struct{ msg string }
 
 func (e *tooLargeError) Error() string { return e.msg }
 
+// rateLimitedError is an environment over its audit rate (429).
+type rateLimitedError struct{ after time.Duration }
+
+func (e *rateLimitedError) Error() string { return "audit rate limit; retry after " + e.after.String() }
+
 func (v *Vault) handleAudit(w http.ResponseWriter, r *http.Request) (int, error) {
 	ctx := r.Context()
 	env, reason, err := authenticate(ctx, v.st, v.binding, v.now(), bearer(r))
@@ -103,6 +147,10 @@ func (v *Vault) handleAudit(w http.ResponseWriter, r *http.Request) (int, error)
 		return 0, &tooLargeError{fmt.Sprintf("more than %d events in one batch; send smaller batches", vaultapi.MaxAuditEvents)}
 	}
 	now := v.now()
+	if wait, ok := v.auditLimit.allow(env.ID, len(req.Events), now); !ok {
+		v.log.Warn("audit events over the rate limit", "env", env.ID, "owner", env.Owner, "events", len(req.Events), "per_minute", v.auditLimit.rate)
+		return 0, &rateLimitedError{after: max(wait, time.Second)}
+	}
 	events := make([]store.AuditEvent, 0, len(req.Events))
 	rejected := 0
 	var firstWhy string
@@ -132,8 +180,13 @@ func (v *Vault) handleAudit(w http.ResponseWriter, r *http.Request) (int, error)
 
 func (v *Vault) writeAuditError(w http.ResponseWriter, r *http.Request, err error) int {
 	var big *tooLargeError
-	if errors.As(err, &big) {
+	var limited *rateLimitedError
+	switch {
+	case errors.As(err, &big):
 		return writeJSON(w, http.StatusRequestEntityTooLarge, vaultapi.ErrorResponse{Error: vaultapi.ErrBadRequest, Message: big.msg})
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(limited.after.Seconds()))))
+		return writeJSON(w, http.StatusTooManyRequests, vaultapi.ErrorResponse{Error: vaultapi.ErrUnavailable, Message: "too many audit events from this environment; try again later"})
 	}
 	return v.writeError(w, r, store.Environment{}, token.Key{}, err)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,51 @@ func TestAuditRetention(t *testing.T) {
 	defer keep.Close()
 	if n, err := keep.SweepAudit(context.Background()); err != nil || n != 0 {
 		t.Errorf("SweepAudit without retention = %d, %v; want 0", n, err)
+	}
+}
+
+// TestAuditRateLimit: one environment cannot send more than its rate per
+// minute to a replica; others are not affected, and the next minute it may
+// send again.
+func TestAuditRateLimit(t *testing.T) {
+	h := newHarness(t)
+	h.close()
+	st, err := store.OpenSQLite(context.Background(), h.dbPath, h.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{Keys: h.keys, Store: st, Now: h.clock.Now, AuditRate: 3, Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st, h.v, h.srv = st, v, httptest.NewServer(v.Mux())
+	t.Cleanup(h.close)
+	_, other, err := NewEnvironment(context.Background(), st, v.Binding(), h.clock.Now(), "bob", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := vaultapi.AuditEvent{Time: h.clock.Now(), Host: "dev.azure.com", Operation: "fetch", Status: 200}
+	if code, body := h.postAudit(h.envTok.Reveal(), auditBody(t, ev, ev)); code != 200 {
+		t.Fatalf("2 events = %d %s", code, body)
+	}
+	r, _ := http.NewRequest(http.MethodPost, h.srv.URL+vaultapi.AuditPath, bytes.NewReader(auditBody(t, ev, ev)))
+	r.Header.Set("Authorization", "Bearer "+h.envTok.Reveal())
+	resp, err := h.srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "60" {
+		t.Fatalf("2 more events in the same minute = %d, Retry-After %q; want 429, 60", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, body := h.postAudit(other.Reveal(), auditBody(t, ev, ev, ev)); code != 200 {
+		t.Errorf("another environment = %d %s; want 200", code, body)
+	}
+	h.clock.Add(time.Minute)
+	if code, body := h.postAudit(h.envTok.Reveal(), auditBody(t, ev, ev)); code != 200 {
+		t.Errorf("next minute = %d %s; want 200", code, body)
+	}
+	if got, _ := st.AuditEvents(context.Background(), store.AuditFilter{}); len(got) != 7 {
+		t.Errorf("stored %d events; want 7 (the refused batch not stored)", len(got))
 	}
 }

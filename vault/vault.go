@@ -87,6 +87,10 @@ type Config struct {
 	// older ones at start and every AuditSweep (default DefaultAuditSweep).
 	AuditRetention time.Duration
 	AuditSweep     time.Duration
+	// AuditRate bounds the events one environment may POST to this
+	// replica per minute (default DefaultAuditRate); past it, 429 with
+	// Retry-After.
+	AuditRate int
 }
 
 // Vault serves tokens to environments. It is safe for concurrent use.
@@ -114,6 +118,7 @@ type Vault struct {
 
 	auditRetention time.Duration
 	auditM         *prometheus.CounterVec
+	auditLimit     auditLimiter
 
 	// base is the parent of every refresh: a refresh outlives the request
 	// that started it (its result is shared, its rotated refresh token must
@@ -210,6 +215,10 @@ func New(cfg Config) (*Vault, error) {
 	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
 	v.auditM = newAuditMetrics(v.reg)
 	v.auditRetention = cfg.AuditRetention
+	v.auditLimit.rate = cfg.AuditRate
+	if v.auditLimit.rate <= 0 {
+		v.auditLimit.rate = DefaultAuditRate
+	}
 	if v.auditRetention > 0 {
 		every := cfg.AuditSweep
 		if every <= 0 {

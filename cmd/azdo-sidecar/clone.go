@@ -89,7 +89,7 @@ func cloneOptions(c *cli.Context, e *cliapp.Env) (clone.Options, error) {
 	if err != nil {
 		return clone.Options{}, err
 	}
-	src, err := cloneTokenSource(c)
+	src, err := cloneTokenSource(c, hosts)
 	if err != nil {
 		return clone.Options{}, err
 	}
@@ -138,7 +138,7 @@ const cloneMinValid = 15 * time.Minute
 
 // cloneTokenSource is the vault, the PAT of standalone mode, or else the
 // running sidecar behind --socket.
-func cloneTokenSource(c *cli.Context) (token.Source, error) {
+func cloneTokenSource(c *cli.Context, hosts *azdo.Hosts) (token.Source, error) {
 	ts := config.TokenSourceFrom(c)
 	if err := ts.Validate(); err != nil {
 		return nil, err
@@ -159,19 +159,21 @@ func cloneTokenSource(c *cli.Context) (token.Source, error) {
 		// one that outlives a long clone.
 		return vaultsource.New(vaultsource.Options{URL: ts.VaultURL, EnvToken: envTok, CAFile: ts.VaultCAFile, MinValid: cloneMinValid})
 	}
-	return socketSource{client: &credential.Client{Socket: config.SocketPath(c)}}, nil
+	return socketSource{client: &credential.Client{Socket: config.SocketPath(c)}, hosts: hosts}, nil
 }
 
 // socketSource asks the running sidecar for tokens over its credential
-// socket, as git's credential helper does.
-type socketSource struct{ client *credential.Client }
+// socket, as git's credential helper does. hosts (the --host entries)
+// builds the path that names the key's collection under its server's
+// virtual directory.
+type socketSource struct {
+	client *credential.Client
+	hosts  *azdo.Hosts
+}
 
 // Token implements token.Source.
 func (s socketSource) Token(ctx context.Context, key token.Key) (token.Token, error) {
-	path := key.Org
-	if key.Host == azdo.ServicesHost && key.Org != "" {
-		path = key.Org + "/"
-	}
+	path := s.hosts.OrgPath(key.Host, key.Org)
 	req := &credential.Credential{
 		Capabilities: []string{credential.CapAuthType},
 		Protocol:     "https",

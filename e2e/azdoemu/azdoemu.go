@@ -74,7 +74,18 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// HTTP1Only turns HTTP/2 off.
 	HTTP1Only bool
+	// EchoHeaders adds EchoPath, which Azure DevOps does not have: a
+	// stand-in for any server on a configured host that reflects what it
+	// receives (a debugging endpoint, an error page quoting the request,
+	// TRACE), to test that the proxy never hands its credential back.
+	EchoHeaders bool
 }
+
+// EchoPath answers any method, before authentication, with the request's
+// headers in the body; with ?in=header it puts the Authorization header in
+// the response header X-Echo-Authorization instead. Only with
+// Config.EchoHeaders.
+const EchoPath = "/_echo"
 
 // BearerVerifier checks an Entra ID access token (signature against the
 // JWKS, aud, iss, exp) and returns its subject.

@@ -36,6 +36,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, cred credential) {
+	if s.cfg.EchoHeaders && r.URL.Path == EchoPath {
+		echo(w, r)
+		return
+	}
 	rt := s.parseRoute(r.Host, r.URL.EscapedPath())
 	switch rt.kind {
 	case routeNotFound:
@@ -58,8 +62,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, cred credential) 
 	}
 }
 
+// echo reflects the request's headers (see EchoPath).
+func echo(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("in") == "header" {
+		w.Header().Set("X-Echo-Authorization", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, r.URL.RequestURI(), r.Proto)
+	_ = r.Header.Write(&b)
+	io.WriteString(w, b.String())
+}
+
 // serveAPI answers the few REST calls clients make.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route, user string) {
+	if segs := strings.Split(rt.api, "/"); len(segs) >= 3 && strings.EqualFold(segs[0], "git") && strings.EqualFold(segs[1], "repositories") {
+		s.serveRepoAPI(w, r, rt, segs[2], segs[3:])
+		return
+	}
 	if !strings.EqualFold(rt.api, "connectionData") || rt.project != "" {
 		writeJSON(w, http.StatusNotFound, map[string]any{
 			"$id": "1", "message": "The resource cannot be found.", "typeKey": "NotFoundException", "errorCode": 0,
@@ -289,3 +311,55 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (c *countingReader) Close() error { return c.r.Close() }
+
+// RepoID returns the repository's ID as the REST API shows it: a GUID
+// derived from its organization, project and name (case-folded, as Azure
+// DevOps compares them).
+func RepoID(org, project, name string) string {
+	k := keyOf(org, project, name)
+	return guidFrom("repo:" + k.org + "/" + k.project + "/" + k.repo)
+}
+
+// serveRepoAPI answers GET _apis/git/repositories/{id or name}: the
+// repository's id, name and project, as Azure DevOps does; by name it needs
+// the project in the path, by ID it does not. Sub-resources answer an empty
+// list. Anything else is 404 or 405.
+func (s *Server) serveRepoAPI(w http.ResponseWriter, r *http.Request, rt route, ref string, rest []string) {
+	notFound := func() {
+		writeJSON(w, http.StatusNotFound, map[string]any{
+			"$id": "1", "message": "TF401019: The Git repository with name or identifier " + ref + " does not exist or you do not have permissions for the operation you are attempting.",
+			"typeKey": "GitRepositoryNotFoundException", "errorCode": 0,
+		})
+	}
+	if r.Method != http.MethodGet {
+		http.Error(w, "405 Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var found *repo
+	s.mu.Lock()
+	for _, rp := range s.repos {
+		if !strings.EqualFold(rp.org, rt.org) {
+			continue
+		}
+		if strings.EqualFold(RepoID(rp.org, rp.project, rp.name), ref) ||
+			rt.project != "" && strings.EqualFold(rp.project, rt.project) && strings.EqualFold(rp.name, ref) {
+			found = rp
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		notFound()
+		return
+	}
+	if len(rest) > 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"count": 0, "value": []any{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":            RepoID(found.org, found.project, found.name),
+		"name":          found.name,
+		"defaultBranch": "refs/heads/main",
+		"project":       map[string]any{"id": guidFrom("project:" + strings.ToLower(found.org+"/"+found.project)), "name": found.project},
+	})
+}

@@ -49,6 +49,14 @@ func hostName(hostport string) string {
 	return strings.ToLower(h)
 }
 
+// microsoftSites are labels under visualstudio.com that are Microsoft's
+// other sites and services (Visual Studio Code, the marketplace, the
+// subscriptions portal, the SSH endpoint...), where no organization lives.
+var microsoftSites = map[string]bool{
+	"app": true, "code": true, "marketplace": true, "www": true, "my": true, "status": true,
+	"docs": true, "learn": true, "visualstudio": true, "developercommunity": true, "vs-ssh": true,
+}
+
 // classifyHost says which URL layout a host uses. Loopback names count as
 // self-hosted servers, so a client that reaches the emulator by its address
 // sees an Azure DevOps Server.
@@ -58,7 +66,7 @@ func (s *Server) classifyHost(h string) (hostKind, string) {
 		return hostDevAzure, ""
 	case strings.HasSuffix(h, ".visualstudio.com"):
 		label := strings.TrimSuffix(h, ".visualstudio.com")
-		if label == "" || strings.Contains(label, ".") || label == "vs-ssh" || label == "app" {
+		if label == "" || strings.Contains(label, ".") || microsoftSites[label] {
 			return hostUnknown, ""
 		}
 		return hostVisualStudio, label
@@ -110,11 +118,19 @@ func (s *Server) parseRoute(hostport, escapedPath string) route {
 			prefixLen = 1
 		}
 	case hostSelfHosted:
-		if s.cfg.VirtualDir != "" {
-			if len(segs) < 1 || !strings.EqualFold(segs[0], s.cfg.VirtualDir) {
+		// The virtual directory may have several segments (IIS paths:
+		// "virtual/dir"); IIS compares paths case-insensitively.
+		if vd := strings.Trim(s.cfg.VirtualDir, "/"); vd != "" {
+			want := strings.Split(vd, "/")
+			if len(segs) < len(want) {
 				return r
 			}
-			prefixLen = 1
+			for i, w := range want {
+				if !strings.EqualFold(segs[i], w) {
+					return r
+				}
+			}
+			prefixLen = len(want)
 		}
 		if len(segs) <= prefixLen || strings.HasPrefix(segs[prefixLen], "_") {
 			return r
@@ -128,10 +144,16 @@ func (s *Server) parseRoute(hostport, escapedPath string) route {
 	}
 	segs = segs[prefixLen:]
 
-	// Then an optional project, then _git or _apis.
+	// Then an optional project, then _git or _apis. On Azure DevOps Server
+	// and {org}.visualstudio.com a team may stand between the project and
+	// _git (a team's view of the project's repository); the emulator
+	// accepts any team name.
 	if len(segs) > 0 && !strings.HasPrefix(segs[0], "_") {
 		r.project = segs[0]
 		segs = segs[1:]
+		if kind != hostDevAzure && len(segs) > 1 && !strings.HasPrefix(segs[0], "_") && segs[1] == "_git" {
+			segs = segs[1:]
+		}
 	}
 	if len(segs) == 0 {
 		return r

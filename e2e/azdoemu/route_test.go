@@ -36,6 +36,10 @@ func TestParseRoute(t *testing.T) {
 			route{kind: routeGit, org: "DefaultCollection", project: "Web", repo: "site"}},
 		{"loopback is self-hosted", "127.0.0.1:8443", "/tfs/Main/Web/_git/site",
 			route{kind: routeGit, org: "Main", project: "Web", repo: "site"}},
+		{"self-hosted team", "tfs.contoso.test", "/tfs/Coll/Web/Team%20A/_git/site/info/refs",
+			route{kind: routeGit, org: "Coll", project: "Web", repo: "site", rest: "info/refs"}},
+		{"visualstudio.com team", "contoso.visualstudio.com", "/DefaultCollection/Web/Team/_git/site",
+			route{kind: routeGit, org: "contoso", project: "Web", repo: "site"}},
 		{"connectionData", "dev.azure.com", "/contoso/_apis/connectionData",
 			route{kind: routeAPI, org: "contoso", api: "connectionData"}},
 		{"sign-in page", "dev.azure.com", "/contoso/_signin",
@@ -49,6 +53,7 @@ func TestParseRoute(t *testing.T) {
 		{"unknown host", "github.com", "/contoso/Web/_git/site", route{}},
 		{"dumb protocol", "dev.azure.com", "/contoso/Web/_git/site/objects/info/packs", route{}},
 		{"two segments before _git", "dev.azure.com", "/contoso/Web/extra/_git/site", route{}},
+		{"three segments after the collection", "tfs.contoso.test", "/tfs/Coll/Web/a/b/_git/site", route{}},
 		{"no _git", "dev.azure.com", "/contoso/Web/site", route{}},
 		{"empty segment", "dev.azure.com", "/contoso//_git/site", route{}},
 		{"encoded slash", "dev.azure.com", "/contoso/Web/_git/a%2Fb", route{}},
@@ -64,6 +69,25 @@ func TestParseRoute(t *testing.T) {
 				t.Errorf("parseRoute(%q, %q) = %+v; want %+v", tc.host, tc.path, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseRouteVirtualDirSegments: a virtual directory of two segments,
+// as IIS allows, compared case-insensitively.
+func TestParseRouteVirtualDirSegments(t *testing.T) {
+	s := &Server{cfg: Config{VirtualDir: "virtual/dir"}, selfHosted: map[string]bool{"ado.contoso.test": true}}
+	got := s.parseRoute("ado.contoso.test", "/Virtual/DIR/Coll/Web/Team/_git/site/git-upload-pack")
+	want := route{kind: routeGit, host: "ado.contoso.test", org: "Coll", project: "Web", repo: "site", rest: "git-upload-pack", prefix: "/Virtual/DIR/Coll"}
+	if got != want {
+		t.Errorf("parseRoute = %+v; want %+v", got, want)
+	}
+	for _, p := range []string{"/virtual/Coll/Web/_git/site", "/Coll/Web/_git/site", "/dir/virtual/Coll/Web/_git/site"} {
+		if got := s.parseRoute("ado.contoso.test", p); got.kind != routeNotFound {
+			t.Errorf("parseRoute(%q) = %+v; want not found", p, got)
+		}
+	}
+	if got := s.parseRoute("ado.contoso.test", "/virtual/dir/Coll/_apis/connectionData"); got.kind != routeAPI || got.org != "Coll" {
+		t.Errorf("parseRoute(connectionData) = %+v; want the API of Coll", got)
 	}
 }
 
