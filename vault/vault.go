@@ -95,17 +95,17 @@ type Config struct {
 
 // Vault serves tokens to environments. It is safe for concurrent use.
 type Vault struct {
-	keys      sealbox.KeyPair
-	binding   *Binding
-	st        store.Store
-	provs     atomic.Pointer[map[string]Provider]
-	states    atomic.Pointer[[]ProviderState]
-	links     atomic.Pointer[Linker]
-	now       func() time.Time
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	m         *metrics
-	backoff   Backoff
+	keys    sealbox.KeyPair
+	binding *Binding
+	st      store.Store
+	provs   atomic.Pointer[map[string]Provider]
+	states  atomic.Pointer[[]ProviderState]
+	links   atomic.Pointer[Linker]
+	now     func() time.Time
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	m       *metrics
+	backoff Backoff
 	retryAfter,
 	refreshTimeout,
 	maxWait,

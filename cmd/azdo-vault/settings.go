@@ -79,9 +79,15 @@ func loadSettings(ctx context.Context, vf *config.VaultFile, kp sealbox.KeyPair,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := vault.Provider{Host: pc.Host, PAT: pat, OAuth: &vault.EntraRefresher{Config: o.EntraConfig(client, nil)}}
+			r := &vault.EntraRefresher{Config: o.EntraConfig(client, nil)}
+			p := vault.Provider{Host: pc.Host, PAT: pat, OAuth: r}
 			st := vault.ProviderState{Host: pc.Host, OAuth: vault.OAuthOK, PAT: pat}
 			err := verifyOne(ctx, o, "", client)
+			if err == nil || errors.Is(err, entra.ErrCredentialsUnchecked) {
+				// Discover once now, as the refreshes and the Connect
+				// pages share it, rather than on the first request.
+				_, _ = r.Provider(ctx)
+			}
 			switch {
 			case err == nil:
 			case errors.Is(err, entra.ErrCredentialsUnchecked):
