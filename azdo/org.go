@@ -244,3 +244,39 @@ func (h *Hosts) OrgPath(host, org string) string {
 	}
 	return p
 }
+
+// Collection returns the virtual directory (decoded, segments joined by
+// "/") and the organization or collection (as written) of a request path on
+// an Azure DevOps host, by the rules of OrgFor: the segments before the
+// first one that starts with "_" (/_git/, /_apis/...) on a self-hosted
+// server; the first segment on dev.azure.com; the host's label on
+// {org}.visualstudio.com. ok is false when the path names none, or names
+// it ambiguously.
+func (h *Hosts) Collection(host, escapedPath string) (vdir, org string, ok bool) {
+	n := NormalizeHost(host)
+	if o := h.legacyOrg(n); o != "" {
+		return "", o, true
+	}
+	segs := pathSegments(escapedPath)
+	if n == ServicesHost {
+		if len(segs) > 0 && isOrgName(segs[0]) {
+			return "", segs[0], true
+		}
+		return "", "", false
+	}
+	if legacyLabel(n) != "" {
+		return "", "", false
+	}
+	before := segs
+	for i, s := range segs {
+		if strings.HasPrefix(s, "_") {
+			before = segs[:i]
+			break
+		}
+	}
+	sp, err := h.splitServer(n, before)
+	if err != nil || !isName(sp.collection) || strings.HasPrefix(sp.collection, "_") {
+		return "", "", false
+	}
+	return strings.Join(sp.vdir, "/"), sp.collection, true
+}

@@ -294,3 +294,34 @@ func TestOrgPath(t *testing.T) {
 		}
 	}
 }
+
+func TestCollection(t *testing.T) {
+	hosts, err := NewHosts([]string{"iis.contoso.com/virtual/iis/path", "tfs.contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host, path, vdir, org string
+		ok                    bool
+	}{
+		{"dev.azure.com", "/Contoso/Web/_apis/git/repositories", "", "Contoso", true},
+		{"contoso.visualstudio.com", "/DefaultCollection/_apis/git/repositories", "", "contoso", true},
+		{"iis.contoso.com", "/virtual/iis/path/Coll/Web/_apis/git/repositories/site", "virtual/iis/path", "Coll", true},
+		{"iis.contoso.com", "/virtual/iis/path/Coll", "virtual/iis/path", "Coll", true},
+		{"tfs.contoso.com", "/tfs/Coll/_apis/git/repositories", "tfs", "Coll", true},
+		{"tfs.contoso.com", "/x/DefaultCollection/Web/_apis/git", "x", "DefaultCollection", true},
+		{"tfs.contoso.com", "/a/b/c/_apis/git/repositories", "", "", false},
+		{"iis.contoso.com", "/other/Coll/_apis/git/repositories", "", "", false},
+		{"code.visualstudio.com", "/_apis/git/repositories", "", "", false},
+		{"dev.azure.com", "/_apis/git/repositories", "", "", false},
+	}
+	for _, tt := range tests {
+		vdir, org, ok := hosts.Collection(tt.host, tt.path)
+		if vdir != tt.vdir || org != tt.org || ok != tt.ok {
+			t.Errorf("Collection(%q, %q) = %q, %q, %v; want %q, %q, %v", tt.host, tt.path, vdir, org, ok, tt.vdir, tt.org, tt.ok)
+		}
+		if ok && hosts.OrgFor(tt.host, tt.path, "") != strings.ToLower(org) {
+			t.Errorf("OrgFor(%q, %q) = %q; want %q as Collection", tt.host, tt.path, hosts.OrgFor(tt.host, tt.path, ""), org)
+		}
+	}
+}

@@ -33,6 +33,9 @@ import (
 // (default 16) run at once, and after they are done. Run it with
 // bench/proxy.sh.
 func TestProxyCloneBench(t *testing.T) {
+	// Seeding and 16 concurrent 300 MiB clones take minutes on a loaded
+	// 2-core machine: far past the default bound of one git command.
+	testenv.RunTimeout = 30 * time.Minute
 	mb := envInt("BENCH_MB", 300)
 	commits := envInt("BENCH_COMMITS", 30)
 	rounds := envInt("BENCH_ROUNDS", 7)

@@ -13,8 +13,9 @@ import (
 // for Azure DevOps hosts (hosts.Match; a nil hosts means Azure DevOps
 // Services only):
 //
-//   - other hosts, and plain http: no answer, so git asks its next helper
-//     and no credential ever travels unencrypted;
+//   - other hosts: no answer, so git asks its next helper;
+//   - plain http to an Azure DevOps host: no credential ever (it would
+//     travel unencrypted), only a MessageKey line saying what to do;
 //   - get: an Entra token is a non-secret user name (token.DefaultUsername)
 //     and the token as password — or, when git advertised
 //     capability[]=authtype (git 2.46+), authtype=Bearer, credential=<token>
@@ -42,7 +43,15 @@ type tokenHandler struct {
 
 // ServeCredential implements Handler.
 func (h *tokenHandler) ServeCredential(ctx context.Context, action string, req *Credential) (*Credential, error) {
-	if req.Host == "" || req.Protocol != "https" || !h.hosts.Match(req.Host) {
+	if req.Host == "" || !h.hosts.Match(req.Host) {
+		return nil, nil
+	}
+	if req.Protocol != "https" {
+		if req.Protocol == "http" && action == ActionGet {
+			// No credential over plain http, ever; say why, so that the
+			// prompt git shows next is not a mystery.
+			return &Credential{Extra: []Attr{{MessageKey, oneLine("azdo-sidecar: no credential for http://" + req.Host + ": " + azdo.PlainHTTPAdvice)}}}, nil
+		}
 		return nil, nil
 	}
 	key := token.Key{

@@ -3,6 +3,7 @@ package credential
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -169,7 +170,6 @@ func TestTokenHandlerNotAzureDevOps(t *testing.T) {
 		"protocol=https\nhost=code.visualstudio.com\npath=p/_git/r\n",
 		"protocol=https\nhost=marketplace.visualstudio.com\n",
 		"protocol=https\nhost=www.visualstudio.com\nusername=www\n",
-		"protocol=http\nhost=dev.azure.com\npath=org/p/_git/r\n",
 		"protocol=https\n",
 		"host=dev.azure.com\n",
 	} {
@@ -182,6 +182,39 @@ func TestTokenHandlerNotAzureDevOps(t *testing.T) {
 		for _, action := range []string{ActionGet, ActionErase, ActionStore} {
 			if ans, err := h.ServeCredential(context.Background(), action, c); ans != nil || err != nil {
 				t.Errorf("ServeCredential(%s, %q) = %s, %v; want nothing", action, req, dump(ans), err)
+			}
+		}
+		if len(src.keys) != 0 {
+			t.Errorf("source asked for %v on %q; want no call", src.keys, req)
+		}
+	}
+}
+
+// TestTokenHandlerPlainHTTP: plain http to an Azure DevOps host never gets
+// a credential, only a message saying what to do.
+func TestTokenHandlerPlainHTTP(t *testing.T) {
+	hosts, err := azdo.NewHosts([]string{"tfs.example.com:8080/tfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []string{
+		"protocol=http\nhost=dev.azure.com\npath=org/p/_git/r\n",
+		"protocol=http\nhost=tfs.example.com:8080\npath=tfs/Coll/p/_git/r\n",
+	} {
+		src := &fakeSource{tok: token.Token{Kind: token.Basic, Secret: secret.New("p")}}
+		h := NewTokenHandler(src, hosts)
+		c, err := Parse([]byte(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := h.ServeCredential(context.Background(), ActionGet, c)
+		msg, ok := ans.Get(MessageKey)
+		if err != nil || !ok || !strings.Contains(msg, "HTTPS binding") || !ans.Password.IsZero() || ans.Username != "" || ans.Quit {
+			t.Errorf("get %q = %s, %v; want only a message saying what to do", req, dump(ans), err)
+		}
+		for _, action := range []string{ActionErase, ActionStore} {
+			if ans, err := h.ServeCredential(context.Background(), action, c); ans != nil || err != nil {
+				t.Errorf("%s %q = %s, %v; want nothing", action, req, dump(ans), err)
 			}
 		}
 		if len(src.keys) != 0 {
@@ -329,8 +362,44 @@ func TestDefaultSocketPath(t *testing.T) {
 	if got, want := DefaultSocketPath(), "/run/user/1000/azdo-sidecar/sock"; got != want {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
 	}
+	// Without a runtime dir: the default state dir, never /tmp.
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	if got, want := DefaultSocketPath(), filepath.Join("/tmp", fmt.Sprintf("azdo-sidecar-%d", os.Getuid()), "sock"); got != want {
+	t.Setenv("XDG_STATE_HOME", "/home/me/.state")
+	if got, want := DefaultSocketPath(), "/home/me/.state/azdo-sidecar/sock"; got != want {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "/home/me")
+	if got, want := DefaultSocketPath(), "/home/me/.local/state/azdo-sidecar/sock"; got != want {
+		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
+	}
+}
+
+func TestCheckPrivatePath(t *testing.T) {
+	base := t.TempDir() // under /tmp: others may create entries there
+	private := filepath.Join(base, "private")
+	os.Mkdir(private, 0o700)
+	tests := []struct {
+		name string
+		dir  string
+		ok   bool
+	}{
+		{"root directories", "/usr/share", true},
+		{"missing under a private one", "/root/nonexistent/azdo-sidecar", os.Getuid() == 0},
+		{"/tmp itself", "/tmp", false},
+		{"old default", fmt.Sprintf("/tmp/azdo-sidecar-%d", os.Getuid()), false},
+		{"own dir under /tmp", private, false},
+		{"relative", "run", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckPrivatePath(tt.dir)
+			if (err == nil) != tt.ok {
+				t.Errorf("CheckPrivatePath(%q) = %v; want ok %v", tt.dir, err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInsecureSocketDir) {
+				t.Errorf("CheckPrivatePath(%q) = %v; want ErrInsecureSocketDir", tt.dir, err)
+			}
+		})
 	}
 }

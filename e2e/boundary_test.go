@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
@@ -227,4 +232,86 @@ func httptestServer(t *testing.T) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// TestBoundarySquattedSocketDir: another user created the socket's
+// directory in /tmp first (the contract's old default was
+// /tmp/azdo-sidecar-<uid>/sock; the test uses that shape with a random
+// suffix so that nothing else on the machine is disturbed) and listens
+// there. serve refuses the path and says why; setup gives git's cache
+// client (which would not check) no line for it; our helper refuses the
+// directory: the squatter gets no request.
+func TestBoundarySquattedSocketDir(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating a directory as another uid needs root (tests run as root in CI)")
+	}
+	dir := fmt.Sprintf("/tmp/azdo-sidecar-%d-%s", os.Getuid(), strings.ToLower(rand.Text()[:8]))
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	if err := os.Chown(dir, otherUID, otherUID); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	os.Chown(sock, otherUID, otherUID)
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+
+	bin := testenv.Binary(t, "azdo-sidecar")
+	testenv.Binary(t, "git-credential-azdo")
+	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--socket", sock, "--state-dir", filepath.Join(t.TempDir(), "state"))
+	serve.Env = append(scBaseEnv(), "AZDO_PAT=squat-test-pat-0123456789")
+	done := make(chan []byte, 1)
+	go func() { b, _ := serve.CombinedOutput(); done <- b }()
+	select {
+	case out := <-done:
+		if serve.ProcessState.Success() || !strings.Contains(string(out), fmt.Sprintf("owned by uid %d", otherUID)) || !strings.Contains(string(out), "someone else created it") {
+			t.Errorf("serve with a squatted socket dir: %v\n%s\nwant a refusal naming the owner", serve.ProcessState, out)
+		}
+	case <-time.After(20 * time.Second):
+		serve.Process.Kill()
+		t.Fatal("serve with a squatted socket dir kept running")
+	}
+
+	g := testenv.NewGit(t)
+	out, errOut, err := runSidecar(t, g, bin, "setup", "--mode", "helper", "--socket", sock)
+	if err != nil {
+		t.Fatalf("setup: %v\n%s%s", err, out, errOut)
+	}
+	helpers, _ := g.RunErr("config", "--global", "--get-all", "credential.https://dev.azure.com.helper")
+	if strings.Contains(helpers, "cache") || !strings.Contains(helpers, "git-credential-azdo --socket "+sock) {
+		t.Errorf("helpers = %q; want git-credential-azdo only, no cache line", helpers)
+	}
+	if !strings.Contains(errOut, "not using git's credential-cache client") {
+		t.Errorf("setup did not say why it left git's cache client out:\n%s", errOut)
+	}
+	_, fillErr, err := credentialFill(g, "https://dev.azure.com/contoso/Web/_git/site")
+	if err == nil || !strings.Contains(fillErr, "insecure socket directory") {
+		t.Errorf("git credential fill = %v\n%s\nwant the helper to refuse the directory", err, fillErr)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the squatter's socket got %d connections; want 0", n)
+	}
+	// The test can fail: git's own cache client does connect there.
+	g.Command("git", "credential-cache", "--socket="+sock, "exit").Run()
+	if accepted.Load() == 0 {
+		t.Errorf("git credential-cache did not reach the squatter's socket; the test proves nothing")
+	}
 }

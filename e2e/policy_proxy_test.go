@@ -12,6 +12,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -22,6 +23,7 @@ import (
 type policyWorld struct {
 	*proxyVaultWorld
 	envID string
+	pat   secret.String  // the user's PAT, in the vault
 	other testenv.Seeded // contoso/Web/other: not allowed
 	lib   testenv.Seeded // contoso/Shared/lib: read-only
 }
@@ -40,6 +42,7 @@ func newPolicyWorld(t *testing.T, policyArgs []string, sidecarArgs ...string) *p
 		t.Fatal(err)
 	}
 	w.vw.put(vault.Credential{Owner: vaultUser, Host: vaultHost, Kind: store.PAT, Secret: pat})
+	w.pat = pat
 	w.vw.start()
 	args := append([]string{"env", "create", "--owner", vaultUser, "--ttl", "1h", "--json", "--store", "sqlite:" + w.vw.db, "--key-file", w.vw.keyFile}, policyArgs...)
 	out, err := w.vw.run("", args...)

@@ -69,7 +69,7 @@ func TestVaultPolicyLifecycle(t *testing.T) {
 	}
 
 	// env update (flags after the ID) on the store the vault serves from.
-	code, out, errs := w.admin("env", "update", created.ID, "--allow-repo", "dev.azure.com/fabrikam/*/*")
+	code, out, errs := w.admin("env", "update", created.ID, "--key-file", w.keyFile, "--allow-repo", "dev.azure.com/fabrikam/*/*")
 	if code != 0 || !strings.Contains(errs, "policy version 2") {
 		t.Fatalf("env update = %d %q, stderr %q", code, out, errs)
 	}
@@ -96,7 +96,7 @@ func TestVaultPolicyLifecycle(t *testing.T) {
 	}
 
 	// --clear-policy: every org again.
-	if code, _, errs := w.admin("env", "update", created.ID, "--clear-policy"); code != 0 {
+	if code, _, errs := w.admin("env", "update", created.ID, "--key-file", w.keyFile, "--clear-policy"); code != 0 {
 		t.Fatalf("env update --clear-policy = %d, stderr %q", code, errs)
 	}
 	if a := w.token(env, "contoso"); a.code != http.StatusOK || string(a.ok.Policy) != `{"version":3}` {
@@ -202,7 +202,7 @@ func TestPostgresPolicyAcrossReplicas(t *testing.T) {
 			t.Fatalf("replica %s: fabrikam before update = %d %s; want 403", r.addr, ans.code, ans.raw)
 		}
 	}
-	if code, _, errs := p.adminAt(p.url, "env", "update", created.ID, "--allow-repo", "dev.azure.com/fabrikam/*/*"); code != 0 {
+	if code, _, errs := p.adminAt(p.url, "env", "update", created.ID, "--key-file", p.keyFile, "--allow-repo", "dev.azure.com/fabrikam/*/*"); code != 0 {
 		t.Fatalf("env update = %d, stderr %q", code, errs)
 	}
 	for _, r := range []*vaultProc{a, b} {

@@ -121,11 +121,11 @@ func Map(host, method string, u *url.URL, hosts *azdo.Hosts) Request {
 		r.Repo = FromRepo(t.Repo)
 		return r
 	}
-	return mapREST(host, method, escaped)
+	return mapREST(host, method, escaped, hosts)
 }
 
 // mapREST maps {prefix}/_apis/git/repositories[/{id or name}[/...]].
-func mapREST(host, method, escaped string) Request {
+func mapREST(host, method, escaped string, hosts *azdo.Hosts) Request {
 	lower := strings.ToLower(escaped)
 	i := strings.Index(lower, "/_apis/")
 	if i < 0 {
@@ -142,7 +142,11 @@ func mapREST(host, method, escaped string) Request {
 	default:
 		r.Write = true
 	}
-	org, vdir, ok := restOrg(host, prefix)
+	// The collection by the URL model's rules (the server's configured
+	// virtual directory, else Microsoft's): an ambiguous path is not
+	// mapped.
+	vdir, org, ok := hosts.Collection(host, prefix)
+	org = strings.ToLower(org)
 	if !ok {
 		return Request{Why: "REST request without an organization"}
 	}
@@ -157,39 +161,6 @@ func mapREST(host, method, escaped string) Request {
 	}
 	r.RESTRef = ref
 	return r
-}
-
-// restOrg returns the organization (collection) and virtual directory of a
-// REST path prefix: dev.azure.com/{org}[/{project}], {org}.visualstudio.com
-// [/DefaultCollection][/{project}], self-hosted [/{vdir}]/{collection}
-// [/{project}] (see azdo.OrgFor).
-func restOrg(host, prefix string) (org, vdir string, ok bool) {
-	n := azdo.NormalizeHost(host)
-	org = azdo.OrgFor(n, prefix, "")
-	if org == "" {
-		return "", "", false
-	}
-	if azdo.IsServicesHost(n) {
-		return org, "", true
-	}
-	// Self-hosted: whatever comes before the collection is the virtual
-	// directory.
-	var segs []string
-	for _, s := range strings.Split(prefix, "/") {
-		if s == "" {
-			continue
-		}
-		if d, err := url.PathUnescape(s); err == nil {
-			s = d
-		}
-		segs = append(segs, s)
-	}
-	for i, s := range segs {
-		if strings.EqualFold(s, org) {
-			return org, strings.Join(segs[:i], "/"), true
-		}
-	}
-	return "", "", false
 }
 
 // unsafePath returns why an escaped path cannot be mapped safely: a dot

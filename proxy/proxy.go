@@ -20,6 +20,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 )
 
@@ -346,9 +347,14 @@ func (p *Proxy) plainHTTP(req *http.Request) *http.Response {
 	if p.isAzdo(host) {
 		p.m.request(classRefused)
 		p.log.Info("proxy: refused plain http to Azure DevOps", "host", host)
-		return textResponse(req, http.StatusForbidden, fmt.Sprintf(
-			"azdo-sidecar: refusing plain http to Azure DevOps host %s; use https://%s/... (credentials are only sent over TLS)\n",
-			hostOnly(host), hostOnly(host)))
+		msg := fmt.Sprintf("azdo-sidecar: refusing plain http to Azure DevOps host %s; use https://%s/... (credentials are only sent over TLS)\n",
+			hostOnly(host), hostOnly(host))
+		if !azdo.IsServicesHost(hostOnly(host)) {
+			// Azure DevOps Server installs default to http://server:8080:
+			// say what to do about that, not just "use https".
+			msg = fmt.Sprintf("azdo-sidecar: refusing plain http to %s: %s\n", host, azdo.PlainHTTPAdvice)
+		}
+		return textResponse(req, http.StatusForbidden, msg)
 	}
 	p.m.request(classOther)
 	stripProxyHeaders(req.Header)

@@ -153,6 +153,11 @@ func TestPlainHTTPToAzureDevOpsRefused(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "use https://") {
 			t.Errorf("GET %s = %d %q; want 403 naming https", u, resp.StatusCode, body)
 		}
+		// Azure DevOps Server defaults to plain http: the answer says how
+		// to give it HTTPS (issue 14).
+		if strings.Contains(u, "tfs.example") && !strings.Contains(string(body), "HTTPS binding") {
+			t.Errorf("GET %s = %q; want the advice for a plain-http Azure DevOps Server", u, body)
+		}
 	}
 	if n := h.tokens.count(); n != 0 {
 		t.Errorf("token fetches = %d; want 0", n)

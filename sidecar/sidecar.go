@@ -61,6 +61,10 @@ type Options struct {
 	// InsecureNoProxyAuth lets clients use the proxy without its credential
 	// (the check of the client's uid stays where it is possible).
 	InsecureNoProxyAuth bool
+	// ProxyOnly: the credential socket never hands out a token (serve
+	// --proxy-only); the environment's policy can also ask for it, this
+	// flag can only tighten.
+	ProxyOnly bool
 
 	Mode        Mode
 	PAT         secret.String // ModePAT
@@ -108,6 +112,7 @@ type Sidecar struct {
 	proxy   *proxy.Proxy
 	cred    *credential.Server
 	audit   *audit.Shipper // vault mode only
+	po      *proxyOnlyHandler
 	metrics *http.Server
 	ready   Ready
 	started time.Time
@@ -251,8 +256,9 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, fmt.Errorf("sidecar: write the proxy URL file: %w", err)
 	}
 
+	s.po = &proxyOnlyHandler{next: credential.NewTokenHandler(s.cache, hosts), src: s.cache, hosts: hosts, always: opts.ProxyOnly}
 	s.cred = &credential.Server{
-		Handler: credential.NewTokenHandler(s.cache, hosts),
+		Handler: s.po,
 		Logger:  opts.Logger,
 		// `azdo-sidecar status` asks here first: the socket's path is known
 		// to it, the metrics port may be random (--metrics-listen :0).

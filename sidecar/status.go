@@ -21,6 +21,9 @@ type Status struct {
 	Tokens        []token.EntryInfo `json:"tokens"`
 	Cache         token.CacheStats  `json:"cache"`
 	Proxy         proxy.Status      `json:"proxy"`
+	// ProxyOnly says why the credential socket hands out no token:
+	// "serve --proxy-only", "environment policy", or "" when it does.
+	ProxyOnly string `json:"proxy_only,omitempty"`
 }
 
 // Status returns the current status.
@@ -34,6 +37,7 @@ func (s *Sidecar) Status() Status {
 		Tokens:        s.cache.Snapshot(),
 		Cache:         s.cache.Stats(),
 		Proxy:         s.proxy.Status(),
+		ProxyOnly:     s.po.why(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,7 +151,7 @@ func (b *Binding) rekey(plain []byte) []byte {
 }
 
 // EnvironmentMAC returns the MAC of e's ID, owner, (keyed) token hash and
-// expiry. Revocation is not covered: it must stay possible without the
+// expiry, and of its policy and policy version once it has one. Revocation is not covered: it must stay possible without the
 // runner key (env revoke), and see the README on what that leaves open.
 func (b *Binding) EnvironmentMAC(e store.Environment) []byte {
 	var exp string
@@ -158,7 +159,16 @@ func (b *Binding) EnvironmentMAC(e store.Environment) []byte {
 		// Seconds: every store keeps at least that precision.
 		exp = fmt.Sprint(e.ExpiresAt.Unix())
 	}
-	return b.mac(b.envKey, "environment", e.ID, e.Owner, string(e.TokenHash), exp)
+	if e.PolicyVersion == 0 && e.Policy.IsZero() {
+		// An environment never given a policy: the fields of the rows
+		// bound before policies existed.
+		return b.mac(b.envKey, "environment", e.ID, e.Owner, string(e.TokenHash), exp)
+	}
+	// The policy and its version too, so that nobody without the runner
+	// key can loosen, remove or renumber it. (A row never given one cannot
+	// be given one either: its MAC would not match.)
+	pol, _ := json.Marshal(e.Policy) // a struct of strings and a bool: cannot fail
+	return b.mac(b.envKey, "environment", e.ID, e.Owner, string(e.TokenHash), exp, "policy", string(pol), fmt.Sprint(e.PolicyVersion))
 }
 
 // environmentOK reports whether e carries the MAC of its own row.

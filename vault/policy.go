@@ -228,14 +228,18 @@ func policyJSON(env store.Environment) (json.RawMessage, error) {
 
 // SetPolicy validates p and makes it environment id's policy, effective at
 // its next token request on every replica (the vault reads the
-// environment from the store on every request). It returns the
-// environment with its new PolicyVersion.
-func SetPolicy(ctx context.Context, st store.Store, id string, p store.Policy) (store.Environment, error) {
+// environment from the store on every request). The row's MAC, made with
+// b, covers the policy and its version, so only a holder of the runner key
+// can change them. It returns the environment with its new PolicyVersion.
+func SetPolicy(ctx context.Context, st store.Store, b *Binding, id string, p store.Policy) (store.Environment, error) {
+	if b == nil {
+		return store.Environment{}, errors.New("vault: changing a policy needs the runner key")
+	}
 	p, err := ValidatePolicy(p)
 	if err != nil {
 		return store.Environment{}, err
 	}
-	e, err := st.SetEnvironmentPolicy(ctx, id, p)
+	e, err := st.SetEnvironmentPolicy(ctx, id, p, b.EnvironmentMAC)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Environment{}, err
 	}

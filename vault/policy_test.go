@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -208,7 +209,7 @@ func TestPolicyUpdateIsEffectiveAtNextRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	e, err := SetPolicy(context.Background(), cli, h.env.ID, store.Policy{AllowRepos: []string{"dev.azure.com/fabrikam/*/*"}, PushRefs: []string{"refs/heads/agent/*"}})
+	e, err := SetPolicy(context.Background(), cli, h.v.Binding(), h.env.ID, store.Policy{AllowRepos: []string{"dev.azure.com/fabrikam/*/*"}, PushRefs: []string{"refs/heads/agent/*"}})
 	if err != nil || e.PolicyVersion != 2 {
 		t.Fatalf("SetPolicy = %+v, %v; want version 2", e, err)
 	}
@@ -222,17 +223,72 @@ func TestPolicyUpdateIsEffectiveAtNextRequest(t *testing.T) {
 		t.Errorf("after update, fabrikam: %d policy %s; want 200 with version 2", a.code, a.ok.Policy)
 	}
 	// Cleared: every org again, the version still counting.
-	if _, err := SetPolicy(context.Background(), cli, h.env.ID, store.Policy{}); err != nil {
+	if _, err := SetPolicy(context.Background(), cli, h.v.Binding(), h.env.ID, store.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	a = h.token("contoso", 0)
 	if a.code != 200 || string(a.ok.Policy) != `{"version":3}` {
 		t.Errorf("after clear: %d policy %s; want 200 {\"version\":3}", a.code, a.ok.Policy)
 	}
-	if _, err := SetPolicy(context.Background(), cli, h.env.ID, store.Policy{AllowRepos: []string{"bad"}}); err == nil {
+	if _, err := SetPolicy(context.Background(), cli, h.v.Binding(), h.env.ID, store.Policy{AllowRepos: []string{"bad"}}); err == nil {
 		t.Error("SetPolicy accepted a bad pattern")
 	}
-	if _, err := SetPolicy(context.Background(), cli, "env_0000000000000000", store.Policy{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := SetPolicy(context.Background(), cli, h.v.Binding(), "env_0000000000000000", store.Policy{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetPolicy(unknown) = %v; want ErrNotFound", err)
+	}
+}
+
+// TestPolicyBoundToRunnerKey: someone who can write the store but lacks the
+// runner key cannot loosen or remove an environment's policy: the row's MAC
+// no longer matches and the environment is refused until an administrator
+// with the key sets the policy again.
+func TestPolicyBoundToRunnerKey(t *testing.T) {
+	tight := store.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/web"}}
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, h *harness)
+	}{
+		{"loosened through the store API", func(t *testing.T, h *harness) {
+			if _, err := h.st.SetEnvironmentPolicy(context.Background(), h.env.ID, store.Policy{AllowRepos: []string{"dev.azure.com/*/*/*"}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"removed with raw SQL", func(t *testing.T, h *harness) {
+			db, err := sql.Open("sqlite", "file:"+h.dbPath+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`UPDATE environments SET policy = '', policy_version = 0 WHERE id = ?`, h.env.ID); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := policyHarness(t, tight)
+			if a := h.token("contoso", 0); a.code != 200 {
+				t.Fatalf("before: %d %s", a.code, a.raw)
+			}
+			tt.tamper(t, h)
+			for _, org := range []string{"contoso", "fabrikam"} {
+				if a := h.token(org, 0); a.code != 401 {
+					t.Errorf("after tampering, token for %s = %d %s; want 401", org, a.code, a.raw)
+				}
+			}
+			if !strings.Contains(h.logs.String(), "not bound to this runner") {
+				t.Errorf("no log line says why:\n%s", h.logs.String())
+			}
+			// An administrator with the key sets it again.
+			if _, err := SetPolicy(context.Background(), h.st, h.v.Binding(), h.env.ID, tight); err != nil {
+				t.Fatal(err)
+			}
+			if a := h.token("contoso", 0); a.code != 200 {
+				t.Errorf("after env update with the key: %d %s; want 200", a.code, a.raw)
+			}
+			if a := h.token("fabrikam", 0); a.code != 403 {
+				t.Errorf("after env update with the key, fabrikam: %d %s; want 403", a.code, a.raw)
+			}
+		})
 	}
 }

@@ -195,6 +195,9 @@ func containsCert(bundle, cert []byte) bool {
 func printStatus(w io.Writer, st sidecar.Status, ca caInfoCheck, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "mode:\t%s\n", st.Mode)
+	if st.ProxyOnly != "" {
+		fmt.Fprintf(tw, "proxy-only:\tyes (%s): git gets no token from the credential helper; it must use the proxy\n", st.ProxyOnly)
+	}
 	fmt.Fprintf(tw, "proxy:\t%s\n", st.Ready.Proxy)
 	fmt.Fprintf(tw, "socket:\t%s\n", st.Ready.Socket)
 	fmt.Fprintf(tw, "ca file:\t%s\n", st.Ready.CAFile)

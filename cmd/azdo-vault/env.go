@@ -47,6 +47,7 @@ func envCommand(e *cliapp.Env) *cli.Command {
 					&cli.BoolFlag{Name: flagClearPolicy, Usage: "remove the policy (then apply any other policy flag given)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the environment as env list --json does"},
 					config.StoreFlag(),
+					requiredKeyFile(),
 				}, policyFlags()...),
 				Action: func(c *cli.Context) error { return envUpdate(c, e) },
 			},

@@ -73,7 +73,8 @@ func anyPolicyFlag(c *cli.Context) bool {
 }
 
 // envUpdate changes an environment's policy: each policy flag given
-// replaces that part, --clear-policy starts from none. The vault reads the
+// replaces that part, --clear-policy starts from none. It needs the
+// runner key, which binds the policy to its row. The vault reads the
 // policy on every token request, so the change holds from the
 // environment's next request, on every replica.
 func envUpdate(c *cli.Context, e *cliapp.Env) error {
@@ -92,7 +93,17 @@ func envUpdate(c *cli.Context, e *cliapp.Env) error {
 	if _, err := vault.ValidatePolicy(policyFromFlags(c, store.Policy{})); err != nil {
 		return cliapp.UsageError{Err: err}
 	}
+	kp, err := vault.LoadKeyFile(c.String(config.FlagKeyFile))
+	if err != nil {
+		return err
+	}
 	return withExistingStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
+		// The policy is bound to the runner key with its row (see
+		// vault.Binding): only a holder of the key may change it.
+		b, err := vault.Bind(ctx, st, kp, e.Log)
+		if err != nil {
+			return err
+		}
 		cur, err := findEnvironment(ctx, st, id)
 		if err != nil {
 			return err
@@ -101,7 +112,7 @@ func envUpdate(c *cli.Context, e *cliapp.Env) error {
 		if c.Bool(flagClearPolicy) {
 			base = store.Policy{}
 		}
-		env, err := vault.SetPolicy(ctx, st, id, policyFromFlags(c, base))
+		env, err := vault.SetPolicy(ctx, st, b, id, policyFromFlags(c, base))
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no environment %q", id)
 		} else if err != nil {

@@ -69,7 +69,7 @@ func TestEnvCreateAndUpdatePolicy(t *testing.T) {
 
 	// Flags after the ID, as administrators type them; only --push-ref
 	// and --proxy-only change.
-	code, out, errs = runVault(t, "env", "update", id, "--push-ref", "refs/heads/bot/*", "--proxy-only=false", "--json", "--store", url)
+	code, out, errs = runVault(t, "env", "update", id, "--key-file", keyFor(t, url), "--push-ref", "refs/heads/bot/*", "--proxy-only=false", "--json", "--store", url)
 	if code != 0 {
 		t.Fatalf("env update = %d, stderr %q", code, errs)
 	}
@@ -82,7 +82,7 @@ func TestEnvCreateAndUpdatePolicy(t *testing.T) {
 		t.Fatalf("after update: %+v v%d; want %+v v2", p, v, want)
 	}
 	// An empty value clears that part.
-	if code, _, errs := runVault(t, "env", "update", id, "--read-only-repo", "", "--store", url); code != 0 || !strings.Contains(errs, "policy version 3") {
+	if code, _, errs := runVault(t, "env", "update", id, "--key-file", keyFor(t, url), "--read-only-repo", "", "--store", url); code != 0 || !strings.Contains(errs, "policy version 3") {
 		t.Fatalf("env update --read-only-repo '' = %d, stderr %q", code, errs)
 	}
 	want.ReadOnlyRepos = nil
@@ -90,13 +90,13 @@ func TestEnvCreateAndUpdatePolicy(t *testing.T) {
 		t.Fatalf("after clearing read-only: %+v; want %+v", p, want)
 	}
 	// --clear-policy, then what else is given.
-	if code, _, errs := runVault(t, "env", "update", id, "--clear-policy", "--push-ref", "refs/heads/x", "--store", url); code != 0 {
+	if code, _, errs := runVault(t, "env", "update", id, "--key-file", keyFor(t, url), "--clear-policy", "--push-ref", "refs/heads/x", "--store", url); code != 0 {
 		t.Fatalf("env update --clear-policy = %d, stderr %q", code, errs)
 	}
 	if p, v := storedPolicy(t, path, tok); !reflect.DeepEqual(p, store.Policy{PushRefs: []string{"refs/heads/x"}}) || v != 4 {
 		t.Fatalf("after --clear-policy --push-ref: %+v v%d", p, v)
 	}
-	if code, _, errs := runVault(t, "env", "update", id, "--clear-policy", "--store", url); code != 0 || !strings.Contains(errs, "policy version 5: none") {
+	if code, _, errs := runVault(t, "env", "update", id, "--key-file", keyFor(t, url), "--clear-policy", "--store", url); code != 0 || !strings.Contains(errs, "policy version 5: none") {
 		t.Fatalf("env update --clear-policy = %d, stderr %q", code, errs)
 	}
 }
@@ -116,11 +116,11 @@ func TestEnvPolicyFlagErrors(t *testing.T) {
 		{"partial wildcard", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--read-only-repo", "dev.azure.com/c/p/web*"}, 2, `"*" must be a whole segment`},
 		{"ref glob", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--push-ref", "main"}, 2, `--push-ref: ref pattern "main": want a full ref glob`},
 		{"clear on create", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--clear-policy"}, 2, "flag provided but not defined: -clear-policy"},
-		{"update without a change", []string{"env", "update", id}, 2, "nothing to change"},
-		{"update a bad pattern", []string{"env", "update", id, "--allow-repo", "x/y"}, 2, "want HOST/ORG/PROJECT/REPO"},
-		{"update without an ID", []string{"env", "update", "--proxy-only"}, 2, "takes one environment ID"},
-		{"update a token", []string{"env", "update", tok, "--proxy-only"}, 2, "not an environment ID"},
-		{"update an unknown ID", []string{"env", "update", "env_0000000000000000", "--proxy-only"}, 1, `no environment "env_0000000000000000"`},
+		{"update without a change", []string{"env", "update", "--key-file", keyFor(t, url), id}, 2, "nothing to change"},
+		{"update a bad pattern", []string{"env", "update", "--key-file", keyFor(t, url), id, "--allow-repo", "x/y"}, 2, "want HOST/ORG/PROJECT/REPO"},
+		{"update without an ID", []string{"env", "update", "--key-file", keyFor(t, url), "--proxy-only"}, 2, "takes one environment ID"},
+		{"update a token", []string{"env", "update", "--key-file", keyFor(t, url), tok, "--proxy-only"}, 2, "not an environment ID"},
+		{"update an unknown ID", []string{"env", "update", "--key-file", keyFor(t, url), "env_0000000000000000", "--proxy-only"}, 1, `no environment "env_0000000000000000"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

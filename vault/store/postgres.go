@@ -474,21 +474,37 @@ func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Env
 	return e, nil
 }
 
-// SetEnvironmentPolicy implements Store with one UPDATE … RETURNING; the
-// row lock makes concurrent updates count one version each.
-func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy) (Environment, error) {
+// SetEnvironmentPolicy implements Store: SELECT … FOR UPDATE, the MAC and
+// the UPDATE in one transaction, so concurrent updates through any replica
+// count one version each and every MAC covers the version it is stored
+// with.
+func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
 	pol, err := encodePolicy(p)
 	if err != nil {
 		return Environment{}, err
 	}
-	e, err := scanPGEnvironment(s.pool.QueryRow(ctx, `UPDATE environments SET policy = $1, policy_version = policy_version + 1
-		WHERE id = $2 RETURNING `+environmentColumns, pol, id))
+	var e Environment
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var th []byte
+		var err error
+		e, err = scanPGEnvironment(tx.QueryRow(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE id = $1 FOR UPDATE`, id), &th)
+		if err != nil {
+			return err
+		}
+		e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+		if mac != nil {
+			e.MAC = mac(e)
+		}
+		_, err = tx.Exec(ctx, `UPDATE environments SET policy = $1, policy_version = $2, mac = $3 WHERE id = $4`, pol, e.PolicyVersion, nonNil(e.MAC), id)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
+	e.TokenHash = nil
 	return e, nil
 }
 

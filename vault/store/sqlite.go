@@ -540,21 +540,47 @@ func (s *SQLite) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Envir
 	return e, nil
 }
 
-// SetEnvironmentPolicy implements Store with one UPDATE … RETURNING.
-func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy) (Environment, error) {
+// SetEnvironmentPolicy implements Store: the read, the MAC and the write
+// are one IMMEDIATE transaction, so concurrent updates count one version
+// each and every MAC covers the version it is stored with.
+func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
 	pol, err := encodePolicy(p)
 	if err != nil {
 		return Environment{}, err
 	}
-	e, err := scanEnvironment(s.db.QueryRowContext(ctx, `UPDATE environments SET policy = ?, policy_version = policy_version + 1
-		WHERE id = ? RETURNING `+environmentColumns, pol, id))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var th []byte
+	e, err := scanEnvironment(tx.QueryRowContext(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE id = ?`, id), &th)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
+	e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+	if mac != nil {
+		e.MAC = mac(e)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE environments SET policy = ?, policy_version = ?, mac = ? WHERE id = ?`, pol, e.PolicyVersion, nonNil(e.MAC), id); err != nil {
+		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
+	}
+	e.TokenHash = nil
 	return e, nil
+}
+
+// nonNil maps a nil MAC to an empty one (the column is NOT NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // RevokeEnvironment implements Store.

@@ -39,26 +39,33 @@ func testEnvironmentPolicy(t *testing.T, open, another func() store.Store, _ *cl
 	}
 
 	narrower := store.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/web"}}
-	upd, err := s.SetEnvironmentPolicy(c0, "env_p", narrower)
+	var seen store.Environment
+	mac := func(e store.Environment) []byte { seen = e; return []byte(fmt.Sprintf("mac-v%d", e.PolicyVersion)) }
+	upd, err := s.SetEnvironmentPolicy(c0, "env_p", narrower, mac)
 	if err != nil || upd.ID != "env_p" || upd.Owner != "ann" || !reflect.DeepEqual(upd.Policy, narrower) || upd.PolicyVersion != 2 || len(upd.TokenHash) != 0 {
 		t.Fatalf("SetEnvironmentPolicy = %+v, %v; want env_p with %+v v2 and no token hash", upd, err, narrower)
 	}
-	// The next request on any replica reads the new policy.
-	if got, _ := another().EnvironmentByTokenHash(c0, hash); !reflect.DeepEqual(got.Policy, narrower) || got.PolicyVersion != 2 {
-		t.Errorf("after SetEnvironmentPolicy, another handle reads %+v v%d; want %+v v2", got.Policy, got.PolicyVersion, narrower)
+	// The MAC is made over the row as it is stored: new policy, new
+	// version, token hash included.
+	if seen.ID != "env_p" || seen.Owner != "ann" || seen.PolicyVersion != 2 || !reflect.DeepEqual(seen.Policy, narrower) || !bytes.Equal(seen.TokenHash, hash) {
+		t.Errorf("mac saw %+v; want env_p at version 2 with the new policy and its token hash", seen)
+	}
+	// The next request on any replica reads the new policy and MAC.
+	if got, _ := another().EnvironmentByTokenHash(c0, hash); !reflect.DeepEqual(got.Policy, narrower) || got.PolicyVersion != 2 || string(got.MAC) != "mac-v2" {
+		t.Errorf("after SetEnvironmentPolicy, another handle reads %+v v%d MAC %q; want %+v v2 mac-v2", got.Policy, got.PolicyVersion, got.MAC, narrower)
 	}
 	// Clearing is a change too: the version keeps counting.
-	if upd, err := another().SetEnvironmentPolicy(c0, "env_p", store.Policy{}); err != nil || !upd.Policy.IsZero() || upd.PolicyVersion != 3 {
+	if upd, err := another().SetEnvironmentPolicy(c0, "env_p", store.Policy{}, mac); err != nil || !upd.Policy.IsZero() || upd.PolicyVersion != 3 {
 		t.Errorf("SetEnvironmentPolicy(zero) = %+v v%d, %v; want the zero policy, v3", upd.Policy, upd.PolicyVersion, err)
 	}
-	if _, err := s.SetEnvironmentPolicy(c0, "env_404", narrower); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.SetEnvironmentPolicy(c0, "env_404", narrower, mac); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetEnvironmentPolicy(unknown) = %v; want ErrNotFound", err)
 	}
 	envs, err := s.ListEnvironments(c0, "ann")
 	if err != nil || len(envs) != 2 {
 		t.Fatalf("ListEnvironments = %+v, %v; want 2", envs, err)
 	}
-	if _, err := s.SetEnvironmentPolicy(c0, "env_none", pol); err != nil {
+	if _, err := s.SetEnvironmentPolicy(c0, "env_none", pol, nil); err != nil {
 		t.Fatal(err)
 	}
 	envs, _ = another().ListEnvironments(c0, "ann")
@@ -92,7 +99,7 @@ func testConcurrentSetPolicy(t *testing.T, open, another func() store.Store, _ *
 			defer wg.Done()
 			for j := range each {
 				p := store.Policy{PushRefs: []string{fmt.Sprintf("refs/heads/h%d-%d", i, j)}}
-				if _, err := s.SetEnvironmentPolicy(c0, "env_c", p); err != nil {
+				if _, err := s.SetEnvironmentPolicy(c0, "env_c", p, func(e store.Environment) []byte { return []byte(fmt.Sprint(e.PolicyVersion)) }); err != nil {
 					errs <- err
 				}
 			}
@@ -103,8 +110,8 @@ func testConcurrentSetPolicy(t *testing.T, open, another func() store.Store, _ *
 	for err := range errs {
 		t.Errorf("concurrent SetEnvironmentPolicy: %v", err)
 	}
-	if got, _ := a.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{1}, 32)); got.PolicyVersion != 2*each {
-		t.Errorf("PolicyVersion after %d updates = %d", 2*each, got.PolicyVersion)
+	if got, _ := a.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{1}, 32)); got.PolicyVersion != 2*each || string(got.MAC) != fmt.Sprint(2*each) {
+		t.Errorf("PolicyVersion after %d updates = %d, MAC %q; want the MAC of the last version", 2*each, got.PolicyVersion, got.MAC)
 	}
 }
 
