@@ -37,6 +37,11 @@ func newConnectHandler(d *serveDeps) (*connect.Handler, error) {
 		Client:      d.Client,
 		Logger:      d.Log,
 		NewProvider: sharedProvider(d),
+		Owners: connect.OwnerCheck{
+			Claim:        d.File.Identity.Claim,
+			Owners:       d.File.Identity.Owners,
+			InsecureSkip: d.File.Identity.InsecureSkipOwnerCheck,
+		},
 		// Link nonces and pending sign-ins live in the store, so that
 		// replicas on one database need no sticky sessions.
 		Nonces: connect.NewStoreNonces(d.Vault.Store()),
