@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/policy"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -29,16 +30,27 @@ const (
 // (refs/heads/agent/*). Its errors name the flag and the pattern.
 func ValidatePolicy(p store.Policy) (store.Policy, error) {
 	var err error
-	if p.AllowRepos, err = tidy("--allow-repo", p.AllowRepos, CheckRepoPattern); err != nil {
+	if p.AllowRepos, err = tidy("--allow-repo", p.AllowRepos, both(CheckRepoPattern, policy.CheckPattern)); err != nil {
 		return store.Policy{}, err
 	}
-	if p.ReadOnlyRepos, err = tidy("--read-only-repo", p.ReadOnlyRepos, CheckRepoPattern); err != nil {
+	if p.ReadOnlyRepos, err = tidy("--read-only-repo", p.ReadOnlyRepos, both(CheckRepoPattern, policy.CheckPattern)); err != nil {
 		return store.Policy{}, err
 	}
-	if p.PushRefs, err = tidy("--push-ref", p.PushRefs, CheckRefPattern); err != nil {
+	if p.PushRefs, err = tidy("--push-ref", p.PushRefs, both(CheckRefPattern, policy.CheckRefPattern)); err != nil {
 		return store.Policy{}, err
 	}
 	return p, nil
+}
+
+// both runs the vault's check, then the sidecar's (package policy), so
+// that every pattern the vault stores compiles where it is enforced.
+func both(vaultCheck, sidecarCheck func(string) error) func(string) error {
+	return func(s string) error {
+		if err := vaultCheck(s); err != nil {
+			return err
+		}
+		return sidecarCheck(s)
+	}
 }
 
 func tidy(flag string, in []string, check func(string) error) ([]string, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/connect"
@@ -11,12 +12,26 @@ import (
 // mountConnect mounts the Connect and PAT pages (vault/connect) and makes
 // the vault hand out their signed, single-use connect_url links, with their
 // state in the vault's store.
-func mountConnect(d *serveDeps) error {
-	h, err := connect.New(connect.Config{
+func mountConnect(d *serveDeps, pages *connectSwitch) error {
+	h, err := newConnectHandler(d)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	pages.cur.Store(mux)
+	d.Vault.SetLinker(h)
+	return nil
+}
+
+// newConnectHandler builds the Connect and PAT pages of d's settings.
+func newConnectHandler(d *serveDeps) (*connect.Handler, error) {
+	return connect.New(connect.Config{
 		PublicURL:   d.File.PublicURL,
 		Keys:        d.Keys,
 		Vault:       d.Vault,
 		OAuth:       d.OAuth,
+		Disabled:    d.Disabled,
 		PAT:         patHosts(d.File),
 		VirtualDirs: virtualDirs(d.File),
 		Client:      d.Client,
@@ -32,12 +47,6 @@ func mountConnect(d *serveDeps) error {
 		Nonces: connect.NewStoreNonces(d.Vault.Store()),
 		Flows:  connect.NewStoreFlows(d.Vault.Store(), d.Keys),
 	})
-	if err != nil {
-		return err
-	}
-	h.Register(d.Vault.Mux())
-	d.Vault.SetLinker(h)
-	return nil
 }
 
 // sharedProvider makes the Connect pages use the issuer the vault's

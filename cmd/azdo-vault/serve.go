@@ -38,7 +38,10 @@ type serveDeps struct {
 	// OAuth holds each OAuth-enabled host's provider settings, with the
 	// client secret opened (in memory only).
 	OAuth map[string]vault.OAuthSettings
-	Log   *slog.Logger
+	// Disabled holds, by host, why an OAuth provider is disabled: its
+	// Connect page says so.
+	Disabled map[string]string
+	Log      *slog.Logger
 }
 
 // serveCommand is `azdo-vault serve`.
@@ -57,6 +60,8 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 			config.UpstreamCAFileFlag(),
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate `FILE` (PEM); without it, plain HTTP for a TLS-terminating ingress", TakesFile: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert", TakesFile: true},
+			&cli.BoolFlag{Name: "check-config", Usage: "verify the config and its providers, print what starting would delete from the store (credentials of removed providers or methods), and exit"},
+			pidFileFlag(),
 			&cli.DurationFlag{Name: "audit-retention", Value: vault.DefaultAuditRetention, Usage: "keep audit events (POST /v1/audit) this long (`DURATION`); older ones are deleted hourly by every replica; 0 keeps them forever"},
 		},
 		Action: func(c *cli.Context) error { return serve(c, e) },
@@ -91,23 +96,24 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 	if err != nil {
 		return err
 	}
-	oauth, err := openOAuth(vf, kp)
-	if err != nil {
-		return err
+	if c.Bool("check-config") {
+		return checkConfig(c, e, vf, kp, client)
 	}
-	providers, err := vault.NewProviders(ctx, oauth, patHosts(vf), client)
-	if err != nil {
-		return err
-	}
+	cur := loadSettings(ctx, vf, kp, client, nil, log)
 	st, err := store.Open(ctx, c.String(config.FlagStore), time.Now)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// What a removed provider or method left behind goes before anything
+	// is served.
+	if _, err := vault.Prune(ctx, st, cur.methods, log); err != nil {
+		return err
+	}
 	v, err := vault.New(vault.Config{
 		Keys:      kp,
 		Store:     st,
-		Providers: providers,
+		Providers: cur.providers,
 		PublicURL: vf.PublicURL,
 		Logger:    log,
 		// Every replica sweeps; deleting twice is harmless.
@@ -117,10 +123,23 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return err
 	}
 	defer v.Close()
-	deps := &serveDeps{Vault: v, Providers: providers, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
-	if err := mountConnect(deps); err != nil {
+	v.SetProviderStates(cur.states)
+	pages := &connectSwitch{}
+	deps := &serveDeps{Vault: v, Providers: cur.providers, File: vf, Keys: kp, Client: client, OAuth: cur.oauth, Disabled: cur.disabled, Log: log}
+	if err := mountConnect(deps, pages); err != nil {
 		return err
 	}
+	// The pages' routes (whatever the connect package registers) reach
+	// the current generation of pages, which a reload replaces.
+	v.Mux().Handle("/", pages)
+	rl := &reloader{path: c.String(config.ConfigFlag), keys: kp, client: client, store: st, vault: v, pages: pages, cur: cur, log: log}
+	stopReload := rl.listen(ctx)
+	defer stopReload()
+	removePID, err := writePIDFile(c.String(flagPIDFile))
+	if err != nil {
+		return err
+	}
+	defer removePID()
 
 	ln, err := net.Listen("tcp", c.String(config.FlagListen))
 	if err != nil {
@@ -156,7 +175,7 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		PublicKey string `json:"public_key"`
 	}{ln.Addr().String(), kp.Public.String()})
 	fmt.Fprintf(e.Stdout, "%s\n", ready)
-	log.Info("vault serving", "listen", ln.Addr().String(), "tls", certFile != "", "providers", len(providers), "public_key", kp.Public.String())
+	log.Info("vault serving", "listen", ln.Addr().String(), "tls", certFile != "", "providers", len(cur.providers), "public_key", kp.Public.String(), "pid_file", c.String(flagPIDFile))
 
 	select {
 	case err := <-served:
@@ -172,30 +191,6 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// openOAuth opens each OAuth provider's sealed client secret with the
-// runner's key; the first one that was sealed to another key stops the
-// start with a message naming this runner's public key.
-func openOAuth(vf *config.VaultFile, kp sealbox.KeyPair) (map[string]vault.OAuthSettings, error) {
-	out := map[string]vault.OAuthSettings{}
-	for i, p := range vf.Providers {
-		if p.OAuth == nil {
-			continue
-		}
-		sec, err := vault.OpenClientSecret(kp, p.Host, p.OAuth.ClientSecretSealed)
-		if err != nil {
-			return nil, fmt.Errorf("providers[%d].oauth.client_secret_sealed: %w", i, err)
-		}
-		out[p.Host] = vault.OAuthSettings{
-			Host:         p.Host,
-			IssuerURL:    p.OAuth.IssuerURL,
-			ClientID:     p.OAuth.ClientID,
-			ClientSecret: sec,
-			RedirectURL:  vf.CallbackURL(),
-		}
-	}
-	return out, nil
 }
 
 func patHosts(vf *config.VaultFile) map[string]bool {

@@ -76,6 +76,10 @@ type Config struct {
 	// OAuth holds the OAuth-enabled hosts' settings (client secret opened,
 	// in memory only). Providers are discovered on first use.
 	OAuth map[string]vault.OAuthSettings
+	// Disabled holds, by host, why its OAuth provider is disabled (its
+	// verification failed): /connect shows the reason instead of starting
+	// a sign-in.
+	Disabled map[string]string
 	// PAT lists the hosts on which PATs are enabled.
 	PAT map[string]bool
 	// Owners is the owner check applied to every Connect and PAT.
@@ -106,6 +110,7 @@ type Handler struct {
 	signer  *Signer
 	vault   CredentialStore
 	oauth   map[string]vault.OAuthSettings
+	off     map[string]string
 	pat     map[string]bool
 	owners  OwnerCheck
 	vdirs   map[string]string
@@ -145,6 +150,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	for host, o := range cfg.OAuth {
 		h.oauth[vault.NormalizeHost(host)] = o
+	}
+	h.off = map[string]string{}
+	for host, why := range cfg.Disabled {
+		h.off[vault.NormalizeHost(host)] = why
 	}
 	for host, v := range cfg.VirtualDirs {
 		h.vdirs[vault.NormalizeHost(host)] = strings.Trim(v, "/")

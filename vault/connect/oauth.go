@@ -46,6 +46,16 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.path("/pat")+"?"+url.Values{"link": {link}}.Encode(), http.StatusSeeOther)
 		return
 	}
+	if why, off := h.off[c.Host]; off {
+		fix := "An administrator must fix the vault's configuration for " + c.Host + " and reload it (" + why + ")."
+		if h.pat[c.Host] {
+			fix += " Meanwhile you can connect with a personal access token: use the other link your environment printed."
+		}
+		h.renderProblem(w, problem{status: http.StatusServiceUnavailable, title: "Sign-in with Microsoft Entra ID is disabled on this runner",
+			msg: "The vault could not verify its OAuth application for " + c.Host + ", so it does not start sign-ins for it.", who: "administrator",
+			fix: fix, code: "provider_disabled"})
+		return
+	}
 	p, err := h.provider(r.Context(), c.Host)
 	if err != nil {
 		h.log.Warn("identity provider unavailable for connect", "host", c.Host, "err", err)

@@ -109,6 +109,14 @@ var pgMigrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
+	// had when its credentials were last pruned, so that a changed
+	// application deletes the refresh tokens of the old one, also across
+	// a restart.
+	`CREATE TABLE provider_fingerprints (
+		host        TEXT PRIMARY KEY,
+		fingerprint TEXT NOT NULL
+	);`,
 }
 
 // migrateLockKey names the advisory lock that serialises migrations of
@@ -806,6 +814,46 @@ func (s *Postgres) LastConnectEventID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: last connect event: %w", err)
 	}
 	return id, nil
+}
+
+// ProviderFingerprints implements Store.
+func (s *Postgres) ProviderFingerprints(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT host, fingerprint FROM provider_fingerprints`)
+	if err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, f string
+		if err := rows.Scan(&h, &f); err != nil {
+			return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+		}
+		out[h] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	return out, nil
+}
+
+// SetProviderFingerprints implements Store.
+func (s *Postgres) SetProviderFingerprints(ctx context.Context, fps map[string]string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM provider_fingerprints`); err != nil {
+			return err
+		}
+		for h, f := range fps {
+			if _, err := tx.Exec(ctx, `INSERT INTO provider_fingerprints (host, fingerprint) VALUES ($1, $2)`, h, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	return nil
 }
 
 var _ Store = (*Postgres)(nil)

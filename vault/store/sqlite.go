@@ -109,6 +109,14 @@ var migrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
+	// had when its credentials were last pruned, so that a changed
+	// application deletes the refresh tokens of the old one, also across
+	// a restart.
+	`CREATE TABLE provider_fingerprints (
+		host        TEXT PRIMARY KEY,
+		fingerprint TEXT NOT NULL
+	);`,
 }
 
 // bindingSchemaVersion is the migration that added row binding.
@@ -926,6 +934,48 @@ func (s *SQLite) LastConnectEventID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: last connect event: %w", err)
 	}
 	return id, nil
+}
+
+// ProviderFingerprints implements Store.
+func (s *SQLite) ProviderFingerprints(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT host, fingerprint FROM provider_fingerprints`)
+	if err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, f string
+		if err := rows.Scan(&h, &f); err != nil {
+			return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+		}
+		out[h] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	return out, nil
+}
+
+// SetProviderFingerprints implements Store.
+func (s *SQLite) SetProviderFingerprints(ctx context.Context, fps map[string]string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_fingerprints`); err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	for h, f := range fps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_fingerprints (host, fingerprint) VALUES (?, ?)`, h, f); err != nil {
+			return fmt.Errorf("store: set provider fingerprints: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	return nil
 }
 
 var _ Store = (*SQLite)(nil)

@@ -298,6 +298,13 @@ type Store interface {
 	// LastConnectEventID returns the highest event ID (0: none yet).
 	LastConnectEventID(ctx context.Context) (int64, error)
 
+	// ProviderFingerprints returns, per host, the fingerprint of the
+	// OAuth application ("client_id|tenant", "" without OAuth) the
+	// vault's credentials were last pruned against.
+	ProviderFingerprints(ctx context.Context) (map[string]string, error)
+	// SetProviderFingerprints replaces them all, in one transaction.
+	SetProviderFingerprints(ctx context.Context, fps map[string]string) error
+
 	// Close releases the store.
 	Close() error
 }
