@@ -95,6 +95,15 @@ func TestAuditPostAndList(t *testing.T) {
 	if !strings.Contains(logs, "audit events rejected") {
 		t.Errorf("no log line about rejected events:\n%s", logs)
 	}
+	resp, err := http.Get(h.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `azdo_vault_audit_events_total{result="stored"} 2`) || !strings.Contains(string(m), `azdo_vault_audit_events_total{result="rejected"} 7`) {
+		t.Errorf("metrics lack the audit counts:\n%s", grepLines(string(m), "audit"))
+	}
 }
 
 func TestAuditRefusals(t *testing.T) {
