@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -313,5 +314,75 @@ func TestBoundarySquattedSocketDir(t *testing.T) {
 	g.Command("git", "credential-cache", "--socket="+sock, "exit").Run()
 	if accepted.Load() == 0 {
 		t.Errorf("git credential-cache did not reach the squatter's socket; the test proves nothing")
+	}
+}
+
+// TestBoundaryStateFiles: a second serve that cannot bind leaves the first
+// one's ca.pem and proxy URL alone; one that does start on the same state
+// dir replaces ca.pem, and status says the file is no longer the running
+// sidecar's CA. A PAT file others can read is refused.
+func TestBoundaryStateFiles(t *testing.T) {
+	bin := testenv.Binary(t, "azdo-sidecar")
+	pat := azdoemu.NewPAT()
+	sc := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()})
+	state := filepath.Dir(sc.CAFile)
+	caBefore, _ := os.ReadFile(sc.CAFile)
+	urlBefore, _ := os.ReadFile(sc.ProxyURLFile)
+	if fi, err := os.Stat(sc.ProxyURLFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("proxy_url_file %s: %v, mode %v; want 0600", sc.ProxyURLFile, err, fi.Mode())
+	}
+
+	run := func(env []string, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(scBaseEnv(), env...)
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run([]string{"AZDO_PAT=" + pat.Reveal()}, "serve", "--listen", sc.Proxy, "--metrics-listen", "127.0.0.1:0",
+		"--socket", filepath.Join(testenv.PrivateDir(t), "sock"), "--state-dir", state)
+	if err == nil || !strings.Contains(out, "address already in use") {
+		t.Fatalf("second serve on a taken port: %v\n%s\nwant a failure", err, out)
+	}
+	if b, _ := os.ReadFile(sc.CAFile); !bytes.Equal(b, caBefore) {
+		t.Errorf("the failed serve rewrote ca.pem")
+	}
+	if b, _ := os.ReadFile(sc.ProxyURLFile); !bytes.Equal(b, urlBefore) {
+		t.Errorf("the failed serve rewrote the proxy URL file")
+	}
+	status := func() string {
+		t.Helper()
+		out, err := run(nil, "status", "--socket", sc.Socket)
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		return out
+	}
+	if s := status(); strings.Contains(s, "MISMATCH") || !strings.Contains(s, sc.ProxyURLFile) {
+		t.Errorf("status with the right ca.pem:\n%s\nwant no MISMATCH and the proxy url file", s)
+	}
+
+	// Another sidecar that does start there rewrites ca.pem.
+	other := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()})
+	otherCA, _ := os.ReadFile(other.CAFile)
+	if err := os.WriteFile(sc.CAFile, otherCA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(); !strings.Contains(s, "MISMATCH") || !strings.Contains(s, "not this sidecar's CA") {
+		t.Errorf("status after ca.pem was replaced:\n%s\nwant a MISMATCH line", s)
+	}
+
+	// Secret files others can read.
+	patFile := filepath.Join(t.TempDir(), "pat")
+	os.WriteFile(patFile, []byte(pat.Reveal()+"\n"), 0o644)
+	os.Chmod(patFile, 0o644)
+	out, err = run(nil, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--socket", filepath.Join(testenv.PrivateDir(t), "sock"), "--state-dir", filepath.Join(t.TempDir(), "state"), "--pat-file", patFile)
+	if err == nil || !strings.Contains(out, "chmod 600 "+patFile) {
+		t.Errorf("serve with a 0644 PAT file: %v\n%s\nwant a refusal saying chmod 600 %s", err, out, patFile)
+	}
+	if strings.Contains(out, pat.Reveal()) {
+		t.Errorf("the refusal shows the PAT")
 	}
 }

@@ -248,7 +248,7 @@ func writeJSONLines[T any](w io.Writer, rows []T) error {
 func withExistingStore(c *cli.Context, url string, fn func(context.Context, store.Store) error) error {
 	if path, ok := store.SQLitePath(url); ok {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no store at %s: --store (AZDO_STORE) must name the vault's database (default %s)", path, config.DefaultStore)
+			return fmt.Errorf("no store at %s: --store (or AZDO_STORE) must name the vault's database, as given to azdo-vault serve (default %s); env create --create makes a new one", path, config.DefaultStore)
 		}
 	}
 	return withStore(c, url, fn)
