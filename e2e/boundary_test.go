@@ -386,3 +386,27 @@ func TestBoundaryStateFiles(t *testing.T) {
 		t.Errorf("the refusal shows the PAT")
 	}
 }
+
+// TestBoundaryStatusEndpointOwnerOnly: /metrics stays open to a scraper of
+// any uid; /status (organizations, token kinds, expiry) answers the owner
+// only.
+func TestBoundaryStatusEndpointOwnerOnly(t *testing.T) {
+	sc := startSidecar(t, []string{"AZDO_PAT=" + azdoemu.NewPAT().Reveal()})
+	code := func(cmd *exec.Cmd) string {
+		t.Helper()
+		out, _ := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	curl := func(path string) []string {
+		return []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://" + sc.Metrics + path}
+	}
+	if got := code(exec.Command("curl", curl("/status")...)); got != "200" {
+		t.Errorf("owner GET /status = %s; want 200", got)
+	}
+	if got := code(asOtherUser(t, "curl", curl("/status")...)); got != "403" {
+		t.Errorf("uid %d GET /status = %s; want 403", otherUID, got)
+	}
+	if got := code(asOtherUser(t, "curl", curl("/metrics")...)); got != "200" {
+		t.Errorf("uid %d GET /metrics = %s; want 200 (scrapers)", otherUID, got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -53,7 +54,8 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: config.ConfigFlag, Required: true, Usage: "vault config `FILE` (YAML)", TakesFile: true},
 			kf,
-			&cli.StringFlag{Name: config.FlagListen, Value: ":8443", Usage: "`ADDR` to listen on"},
+			&cli.StringFlag{Name: config.FlagListen, Value: "127.0.0.1:8443", Usage: "`ADDR` to listen on; plain HTTP (no --tls-cert) only on loopback unless --insecure-listen-any"},
+			&cli.BoolFlag{Name: flagInsecureListenAny, Usage: "allow plain HTTP (no --tls-cert) on a non-loopback --listen address (environment tokens, connect links and pasted PATs then cross the network in clear)"},
 			config.StoreFlag(),
 			config.UpstreamCAFileFlag(),
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate `FILE` (PEM); without it, plain HTTP for a TLS-terminating ingress", TakesFile: true},
@@ -83,6 +85,12 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 	certFile, keyFile := c.String("tls-cert"), c.String("tls-key")
 	if (certFile == "") != (keyFile == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := checkListen(c.String(config.FlagListen), certFile != "", c.Bool(flagInsecureListenAny)); err != nil {
+		return err
+	}
+	if c.Bool(flagInsecureListenAny) && certFile == "" && !isLoopback(c.String(config.FlagListen)) {
+		log.Warn("--insecure-listen-any: serving plain HTTP on a non-loopback address; environment tokens, connect links and pasted PATs cross the network in clear up to this process", "listen", c.String(config.FlagListen))
 	}
 	client, err := upstreamClient(c.String(config.FlagUpstreamCAFile))
 	if err != nil {
@@ -218,4 +226,35 @@ func upstreamClient(caFile string) (*http.Client, error) {
 	tr.ResponseHeaderTimeout = 20 * time.Second
 	tr.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// flagInsecureListenAny allows plain HTTP on a non-loopback address.
+const flagInsecureListenAny = "insecure-listen-any"
+
+// errNotLoopback refuses plain HTTP on an address other machines reach.
+var errNotLoopback = errors.New("--listen is not loopback")
+
+// checkListen refuses plain HTTP (no TLS) on an address reachable from
+// other machines unless insecureAny: the vault's requests carry
+// environment tokens, connect links and pasted PATs. HTTPS may listen
+// anywhere; so may plain HTTP on loopback, behind a TLS-terminating
+// ingress on the same host.
+func checkListen(addr string, tls, insecureAny bool) error {
+	if tls || insecureAny || isLoopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q serves plain HTTP (anyone on the network path reads environment tokens, connect links and pasted PATs; serve HTTPS with --tls-cert/--tls-key, or pass --insecure-listen-any to allow it)", errNotLoopback, addr)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
