@@ -29,9 +29,9 @@ const (
 // policyFlags are the flags that set an environment's policy.
 func policyFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: flagAllowRepo, Usage: "the environment may use only repositories matching `HOST/ORG/PROJECT/REPO` (repeatable; \"*\" for a whole segment; self-hosted: HOST[/VDIR]/COLLECTION/PROJECT/REPO); none: every repository the owner reaches"},
-		&cli.StringSliceFlag{Name: flagReadOnlyRepo, Usage: "repositories matching `PATTERN` may be fetched, never pushed (repeatable; same form as --allow-repo)"},
-		&cli.StringSliceFlag{Name: flagPushRef, Usage: "a push may create, update or delete only refs matching `REFGLOB` (repeatable, e.g. 'refs/heads/agent/*'); none: any ref"},
+		&cli.StringSliceFlag{Name: flagAllowRepo, Usage: "the environment may use only repositories matching `HOST/ORG/PROJECT/REPO` (\"*\" for a whole segment; self-hosted: HOST[/VDIR]/COLLECTION/PROJECT/REPO); none: every repository the owner reaches"},
+		&cli.StringSliceFlag{Name: flagReadOnlyRepo, Usage: "repositories matching `PATTERN` may be fetched, never pushed (same form as --allow-repo)"},
+		&cli.StringSliceFlag{Name: flagPushRef, Usage: "a push may create, update or delete only refs matching `REFGLOB` (e.g. 'refs/heads/agent/*'); none: any ref"},
 		&cli.BoolFlag{Name: flagProxyOnly, Usage: "the environment never receives a token: only the sidecar's proxy uses it (--proxy-only=false turns it off in env update)"},
 	}
 }
