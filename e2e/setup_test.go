@@ -298,6 +298,17 @@ func TestSetupThenPlainGit(t *testing.T) {
 					t.Errorf("the PAT appears in git config, setup output or the sidecar's log")
 				}
 			}
+			if tt.mode != "helper" {
+				// The proxy's credential: only in 0600 files, never in
+				// the git config setup printed or wrote.
+				pass := proxySecret(t, testenv.ProxyURL(t, filepath.Join(sc.state, "proxy-url"))).Reveal()
+				assertNoWorldReadableSecret(t, sc.state, pass)
+				for _, s := range []string{string(b), out, errOut, sc.stderr.String()} {
+					if strings.Contains(s, pass) {
+						t.Errorf("the proxy credential appears in git config, setup output or the sidecar's log")
+					}
+				}
+			}
 			if _, err := os.Stat(filepath.Join(w.git.Home, ".git-credentials")); err == nil {
 				t.Errorf("a credential was stored on disk (~/.git-credentials)")
 			}

@@ -74,7 +74,15 @@ func PATLinks(host, org string) (PATURLs, bool) {
 		segs[i] = url.PathEscape(s)
 	}
 	p := base + "/" + strings.Join(segs, "/")
-	return PATURLs{Create: p + "/_usersSettings/tokens", Check: p + "/_apis/connectionData"}, true
+	create := p + "/_usersSettings/tokens"
+	if host == "dev.azure.com" {
+		// Azure DevOps Services opens its New Token panel directly with
+		// action=edit. Azure DevOps Server's page (User settings >
+		// Personal access tokens, the same path under the collection)
+		// has no documented equivalent: the user chooses New Token.
+		create += "?action=edit"
+	}
+	return PATURLs{Create: create, Check: p + "/_apis/connectionData"}, true
 }
 
 // patLinks is PATLinks with the configured virtual directory of a

@@ -20,8 +20,8 @@ func TestPATLinks(t *testing.T) {
 		want            PATURLs
 		ok              bool
 	}{
-		{"dev.azure.com", "dev.azure.com", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
-		{"dev.azure.com port 443", "Dev.Azure.com:443", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com", "dev.azure.com", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens?action=edit", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com port 443", "Dev.Azure.com:443", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens?action=edit", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
 		{"dev.azure.com without org", "dev.azure.com", "", PATURLs{}, false},
 		{"dev.azure.com nested org", "dev.azure.com", "a/b", PATURLs{}, false},
 		{"visualstudio.com", "fabrikam.visualstudio.com", "", PATURLs{"https://fabrikam.visualstudio.com/_details/security/tokens", "https://fabrikam.visualstudio.com/_apis/connectionData"}, true},
