@@ -707,7 +707,9 @@ func writeProxyInclude(opts Options) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		fmt.Fprintf(&b, "[http %s]\n\tproxy = %s\n", quoteSubsection(u), quoteValue(full.Reveal()))
+		// proxyAuthMethod=basic sends the credential at once: with git's
+		// default (anyauth) every connection first gets a 407.
+		fmt.Fprintf(&b, "[http %s]\n\tproxy = %s\n\tproxyAuthMethod = basic\n", quoteSubsection(u), quoteValue(full.Reveal()))
 	}
 	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
 		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 {

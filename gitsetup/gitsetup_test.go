@@ -529,6 +529,9 @@ func TestProxyCredentialOnlyInPrivateInclude(t *testing.T) {
 			t.Errorf("git config --get-urlmatch http.proxy %s = %q; want the URL with the credential", u, got)
 		}
 	}
+	if got, _ := g.git(g.env, "config", "--get-urlmatch", "http.proxyAuthMethod", "https://dev.azure.com/o/p/_git/r"); got != "basic" {
+		t.Errorf("http.proxyAuthMethod = %q; want basic (no 407 round trip per connection)", got)
+	}
 	if res2 := mustApply(t, opts); res2.Changed() {
 		t.Errorf("Apply again changed %v %v %v", res2.Written, res2.Removed, res2.FilesWritten)
 	}
