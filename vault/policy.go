@@ -238,25 +238,29 @@ func policyJSON(env store.Environment) (json.RawMessage, error) {
 	return b, nil
 }
 
-// SetPolicy validates p and makes it environment id's policy, effective at
-// its next token request on every replica (the vault reads the
-// environment from the store on every request). The row's MAC, made with
-// b, covers the policy and its version, so only a holder of the runner key
-// can change them. It returns the environment with its new PolicyVersion.
+// SetPolicy validates p and makes it environment id's policy (see
+// UpdatePolicy).
 func SetPolicy(ctx context.Context, st store.Store, b *Binding, id string, p store.Policy) (store.Environment, error) {
+	return UpdatePolicy(ctx, st, b, id, func(store.Policy) store.Policy { return p })
+}
+
+// UpdatePolicy makes change(current policy), validated, environment id's
+// policy, in one transaction, so that updates made at once by several
+// administrators lose none. It takes effect at the environment's next
+// token request on every replica (the vault reads the environment from the
+// store on every request). The row's MAC, made with b, covers the policy
+// and its version, so only a holder of the runner key can change them. It
+// returns the environment with its new PolicyVersion, store.ErrNotFound,
+// or ValidatePolicy's error.
+func UpdatePolicy(ctx context.Context, st store.Store, b *Binding, id string, change func(cur store.Policy) store.Policy) (store.Environment, error) {
 	if b == nil {
 		return store.Environment{}, errors.New("vault: changing a policy needs the runner key")
 	}
-	p, err := ValidatePolicy(p)
+	e, err := st.SetEnvironmentPolicy(ctx, id, func(cur store.Environment) (store.Policy, error) {
+		return ValidatePolicy(change(cur.Policy))
+	}, b.EnvironmentMAC)
 	if err != nil {
 		return store.Environment{}, err
-	}
-	e, err := st.SetEnvironmentPolicy(ctx, id, p, b.EnvironmentMAC)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Environment{}, err
-	}
-	if err != nil {
-		return store.Environment{}, fmt.Errorf("vault: set policy of %s: %w", id, err)
 	}
 	return e, nil
 }

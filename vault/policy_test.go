@@ -254,7 +254,9 @@ func TestPolicyBoundToRunnerKey(t *testing.T) {
 		tamper func(t *testing.T, h *harness)
 	}{
 		{"loosened through the store API", func(t *testing.T, h *harness) {
-			if _, err := h.st.SetEnvironmentPolicy(context.Background(), h.env.ID, store.Policy{AllowRepos: []string{"dev.azure.com/*/*/*"}}, nil); err != nil {
+			if _, err := h.st.SetEnvironmentPolicy(context.Background(), h.env.ID, func(store.Environment) (store.Policy, error) {
+				return store.Policy{AllowRepos: []string{"dev.azure.com/*/*/*"}}, nil
+			}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},

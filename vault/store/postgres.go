@@ -478,26 +478,35 @@ func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Env
 // the UPDATE in one transaction, so concurrent updates through any replica
 // count one version each and every MAC covers the version it is stored
 // with.
-func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
-	pol, err := encodePolicy(p)
-	if err != nil {
-		return Environment{}, err
-	}
+func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, change func(cur Environment) (Policy, error), mac func(Environment) []byte) (Environment, error) {
 	var e Environment
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var th []byte
 		var err error
 		e, err = scanPGEnvironment(tx.QueryRow(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE id = $1 FOR UPDATE`, id), &th)
 		if err != nil {
 			return err
 		}
-		e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+		e.TokenHash = th
+		p, err := change(e)
+		if err != nil {
+			return &changeError{err}
+		}
+		pol, err := encodePolicy(p)
+		if err != nil {
+			return err
+		}
+		e.Policy, e.PolicyVersion = p, e.PolicyVersion+1
 		if mac != nil {
 			e.MAC = mac(e)
 		}
 		_, err = tx.Exec(ctx, `UPDATE environments SET policy = $1, policy_version = $2, mac = $3 WHERE id = $4`, pol, e.PolicyVersion, nonNil(e.MAC), id)
 		return err
 	})
+	var ce *changeError
+	if errors.As(err, &ce) {
+		return Environment{}, ce.err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
@@ -507,6 +516,12 @@ func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy
 	e.TokenHash = nil
 	return e, nil
 }
+
+// changeError carries the error of a caller's change function out of a
+// transaction unwrapped.
+type changeError struct{ err error }
+
+func (e *changeError) Error() string { return e.err.Error() }
 
 // RevokeEnvironment implements Store. Revoking twice keeps the first time.
 func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Time) error {
@@ -645,6 +660,16 @@ func (s *Postgres) UseNonce(ctx context.Context, hash []byte, expires time.Time)
 		return fmt.Errorf("store: use nonce: %w", err)
 	}
 	return err
+}
+
+// NonceUsed implements Store.
+func (s *Postgres) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = $1 AND expires_at > $2)`, hash, s.now()).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
 }
 
 // PutFlow implements Store; it also forgets expired flows.

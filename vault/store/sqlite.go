@@ -543,11 +543,7 @@ func (s *SQLite) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Envir
 // SetEnvironmentPolicy implements Store: the read, the MAC and the write
 // are one IMMEDIATE transaction, so concurrent updates count one version
 // each and every MAC covers the version it is stored with.
-func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
-	pol, err := encodePolicy(p)
-	if err != nil {
-		return Environment{}, err
-	}
+func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, change func(cur Environment) (Policy, error), mac func(Environment) []byte) (Environment, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
@@ -561,7 +557,16 @@ func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, 
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
-	e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+	e.TokenHash = th
+	p, err := change(e)
+	if err != nil {
+		return Environment{}, err
+	}
+	pol, err := encodePolicy(p)
+	if err != nil {
+		return Environment{}, err
+	}
+	e.Policy, e.PolicyVersion = p, e.PolicyVersion+1
 	if mac != nil {
 		e.MAC = mac(e)
 	}
@@ -736,6 +741,16 @@ func (s *SQLite) UseNonce(ctx context.Context, hash []byte, expires time.Time) e
 		return fmt.Errorf("store: use nonce: %w", err)
 	}
 	return nil
+}
+
+// NonceUsed implements Store.
+func (s *SQLite) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = ? AND expires_at > ?)`, hash, unix(s.now())).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
 }
 
 // checkFlow refuses a flow that PutFlow must not store.
