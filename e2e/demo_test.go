@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,6 +201,17 @@ func TestDemoBrowserPath(t *testing.T) {
 	}
 	page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	// The confirmation page: press Continue.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="continue"`) {
+		t.Fatalf("connect link answered %d:\n%.500s\nwant the confirmation page", resp.StatusCode, page)
+	}
+	lu, _ := url.Parse(gitLink)
+	resp, err = c.PostForm(base, url.Values{"link": {lu.Query().Get("link")}, "csrf": {formValue(t, string(page), "csrf")}})
+	if err != nil {
+		t.Fatalf("Continue: %v", err)
+	}
+	page, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Connected.") {
 		t.Fatalf("connect link ended with %d:\n%.500s\nwant the Connected page", resp.StatusCode, page)
 	}
@@ -221,6 +233,9 @@ func TestDemoBrowserPath(t *testing.T) {
 func TestDemoAutoConnect(t *testing.T) {
 	bin, binDir := buildDemo(t)
 	d := startDemo(t, bin, binDir, "--auto-connect")
+	if !strings.Contains(d.stdout, "You signed in as mallory@demo.example, but this link connects Azure DevOps for demo@demo.example. Nothing was saved.") {
+		t.Errorf("demo output lacks the refused identity:\n%s", d.stdout)
+	}
 	if d.link != "" || !strings.Contains(d.stdout, "Connected to Azure DevOps as demo@demo.example") {
 		t.Errorf("--auto-connect output:\n%s\nwant the connected line and no link", d.stdout)
 	}

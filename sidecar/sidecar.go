@@ -599,6 +599,17 @@ func (m *sourceMetrics) observe(_ token.Key, took time.Duration, err error) {
 	m.fetches.WithLabelValues(result).Inc()
 }
 
+// peerUID returns the uid owning the client's end of r's connection, when
+// it can be learned (proxy.PeerUID).
+func peerUID(r *http.Request) (int, bool) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	remote, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if local == nil || err != nil {
+		return 0, false
+	}
+	return proxy.PeerUID(local, remote)
+}
+
 // mux serves /metrics, /healthz and /status.
 func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -607,7 +618,14 @@ func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		// /metrics is for a scraper, which may run as anyone; /status
+		// (organizations, token kinds and expiry) is for the owner.
+		if uid, ok := peerUID(r); ok && uid != os.Getuid() {
+			s.log.Warn("sidecar: refused /status to a client of another user", "client_uid", uid)
+			http.Error(w, "azdo-sidecar: /status is for the user who runs the sidecar", http.StatusForbidden)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		enc := json.NewEncoder(w)

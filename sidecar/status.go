@@ -1,6 +1,8 @@
 package sidecar
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/proxy"
@@ -24,6 +26,16 @@ type Status struct {
 	// ProxyOnly says why the credential socket hands out no token:
 	// "serve --proxy-only", "environment policy", or "" when it does.
 	ProxyOnly string `json:"proxy_only,omitempty"`
+	// CASHA256 is the SHA-256 of this sidecar's CA certificate (DER, hex):
+	// status compares it with ca.pem on disk, which another sidecar
+	// started on the same state dir could have replaced.
+	CASHA256 string `json:"ca_sha256"`
+}
+
+// CertSHA256 returns the hex SHA-256 of a DER certificate.
+func CertSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 // Status returns the current status.
@@ -38,6 +50,7 @@ func (s *Sidecar) Status() Status {
 		Cache:         s.cache.Stats(),
 		Proxy:         s.proxy.Status(),
 		ProxyOnly:     s.po.why(),
+		CASHA256:      CertSHA256(s.proxy.CA().Certificate().Raw),
 	}
 }
 

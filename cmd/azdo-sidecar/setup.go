@@ -13,6 +13,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
@@ -90,8 +91,20 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	// client finds no one there and git asks our helper, only slower).
 	cacheSocket := config.SocketPath(c)
 	helperSocket := ""
-	if c.String(config.FlagSocket) != "" {
+	if c.String(config.FlagSocket) != "" || c.String(config.FlagStateDir) != "" {
+		// The default socket follows the state dir, which the helper
+		// does not know.
 		helperSocket = cacheSocket
+	}
+	// git's cache client connects to whatever listens on its socket
+	// without checking who that is: it gets the socket only where no one
+	// else can create the directory first. Our helper checks.
+	gitCacheSocket := cacheSocket
+	if err := credential.CheckPrivatePath(filepath.Dir(cacheSocket)); err != nil {
+		gitCacheSocket = ""
+		if mode != gitsetup.ModeProxy {
+			note = joinNote(note, fmt.Sprintf("not using git's credential-cache client on %s: %v; git asks git-credential-azdo, which checks the socket's owner", cacheSocket, err))
+		}
 	}
 	listen := c.String(config.FlagListen)
 	if mode != gitsetup.ModeHelper && !c.Bool("undo") && portZero(listen) {
@@ -117,7 +130,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
 		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.Entries()...),
-		CacheSocket:   cacheSocket,
+		CacheSocket:   gitCacheSocket,
 	}, note, nil
 }
 
@@ -142,6 +155,14 @@ func proxyCredential(c *cli.Context, sock, listen string) (secret.String, error)
 		return secret.String{}, fmt.Errorf("setup: the proxy's credential: %w (remove that file and start the sidecar again)", err)
 	}
 	return pass, nil
+}
+
+// joinNote appends b to the note a.
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // portZero reports whether addr is host:0, "pick a free port".

@@ -124,14 +124,13 @@ func TestReplicasShareConnect(t *testing.T) {
 	onB := &client{t: t, tp: b, jar: onA.jar} // the same browser, routed to B
 
 	link := a.link(t, "dev.azure.com", "contoso", "oauth")
-	p := onA.get(link)
-	if p.code != http.StatusFound {
-		t.Fatalf("GET /connect on A = %d; want 302\n%s", p.code, p.body)
-	}
+	p := continueConnect(t, onA, link)
 	loc, _ := url.Parse(p.hdr.Get("Location"))
 	state := loc.Query().Get("state")
-	if p := onB.get(link); p.code != http.StatusGone {
-		t.Errorf("the same link on B = %d; want 410 (spent on A)", p.code)
+	again := onB.get(link)
+	lu, _ := url.Parse(link)
+	if p := onB.do(http.MethodPost, "/connect", url.Values{"link": {lu.Query().Get("link")}, "csrf": {csrfOf(t, again.body)}}); p.code != http.StatusGone {
+		t.Errorf("Continue with the same link on B = %d; want 410 (spent on A)", p.code)
 	}
 	p = onB.get("/oauth/callback?" + url.Values{"state": {state}, "code": {"the-code"}}.Encode())
 	if p.code != http.StatusOK || !strings.Contains(p.body, "Connected.") {
@@ -157,8 +156,11 @@ func TestStoreDownPage(t *testing.T) {
 	}
 	tp := newReplica(t, kp, filepath.Join(t.TempDir(), "v.db"), true)
 	link := tp.link(t, "dev.azure.com", "contoso", "oauth")
+	b := tp.browser(t)
+	page := b.get(link)
 	tp.st.Close()
-	p := tp.browser(t).get(link)
+	lu, _ := url.Parse(link)
+	p := b.do(http.MethodPost, "/connect", url.Values{"link": {lu.Query().Get("link")}, "csrf": {csrfOf(t, page.body)}})
 	if p.code != http.StatusServiceUnavailable || !strings.Contains(p.body, "store") {
 		t.Errorf("GET /connect with the store down = %d; want 503 naming the store\n%s", p.code, p.body)
 	}

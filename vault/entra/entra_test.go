@@ -171,7 +171,7 @@ func TestExchangeBothIssuerFormsAndPlaceholder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := f.provider(t, tt.issuer)
 			verifier := oauth2.GenerateVerifier()
-			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", verifier))
+			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", verifier, ""))
 			g, id, err := p.Exchange(context.Background(), code, verifier, "the-nonce")
 			if err != nil {
 				t.Fatalf("Exchange = %v", err)
@@ -209,7 +209,7 @@ func TestExchangeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := oauth2.GenerateVerifier()
-			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", v))
+			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", v, ""))
 			_, _, err := p.Exchange(context.Background(), code, tt.verifier(v), tt.nonce)
 			if tt.wantIDErr {
 				if !errors.Is(err, entra.ErrIDToken) {

@@ -104,6 +104,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	refused, err := w.RefusedIdentity(ctx)
+	if err != nil {
+		return fmt.Errorf("showing a refused identity: %w", err)
+	}
 	link, err := w.ConnectURL(ctx)
 	if err != nil {
 		return err
@@ -114,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	printInstructions(stdout, instructions{
-		Link: link, CAFile: w.caFile, User: demoUPN, AutoConnect: o.autoConnect,
+		Link: link, CAFile: w.caFile, User: demoUPN, AutoConnect: o.autoConnect, Other: otherUPN, Refused: refused,
 		Command: cloneCommand(gitconfig), Dir: dir,
 	})
 	<-ctx.Done()
@@ -125,7 +129,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 // instructions is what the demo tells its user.
 type instructions struct {
 	Link, CAFile, User, Command, Dir string
-	AutoConnect                      bool
+	// Other signed in on User's link and was refused with Refused.
+	Other, Refused string
+	AutoConnect    bool
 }
 
 // CommandPrefix starts the line that holds the command to try, so that
@@ -134,6 +140,7 @@ const CommandPrefix = "   $ "
 
 func printInstructions(w io.Writer, in instructions) {
 	fmt.Fprintf(w, "\nThe azdo-sidecar demo is running on loopback: Azure DevOps and Entra ID emulators, azdo-vault and azdo-sidecar.\n\n")
+	fmt.Fprintf(w, "0. The environment belongs to %s. The demo opened one of its connect links as %s,\n   and the vault refused it (403, nothing stored):\n\n   %s\n\n", in.User, in.Other, in.Refused)
 	if in.AutoConnect {
 		fmt.Fprintf(w, "1. Connected to Azure DevOps as %s (--auto-connect).\n\n", in.User)
 	} else {

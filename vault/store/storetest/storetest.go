@@ -74,6 +74,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"AuditEvents", testAuditEvents},
 		{"AddAuditEventsAtomic", testAddAuditEventsAtomic},
 		{"ConnectEvents", testConnectEvents},
+		{"ProviderFingerprints", testProviderFingerprints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1044,5 +1045,27 @@ func testConnectEvents(t *testing.T, open, another func() store.Store, clk *cloc
 	}
 	if last, err := other.LastConnectEventID(c); err != nil || last != id3 {
 		t.Errorf("LastConnectEventID() = %d, %v; want %d", last, err, id3)
+	}
+}
+
+func testProviderFingerprints(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, other := open(), another()
+	c := ctx(t)
+	if got, err := s.ProviderFingerprints(c); err != nil || len(got) != 0 {
+		t.Fatalf("ProviderFingerprints() on an empty store = %v, %v; want none", got, err)
+	}
+	want := map[string]string{"dev.azure.com": "client-a|tenant-a", "tfs.example.com": ""}
+	if err := s.SetProviderFingerprints(c, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := other.ProviderFingerprints(c)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ProviderFingerprints() = %v, %v; want %v", got, err, want)
+	}
+	if err := other.SetProviderFingerprints(c, map[string]string{"dev.azure.com": "client-b|tenant-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ProviderFingerprints(c); err != nil || len(got) != 1 || got["dev.azure.com"] != "client-b|tenant-a" {
+		t.Errorf("ProviderFingerprints() after a replace = %v, %v; want only dev.azure.com's new one", got, err)
 	}
 }
