@@ -282,7 +282,7 @@ func TestPostgresReplicasConnectWithoutStickySessions(t *testing.T) {
 	callback := br.authorize(ans.err.ConnectURL) // /connect on A
 	wantPage(t, "callback on B", br.get(callback), http.StatusOK, "Connected. Return to your environment; git will work now.")
 	onB := strings.Replace(ans.err.ConnectURL, lb.URL, "http://"+b.addr, 1)
-	wantPage(t, "the link spent on A, replayed on B", br.replay(onB), http.StatusGone, "already used")
+	wantPage(t, "the link spent on A, replayed on B", br.get(onB), http.StatusGone, "already used")
 
 	for name, proc := range map[string]*vaultProc{"a": a, "b": b} {
 		ans := p.tokenAt(proc, env, "contoso")

@@ -128,9 +128,12 @@ func TestConnectNeedsContinue(t *testing.T) {
 	if got := u.Query().Get("login_hint"); got != "alice@contoso.example" {
 		t.Errorf("authorize login_hint = %q; want alice@contoso.example", got)
 	}
-	again := b.get(link)
-	if p := b.do(http.MethodPost, "/connect", url.Values{"link": {signed}, "csrf": {csrfOf(t, again.body)}}); p.code != http.StatusGone {
-		t.Errorf("second Continue with the link = %d; want 410 (single use)", p.code)
+	if again := b.get(link); again.code != http.StatusGone || !strings.Contains(again.body, "already used") {
+		t.Errorf("the link opened again = %d; want 410 at once (single use)", again.code)
+	}
+	// Continue again (the page's cookie is gone after the first): refused.
+	if p := b.do(http.MethodPost, "/connect", url.Values{"link": {signed}, "csrf": {csrfOf(t, page.body)}}); p.code/100 != 4 || p.hdr.Get("Location") != "" {
+		t.Errorf("second Continue with the link = %d %q; want a refusal", p.code, p.hdr.Get("Location"))
 	}
 }
 

@@ -56,6 +56,15 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 			fix: fix, code: "provider_disabled"})
 		return
 	}
+	// A spent link says so now, not after Continue.
+	if used, err := h.nonces.Used(r.Context(), c.Nonce); err != nil || used {
+		if err == nil {
+			err = ErrLinkUsed
+		}
+		h.log.Info("connect link refused", "path", r.URL.Path, "owner", c.Owner, "host", c.Host, "reason", err.Error())
+		h.linkProblem(w, err)
+		return
+	}
 	p, err := h.provider(r.Context(), c.Host)
 	if err != nil {
 		h.log.Warn("identity provider unavailable for connect", "host", c.Host, "err", err)

@@ -662,6 +662,16 @@ func (s *Postgres) UseNonce(ctx context.Context, hash []byte, expires time.Time)
 	return err
 }
 
+// NonceUsed implements Store.
+func (s *Postgres) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = $1 AND expires_at > $2)`, hash, s.now()).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
+}
+
 // PutFlow implements Store; it also forgets expired flows.
 func (s *Postgres) PutFlow(ctx context.Context, stateHash []byte, f Flow) error {
 	if err := checkFlow(stateHash, f); err != nil {

@@ -743,6 +743,16 @@ func (s *SQLite) UseNonce(ctx context.Context, hash []byte, expires time.Time) e
 	return nil
 }
 
+// NonceUsed implements Store.
+func (s *SQLite) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = ? AND expires_at > ?)`, hash, unix(s.now())).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
+}
+
 // checkFlow refuses a flow that PutFlow must not store.
 func checkFlow(stateHash []byte, f Flow) error {
 	if len(stateHash) == 0 || f.Owner == "" || f.Host == "" || f.SealedVerifier == "" || f.Nonce == "" || f.Expires.IsZero() {

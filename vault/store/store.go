@@ -274,6 +274,9 @@ type Store interface {
 	// by its hash, until expires: ErrUsed if it was spent already and has
 	// not expired. Of concurrent uses through any replicas, one wins.
 	UseNonce(ctx context.Context, hash []byte, expires time.Time) error
+	// NonceUsed reports whether the value known by hash was spent and has
+	// not expired, without spending it.
+	NonceUsed(ctx context.Context, hash []byte) (bool, error)
 	// PutFlow keeps a pending sign-in under the hash of its OAuth state
 	// until f.Expires.
 	PutFlow(ctx context.Context, stateHash []byte, f Flow) error

@@ -530,9 +530,16 @@ func testUseNonce(t *testing.T, open, another func() store.Store, clk *clock) {
 		if tt.name == "first use" || tt.name == "other nonce" {
 			expires = exp
 		}
+		// NonceUsed tells, without spending, what UseNonce will say.
+		if used, err := s.NonceUsed(c0, tt.hash); err != nil || used != (tt.want != nil) {
+			t.Errorf("%s: NonceUsed = %v, %v; want %v", tt.name, used, err, tt.want != nil)
+		}
 		if err := s.UseNonce(c0, tt.hash, expires); !errors.Is(err, tt.want) {
 			t.Errorf("%s: UseNonce = %v; want %v", tt.name, err, tt.want)
 		}
+	}
+	if used, err := another().NonceUsed(c0, bytes.Repeat([]byte{3}, 32)); err != nil || used {
+		t.Errorf("NonceUsed(never used) = %v, %v; want false", used, err)
 	}
 	// Another handle (replica) sees the nonce spent.
 	if err := another().UseNonce(c0, h1, exp.Add(time.Hour)); !errors.Is(err, store.ErrUsed) {
