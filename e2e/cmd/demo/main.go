@@ -166,6 +166,10 @@ func printInstructions(w io.Writer, in instructions) {
 	if !in.AutoConnect {
 		fmt.Fprintf(w, "   Before you connect, the same command fails at once and git shows the link to open.\n\n")
 	}
+	fmt.Fprintf(w, "3. The environment has a policy: it may push only to %s. In the clone:\n\n", demoPushRef)
+	fmt.Fprintf(w, "%sgit -C hello commit --allow-empty -m try && GIT_CONFIG_GLOBAL=… git -C hello push origin main\n\n", CommandPrefix[:3])
+	fmt.Fprintf(w, "   is refused before anything reaches Azure DevOps (git shows \"[remote rejected] … refs/heads/main refused\"),\n")
+	fmt.Fprintf(w, "   while \"git push origin HEAD:refs/heads/agent/demo\" goes through.\n\n")
 	fmt.Fprintf(w, "Press Ctrl-C to stop the demo (it removes %s).\n", in.Dir)
 }
 
