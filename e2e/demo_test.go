@@ -247,6 +247,29 @@ func TestDemoAutoConnect(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(b), "# hello") {
 		t.Fatalf("hello/README.md = %q, %v; want the demo README", b, err)
 	}
+
+	// Step 3: the demo environment's policy refuses a push to main and
+	// lets one to refs/heads/agent/* through.
+	if !strings.Contains(d.stdout, "may push only to refs/heads/agent/*") {
+		t.Errorf("the instructions do not show the policy:\n%s", d.stdout)
+	}
+	git := func(args ...string) (string, error) {
+		cmd := exec.Command("git", append([]string{"-C", filepath.Join(cwd, "hello")}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt",
+			"GIT_CONFIG_GLOBAL="+filepath.Join(d.dir, "gitconfig"), "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=demo", "GIT_AUTHOR_EMAIL=demo@demo.example", "GIT_COMMITTER_NAME=demo", "GIT_COMMITTER_EMAIL=demo@demo.example")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := git("commit", "--allow-empty", "-m", "try"); err != nil {
+		t.Fatalf("commit: %v\n%s", err, out)
+	}
+	if out, err := git("push", "origin", "main"); err == nil || !strings.Contains(out, "[remote rejected] main -> main (this environment may push only to refs/heads/agent/*; refs/heads/main refused)") {
+		t.Errorf("push to main in the demo: %v\n%s\nwant the policy's refusal", err, out)
+	}
+	if out, err := git("push", "origin", "HEAD:refs/heads/agent/demo"); err != nil {
+		t.Errorf("push to agent/demo in the demo: %v\n%s", err, out)
+	}
 	assertDemoNoEnvToken(t, d)
 }
 

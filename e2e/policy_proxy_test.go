@@ -145,6 +145,17 @@ func TestPolicyProxyEndToEnd(t *testing.T) {
 		t.Errorf("clone of another organization: err %v\n%s\nwant the vault's refusal", err, out)
 	}
 
+	// Helper mode (no proxy): the vault refuses the other organization,
+	// and git shows why through the credential helper.
+	hg := testenv.NewGit(t)
+	testenv.Reach(t, hg, w.emu)
+	hg.SetConfig(t, "credential.helper", testenv.Binary(t, "git-credential-azdo")+" --socket "+w.sc.Socket)
+	hg.SetConfig(t, "credential.useHttpPath", "true")
+	out, err = hg.RunErr("clone", "https://dev.azure.com/fabrikam/X/_git/y", filepath.Join(t.TempDir(), "y2"))
+	if err == nil || !strings.Contains(out, "azdo-sidecar: Azure DevOps (dev.azure.com/fabrikam): forbidden by this environment's policy") {
+		t.Errorf("helper-mode clone of another organization: err %v\n%s\nwant the vault's refusal", err, out)
+	}
+
 	// Push to main: refused per ref, nothing reaches receive-pack.
 	if err := os.WriteFile(filepath.Join(dir, "AGENT.md"), []byte("agent work\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -268,6 +268,10 @@ func TestProxyRevokedPATFailsFastWithoutPrompt(t *testing.T) {
 	if !strings.Contains(out, "remote: azdo-sidecar: Azure DevOps rejected the basic credential for dev.azure.com/contoso") {
 		t.Errorf("git output does not explain the rejection:\n%s", out)
 	}
+	// Standalone mode: the advice is about the PAT, not a Connect flow.
+	if !strings.Contains(out, "--pat-file or AZDO_PAT") || strings.Contains(out, "connect again") {
+		t.Errorf("git output gives vault-mode advice in standalone mode:\n%s", out)
+	}
 	if strings.Contains(out, "terminal prompts disabled") || strings.Contains(out, "Username for") {
 		t.Errorf("git tried to prompt:\n%s", out)
 	}

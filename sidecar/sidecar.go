@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,6 +117,9 @@ type Sidecar struct {
 	metrics *http.Server
 	ready   Ready
 	started time.Time
+	// vault is what the start-up probe of the vault found: "" before it
+	// answered, "reachable", or why not.
+	vault atomic.Pointer[string]
 
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
@@ -206,7 +210,13 @@ func Start(opts Options) (s *Sidecar, err error) {
 		auth.Password = secret.String{}
 	}
 
+	var advice string
+	if opts.Mode == ModePAT {
+		// Standalone: no vault, nothing to connect; the PAT is the user's.
+		advice = "check that the PAT given with --pat-file or AZDO_PAT is valid, not expired and has the Code (read & write) scope; replace it and restart azdo-sidecar serve."
+	}
 	s.proxy, err = proxy.New(proxy.Config{
+		RejectedAdvice: advice,
 		Hosts:          hosts,
 		OrgFor:         hosts.OrgFor,
 		SelfHosted:     hosts.SelfHosted(),
@@ -278,7 +288,44 @@ func Start(opts Options) (s *Sidecar, err error) {
 	s.serve("metrics", func() error { return s.metrics.Serve(metricsLn) }, http.ErrServerClosed)
 	s.log.Info("sidecar: serving", "mode", string(opts.Mode), "proxy", s.ready.Proxy, "socket", s.ready.Socket,
 		"ca_file", s.ready.CAFile, "metrics", s.ready.Metrics, "proxy_url_file", s.ready.ProxyURLFile, "hosts", s.hostList())
+	if vs, ok := src.(*vaultsource.Source); ok {
+		s.wg.Add(1)
+		go s.probeVault(vs)
+	}
 	return s, nil
+}
+
+// probeVault checks once, at start, that the vault answers, so that a
+// wrong --vault-url shows in the log and in status before git fails.
+func (s *Sidecar) probeVault(vs *vaultsource.Source) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	state := "reachable"
+	if err := vs.Probe(ctx); err != nil {
+		if ctx.Err() != nil && isClosed(s.closed) {
+			return
+		}
+		state = err.Error()
+		s.log.Error("sidecar: "+state, "vault_url", s.opts.VaultURL)
+	}
+	s.vault.Store(&state)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // serve runs one server in a goroutine the Sidecar owns.

@@ -30,6 +30,9 @@ type Status struct {
 	// status compares it with ca.pem on disk, which another sidecar
 	// started on the same state dir could have replaced.
 	CASHA256 string `json:"ca_sha256"`
+	// Vault is, in vault mode, what the start-up check of --vault-url
+	// found: "reachable", or why not ("cannot reach the vault at …").
+	Vault string `json:"vault,omitempty"`
 }
 
 // CertSHA256 returns the hex SHA-256 of a DER certificate.
@@ -51,7 +54,18 @@ func (s *Sidecar) Status() Status {
 		Proxy:         s.proxy.Status(),
 		ProxyOnly:     s.po.why(),
 		CASHA256:      CertSHA256(s.proxy.CA().Certificate().Raw),
+		Vault:         s.vaultState(),
 	}
+}
+
+func (s *Sidecar) vaultState() string {
+	if p := s.vault.Load(); p != nil {
+		return *p
+	}
+	if s.mode() == ModeVault {
+		return "checking"
+	}
+	return ""
 }
 
 func (s *Sidecar) mode() Mode {

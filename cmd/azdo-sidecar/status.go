@@ -214,6 +214,12 @@ func containsCert(bundle, cert []byte) bool {
 func printStatus(w io.Writer, st sidecar.Status, ca caInfoCheck, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "mode:\t%s\n", st.Mode)
+	if st.Mode == "none" {
+		fmt.Fprintf(tw, "token source:\tnone: pass --vault-url with --env-token-file (or set AZDO_VAULT_URL and AZDO_ENV_TOKEN_FILE), or --pat-file (or AZDO_PAT), to azdo-sidecar serve\n")
+	}
+	if st.Vault != "" {
+		fmt.Fprintf(tw, "vault:\t%s\n", st.Vault)
+	}
 	if st.ProxyOnly != "" {
 		fmt.Fprintf(tw, "proxy-only:\tyes (%s): git gets no token from the credential helper; it must use the proxy\n", st.ProxyOnly)
 	}

@@ -47,6 +47,8 @@ const (
 	otherUPN     = "mallory@demo.example"
 	demoClientID = "5d3e0a4b-7c1f-4e2a-9b8d-0f1e2d3c4b5a"
 	repoURL      = "https://" + demoHost + "/" + demoOrg + "/" + demoProject + "/_git/" + demoRepo
+	// demoPushRef is the only ref glob the demo environment may push to.
+	demoPushRef = "refs/heads/agent/*"
 )
 
 // world is the emulators and the vault, all in this process.
@@ -154,7 +156,9 @@ func startWorld(ctx context.Context, dir string, logs io.Writer) (_ *world, err 
 	w.served = make(chan error, 1)
 	go func() { w.served <- w.srv.Serve(ln) }()
 
-	if _, w.envTok, err = vault.NewEnvironment(ctx, w.st, w.v.Binding(), time.Now(), demoOwner, 24*time.Hour); err != nil {
+	// The demo environment has a policy: its one organization, and pushes
+	// to refs/heads/agent/* only, so that a push to main shows a refusal.
+	if _, w.envTok, err = vault.NewEnvironmentWithPolicy(ctx, w.st, w.v.Binding(), time.Now(), demoOwner, 24*time.Hour, demoPolicy); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -376,4 +380,10 @@ func seedRepo(ctx context.Context, azdo *azdoemu.Server, dir string) error {
 		return err
 	}
 	return os.RemoveAll(work)
+}
+
+// demoPolicy is the demo environment's policy.
+var demoPolicy = store.Policy{
+	AllowRepos: []string{demoHost + "/" + demoOrg + "/*/*"},
+	PushRefs:   []string{demoPushRef},
 }
