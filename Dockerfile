@@ -1,9 +1,11 @@
 # azdo-sidecar image: a static azdo-sidecar and git-credential-azdo on a
-# distroless, non-root base. Built in CI with a container builder (no Docker
-# engine runs on the development machines):
+# distroless, non-root base; the vault target is azdo-vault alone. Built in
+# CI with a container builder (no Docker engine runs on the development
+# machines):
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg COMMIT=$(git rev-parse HEAD) -t azdo-sidecar .
+#   docker build --target vault ... -t azdo-vault .
 #
 # The sidecar runs beside the environment (a second container in the same
 # pod: same loopback, a shared volume for the socket and ca.pem); it never
@@ -23,7 +25,15 @@ RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
       -ldflags "-s -w \
         -X github.com/azdo-sidecar/azdo-sidecar/internal/version.Version=${VERSION} \
         -X github.com/azdo-sidecar/azdo-sidecar/internal/version.Commit=${COMMIT}" \
-      -o /out/ ./cmd/azdo-sidecar ./cmd/git-credential-azdo
+      -o /out/ ./cmd/azdo-sidecar ./cmd/git-credential-azdo ./cmd/azdo-vault
+
+# The runner's vault: mount its config, key and TLS files read-only and its
+# store on a volume (README: "On a runner"). SIGHUP reloads the config.
+FROM gcr.io/distroless/static-debian12:nonroot AS vault
+COPY --from=build /out/azdo-vault /usr/local/bin/
+USER nonroot:nonroot
+EXPOSE 8443
+ENTRYPOINT ["/usr/local/bin/azdo-vault", "serve"]
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/azdo-sidecar /out/git-credential-azdo /usr/local/bin/

@@ -82,6 +82,7 @@ func FuzzHostsMatch(f *testing.F) {
 		"dev.azure.com", "DEV.azure.com.:443", "contoso.visualstudio.com",
 		"a.b.visualstudio.com", "dev.azure.com.evil.test", "evil-dev.azure.com",
 		"tfs.example.com:8443", "[::1]:443", "127.0.0.1:9443", "visualstudio.com",
+		"tfs.example.com/tfs", "https://ado.test:8443/a/b/", "root.test/", "code.visualstudio.com",
 	} {
 		f.Add(s)
 	}
@@ -104,11 +105,27 @@ func FuzzHostsMatch(f *testing.F) {
 			}
 		}
 		if h, err := NewHosts([]string{hp}); err == nil {
-			if !h.Match(hp) {
-				t.Fatalf("NewHosts([%q]).Match(%q) = false; want true", hp, hp)
+			// An accepted entry (host[:port][/vdir]) matches its host,
+			// and its Entries form is accepted back as the same server.
+			sv, err := ParseServer(hp)
+			if err != nil {
+				t.Fatalf("NewHosts accepted %q but ParseServer: %v", hp, err)
 			}
-			if got := h.SelfHosted(); len(got) != 1 || got[0] != n {
-				t.Fatalf("NewHosts([%q]).SelfHosted() = %q; want [%q]", hp, got, n)
+			if !h.Match(sv.Host) {
+				t.Fatalf("NewHosts([%q]).Match(%q) = false; want true", hp, sv.Host)
+			}
+			if got := h.SelfHosted(); len(got) != 1 || got[0] != sv.Host {
+				t.Fatalf("NewHosts([%q]).SelfHosted() = %q; want [%q]", hp, got, sv.Host)
+			}
+			e := h.Entries()
+			if len(e) != 1 {
+				t.Fatalf("NewHosts([%q]).Entries() = %q; want one", hp, e)
+			}
+			if again, err := ParseServer(e[0]); err != nil || again != sv {
+				t.Fatalf("ParseServer(%q) = %+v, %v; want %+v (entry of %q)", e[0], again, err, sv, hp)
+			}
+			if !strings.Contains(hp, "/") && sv.Host != n {
+				t.Fatalf("ParseServer(%q).Host = %q; want NormalizeHost %q", hp, sv.Host, n)
 			}
 		}
 	})

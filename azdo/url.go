@@ -458,8 +458,11 @@ func (p parser) ssh(user, hostname, escapedPath string) (*Target, error) {
 		// {org}@vs-ssh.visualstudio.com:22/[DefaultCollection/][{project}[/{team}]/]_ssh/[_full/|_optimized/]{repo}.
 		org := strings.ToLower(user)
 		lh := org + legacySuffix
-		if !isDNSLabel(org) || p.hosts.legacyOrg(lh) == "" {
-			return nil, p.fail(ErrInvalidURL, fmt.Sprintf("the user name %q of a vs-ssh.visualstudio.com URL is not an organization", user),
+		// Only an organization-shaped user name (at most 50 characters) is
+		// taken: a PAT pasted as the user name (52 or 84 characters) must
+		// never become a host name, and is not echoed in the error.
+		if !isOrgName(org) || p.hosts.legacyOrg(lh) == "" {
+			return nil, p.fail(ErrInvalidURL, "the user name of a vs-ssh.visualstudio.com URL is not an organization",
 				"ssh://{org}@vs-ssh.visualstudio.com:22/{project}/_ssh/{repo}")
 		}
 		r, rest, perr := p.repo(lh, "/"+escapedPathOf(segs), "_ssh")
@@ -515,7 +518,7 @@ func (p parser) sshV3(host string, segs []string) (*Target, error) {
 	}
 	if host == "vs-ssh.visualstudio.com" {
 		lo := strings.ToLower(org)
-		if !isDNSLabel(lo) || p.hosts.legacyOrg(lo+legacySuffix) == "" {
+		if !isOrgName(lo) || p.hosts.legacyOrg(lo+legacySuffix) == "" {
 			return nil, p.invalid(fmt.Sprintf("bad organization name %q", org))
 		}
 		// The legacy SSH host belongs to {org}.visualstudio.com.

@@ -6,6 +6,10 @@ import (
 	"testing"
 )
 
+// pat52 has the shape of a 52-character PAT, which is also a valid DNS
+// label.
+var pat52 = strings.Repeat("a1b2", 13)
+
 const (
 	sha1a = "0123456789abcdef0123456789abcdef01234567"
 	sha2  = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -223,6 +227,8 @@ func TestParseErrorNoUserinfo(t *testing.T) {
 		{"scheme-less user:password", "me:" + tok + "@dev.azure.com/o"},
 		{"scheme-less token user", tok + "@example.test:v3/o/p/r"},
 		{"bad scheme", "foo://me:" + tok + "@dev.azure.com/o/p/_git/r"},
+		{"PAT as vs-ssh user", "ssh://" + pat52 + "@vs-ssh.visualstudio.com:22/p/_ssh/r"},
+		{"PAT as vs-ssh user scp", pat52 + "@vs-ssh.visualstudio.com:22/DefaultCollection/p/_ssh/r"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +236,7 @@ func TestParseErrorNoUserinfo(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse(%q) succeeded; want error", tt.in)
 			}
-			if strings.Contains(err.Error(), tok) {
+			if strings.Contains(err.Error(), tok) || strings.Contains(err.Error(), pat52) {
 				t.Errorf("Parse(%q) error = %q; contains the token", tt.in, err)
 			}
 		})

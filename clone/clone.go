@@ -61,8 +61,12 @@ type Options struct {
 	RecurseSubmodules bool
 	// Hosts says which hosts are Azure DevOps (nil: services only).
 	Hosts *azdo.Hosts
-	// Tokens hands out the credential (required).
+	// Tokens hands out the credential (required unless ViaProxy).
 	Tokens token.Source
+	// ViaProxy: HTTPClient goes through the sidecar's proxy, which injects
+	// the credential; the clone never holds a token (proxy-only
+	// environments). Tokens is not used.
+	ViaProxy bool
 	// HTTPClient talks to Azure DevOps; nil means NewHTTPClient with
 	// defaults. Its transport is wrapped, never modified.
 	HTTPClient *http.Client
@@ -102,7 +106,7 @@ var globalMu sync.Mutex
 // Clone clones what o.URL designates into o.Dir. On failure the destination
 // is removed (or emptied, if it existed) and the error says what to do.
 func Clone(ctx context.Context, o Options) (res *Result, err error) {
-	if o.Tokens == nil {
+	if o.Tokens == nil && !o.ViaProxy {
 		return nil, errors.New("clone: no token source")
 	}
 	t, err := azdo.Parse(o.URL, o.Hosts)
@@ -221,6 +225,10 @@ func (c *cloner) withGoGit() (restore func()) {
 
 // auth returns the go-git credential for repo from the token source.
 func (c *cloner) auth(ctx context.Context, repo azdo.Repo) (transport.AuthMethod, string, error) {
+	if c.o.ViaProxy {
+		// The proxy replaces whatever credential a request carries.
+		return nil, "the sidecar's proxy", nil
+	}
 	key := token.Key{Host: repo.Host, Org: repo.CredentialOrg()}
 	var tok token.Token
 	err := c.retry(ctx, "get a token for "+key.String(), func() error {

@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +47,7 @@ func ListenFlag() cli.Flag {
 
 // SocketFlag is --socket, the sidecar's local credential API.
 func SocketFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagSocket, Usage: "`PATH` of the sidecar's Unix socket (credential API)", DefaultText: "$XDG_RUNTIME_DIR/azdo-sidecar/sock, else /tmp/azdo-sidecar-<uid>/sock", TakesFile: true}
+	return &cli.StringFlag{Name: FlagSocket, Usage: "`PATH` of the sidecar's Unix socket (credential API)", DefaultText: "$XDG_RUNTIME_DIR/azdo-sidecar/sock, else sock in --state-dir", TakesFile: true}
 }
 
 // StateDirFlag is --state-dir, where ca.pem is written.
@@ -252,7 +251,7 @@ func Resolves(c *cli.Context) ([]Resolve, error) {
 func SocketPath(c *cli.Context) string {
 	s := c.String(FlagSocket)
 	if s == "" {
-		s = DefaultSocket(os.Getenv, os.Getuid())
+		s = DefaultSocket(os.Getenv, StateDir(c))
 	}
 	return absPath(s)
 }
@@ -265,13 +264,15 @@ func absPath(p string) string {
 	return p
 }
 
-// DefaultSocket is $XDG_RUNTIME_DIR/azdo-sidecar/sock, else
-// /tmp/azdo-sidecar-<uid>/sock.
-func DefaultSocket(getenv func(string) string, uid int) string {
+// DefaultSocket is $XDG_RUNTIME_DIR/azdo-sidecar/sock, else sock in the
+// state directory: never a directory in /tmp, which another user could
+// create first (the contract's /tmp/azdo-sidecar-<uid>/sock was such a
+// path).
+func DefaultSocket(getenv func(string) string, stateDir string) string {
 	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "azdo-sidecar", "sock")
 	}
-	return filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(uid), "sock")
+	return filepath.Join(stateDir, "sock")
 }
 
 // StateDir returns --state-dir, or its default, as an absolute path.

@@ -89,8 +89,8 @@ func TestDefaults(t *testing.T) {
 		got  string
 		want string
 	}{
-		{name: "socket xdg", got: DefaultSocket(env(map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}), 1000), want: "/run/user/1000/azdo-sidecar/sock"},
-		{name: "socket tmp", got: DefaultSocket(env(nil), 1000), want: "/tmp/azdo-sidecar-1000/sock"},
+		{name: "socket xdg", got: DefaultSocket(env(map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}), "/home/me/.local/state/azdo-sidecar"), want: "/run/user/1000/azdo-sidecar/sock"},
+		{name: "socket state dir", got: DefaultSocket(env(nil), "/home/me/.local/state/azdo-sidecar"), want: "/home/me/.local/state/azdo-sidecar/sock"},
 		{name: "state xdg", got: DefaultStateDir(env(map[string]string{"XDG_STATE_HOME": "/s", "HOME": "/h"})), want: "/s/azdo-sidecar"},
 		{name: "state home", got: DefaultStateDir(env(map[string]string{"HOME": "/h"})), want: "/h/.local/state/azdo-sidecar"},
 	}

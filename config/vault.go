@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 
 // VaultFileKeys are the top-level keys of a vault config file that are not
 // flags; pass them as Options.FileKeys so Prepare leaves them alone.
-var VaultFileKeys = []string{"public_url", "providers"}
+var VaultFileKeys = []string{"public_url", "providers", "identity"}
 
 // VaultFile is azdo-vault's config file (--config). Keys may be written
 // with "_" or "-". Besides the fields below it may set the keys of
@@ -27,7 +28,30 @@ type VaultFile struct {
 	// reach the vault: https, or http on loopback.
 	PublicURL string     `yaml:"public_url"`
 	Providers []Provider `yaml:"providers"`
+	// Identity says which account may connect Azure DevOps for an
+	// environment's owner.
+	Identity Identity `yaml:"identity"`
 }
+
+// Identity is the vault's owner check: a Connect (Entra ID sign-in) or a
+// PAT is stored for an environment's owner only when the account that
+// signed in (or the PAT's user) is the owner's.
+type Identity struct {
+	// Claim is the ID-token claim that names the user: preferred_username
+	// (default), upn, email or oid. A PAT's user is compared by its
+	// account name (the UPN), or by its ID for oid.
+	Claim string `yaml:"claim"`
+	// Owners maps a platform's user name (env create --owner) to the
+	// Entra ID identity (the claim's value); an owner not listed is its
+	// own identity.
+	Owners map[string]string `yaml:"owners"`
+	// InsecureSkipOwnerCheck turns the check off: any account's grant or
+	// PAT is stored for whichever owner's link was used.
+	InsecureSkipOwnerCheck bool `yaml:"insecure_skip_owner_check"`
+}
+
+// IdentityClaims are the values Identity.Claim accepts.
+var IdentityClaims = []string{"preferred_username", "upn", "email", "oid"}
 
 // Provider is one Azure DevOps host and the ways users may connect to it.
 // At least one of OAuth and PAT.Enabled is set; both may be.
@@ -169,6 +193,15 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, top map[string]bool) e
 				return err
 			}
 		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return errorf(key, ErrBadValue, "line %d: want a mapping of name: value", n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkNode(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), nil); err != nil {
+				return err
+			}
+		}
 	case reflect.Bool:
 		if _, err := strconv.ParseBool(n.Value); n.Kind != yaml.ScalarNode || err != nil {
 			return errorf(key, ErrBadValue, "line %d: want true or false", n.Line)
@@ -222,6 +255,7 @@ func (v *VaultFile) Validate() error {
 	} else if _, err := checkURL("public_url", v.PublicURL); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, v.Identity.validate()...)
 	if len(v.Providers) == 0 {
 		errs = append(errs, errorf("providers", ErrMissing, "required: at least one provider (host with oauth and/or pat)"))
 	}
@@ -264,3 +298,32 @@ func (v *VaultFile) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validate checks the claim and the owners mapping, and sets the default
+// claim.
+func (id *Identity) validate() []error {
+	var errs []error
+	if id.Claim == "" {
+		id.Claim = "preferred_username"
+	}
+	ok := false
+	for _, c := range IdentityClaims {
+		ok = ok || id.Claim == c
+	}
+	if !ok {
+		errs = append(errs, errorf("identity.claim", ErrBadValue, "%s; allowed: %s", quote(id.Claim), strings.Join(IdentityClaims, ", ")))
+	}
+	for name, want := range id.Owners {
+		at := "identity.owners." + name
+		switch {
+		case strings.TrimSpace(name) == "" || strings.TrimSpace(want) == "":
+			errs = append(errs, errorf(at, ErrBadValue, "want platform-user: identity, both non-empty"))
+		case id.Claim == "oid" && !guidRE.MatchString(want):
+			errs = append(errs, errorf(at, ErrBadValue, "%s is not an object ID (identity.claim is oid)", quote(want)))
+		}
+	}
+	return errs
+}
+
+// guidRE matches an Entra ID object ID.
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

@@ -44,6 +44,14 @@ func TestLoadVaultFile(t *testing.T) {
 		t.Errorf("CallbackURL() = %q; want %q", got, want)
 	}
 
+	if v.Identity.Claim != "preferred_username" || v.Identity.InsecureSkipOwnerCheck || len(v.Identity.Owners) != 0 {
+		t.Errorf("identity without an identity section = %+v; want claim preferred_username, check on, no mapping", v.Identity)
+	}
+	ident := writeFile(t, "i.yaml", good+"identity:\n  claim: upn\n  owners:\n    alice: alice@contoso.com\n  insecure-skip-owner-check: true\n", 0o644)
+	if v, err := LoadVaultFile(ident); err != nil || v.Identity.Claim != "upn" || v.Identity.Owners["alice"] != "alice@contoso.com" || !v.Identity.InsecureSkipOwnerCheck {
+		t.Errorf("LoadVaultFile(identity) = %+v, %v; want claim upn, alice mapped, the check off", v, err)
+	}
+
 	kebab := writeFile(t, "k.yaml", "public-url: http://127.0.0.1:8080/\nproviders:\n  - host: dev.azure.com\n    oauth: {issuer-url: 'http://127.0.0.1:9/t/v2.0', client-id: c, client-secret-sealed: "+sealed+"}\n", 0o644)
 	if v, err := LoadVaultFile(kebab); err != nil || v.Providers[0].OAuth.ClientID != "c" {
 		t.Errorf("LoadVaultFile(kebab-case keys) = %+v, %v; want accepted", v, err)
@@ -84,6 +92,12 @@ func TestLoadVaultFileErrors(t *testing.T) {
 		{name: "enabled not bool", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: sure}\n"), sentinel: ErrBadValue, key: "providers[0].pat.enabled"},
 		{name: "key twice", yaml: vaultYAML("  - host: dev.azure.com\n    host: x.test\n    pat: {enabled: true}\n"), sentinel: ErrBadValue, key: "providers[0].host"},
 		{name: "not yaml", yaml: "public_url: [\n", sentinel: ErrBadValue, key: "config"},
+		{name: "unknown identity claim", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {claim: sub}\n", sentinel: ErrBadValue, key: "identity.claim"},
+		{name: "unknown identity key", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {skip_owner_check: true}\n", sentinel: ErrUnknownKey, key: "identity.skip_owner_check"},
+		{name: "owners not a mapping", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {owners: [alice]}\n", sentinel: ErrBadValue, key: "identity.owners"},
+		{name: "owner mapped to nothing", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {owners: {alice: ''}}\n", sentinel: ErrBadValue, key: "identity.owners.alice"},
+		{name: "oid owner not an object ID", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {claim: oid, owners: {alice: alice@contoso.com}}\n", sentinel: ErrBadValue, key: "identity.owners.alice"},
+		{name: "skip not bool", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {insecure_skip_owner_check: maybe}\n", sentinel: ErrBadValue, key: "identity.insecure_skip_owner_check"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,7 +17,7 @@ const DefaultStore = "sqlite:azdo-vault.db"
 // the flags read them through Prepare).
 var VaultFlagKeys = []string{
 	FlagLogFormat, FlagLogLevel, FlagKeyFile, FlagStore, FlagListen,
-	FlagUpstreamCAFile, "tls-cert", "tls-key", "audit-retention",
+	FlagUpstreamCAFile, "tls-cert", "tls-key", "insecure-listen-any", "audit-retention", "pid-file", "check-config",
 }
 
 // KeyFileFlag is --key-file, the runner's private key (mode 0600).

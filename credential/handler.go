@@ -101,7 +101,10 @@ func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) 
 		msg := "azdo-sidecar: " + err.Error()
 		var ce *token.ConnectError
 		var fe *token.ForbiddenError
-		if errors.As(err, &fe) {
+		var ue *token.UnreachableError
+		if errors.As(err, &ue) {
+			msg = "azdo-sidecar: " + ue.Error()
+		} else if errors.As(err, &fe) {
 			// The message says which host or org the policy refuses.
 			msg = "azdo-sidecar: " + fe.Error()
 		} else if !errors.As(err, &ce) {

@@ -3,6 +3,7 @@ package credential
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -361,8 +362,44 @@ func TestDefaultSocketPath(t *testing.T) {
 	if got, want := DefaultSocketPath(), "/run/user/1000/azdo-sidecar/sock"; got != want {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
 	}
+	// Without a runtime dir: the default state dir, never /tmp.
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	if got, want := DefaultSocketPath(), filepath.Join("/tmp", fmt.Sprintf("azdo-sidecar-%d", os.Getuid()), "sock"); got != want {
+	t.Setenv("XDG_STATE_HOME", "/home/me/.state")
+	if got, want := DefaultSocketPath(), "/home/me/.state/azdo-sidecar/sock"; got != want {
 		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "/home/me")
+	if got, want := DefaultSocketPath(), "/home/me/.local/state/azdo-sidecar/sock"; got != want {
+		t.Errorf("DefaultSocketPath() = %q; want %q", got, want)
+	}
+}
+
+func TestCheckPrivatePath(t *testing.T) {
+	base := t.TempDir() // under /tmp: others may create entries there
+	private := filepath.Join(base, "private")
+	os.Mkdir(private, 0o700)
+	tests := []struct {
+		name string
+		dir  string
+		ok   bool
+	}{
+		{"root directories", "/usr/share", true},
+		{"missing under a private one", "/root/nonexistent/azdo-sidecar", os.Getuid() == 0},
+		{"/tmp itself", "/tmp", false},
+		{"old default", fmt.Sprintf("/tmp/azdo-sidecar-%d", os.Getuid()), false},
+		{"own dir under /tmp", private, false},
+		{"relative", "run", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckPrivatePath(tt.dir)
+			if (err == nil) != tt.ok {
+				t.Errorf("CheckPrivatePath(%q) = %v; want ok %v", tt.dir, err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInsecureSocketDir) {
+				t.Errorf("CheckPrivatePath(%q) = %v; want ErrInsecureSocketDir", tt.dir, err)
+			}
+		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -25,15 +24,55 @@ var (
 	ErrNoServer = errors.New("credential: no sidecar listening on the socket")
 )
 
-// DefaultSocketPath returns the contract's default socket:
-// $XDG_RUNTIME_DIR/azdo-sidecar/sock, else /tmp/azdo-sidecar-<uid>/sock.
+// DefaultSocketPath returns the default socket:
+// $XDG_RUNTIME_DIR/azdo-sidecar/sock, else sock in the default state
+// directory ($XDG_STATE_HOME/azdo-sidecar, else
+// ~/.local/state/azdo-sidecar). Never a directory in /tmp, which another
+// user could create first (see CheckPrivatePath).
 func DefaultSocketPath() string {
 	// Same rule as config.DefaultSocket, which cannot be imported here
 	// (it links the CLI framework).
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "azdo-sidecar", "sock")
 	}
-	return filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "azdo-sidecar", "sock")
+	}
+	return filepath.Join(os.Getenv("HOME"), ".local", "state", "azdo-sidecar", "sock")
+}
+
+// CheckPrivatePath returns an error wrapping ErrInsecureSocketDir unless
+// no one but the current user (or root) can create or replace dir: every
+// existing directory from / down to dir is owned by root or the current
+// user and writable by neither group nor others. The sticky bit of /tmp
+// does not make a directory there private: once it is gone (a reboot, a
+// cleaner) anyone may create it again, and a client that does not check
+// its owner, like git's credential-cache, would talk to theirs.
+func CheckPrivatePath(dir string) error {
+	dir = filepath.Clean(dir)
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%w: %s is not absolute", ErrInsecureSocketDir, dir)
+	}
+	uid := os.Getuid()
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// Created later, by the sidecar, with mode 0700.
+		case err != nil:
+			return fmt.Errorf("credential: %s: %w", p, err)
+		default:
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid && st.Uid != 0 {
+				return fmt.Errorf("%w: %s belongs to uid %d", ErrInsecureSocketDir, p, st.Uid)
+			}
+			if fi.Mode().Perm()&0o022 != 0 {
+				return fmt.Errorf("%w: others may write to %s (mode %04o), so they could create %s before you", ErrInsecureSocketDir, p, fi.Mode().Perm(), dir)
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 // CheckSocketDir returns ErrInsecureSocketDir unless dir is a real directory
@@ -48,7 +87,7 @@ func CheckSocketDir(dir string) error {
 		return fmt.Errorf("%w: %s is not a directory", ErrInsecureSocketDir, dir)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrInsecureSocketDir, dir, st.Uid, os.Getuid())
+		return fmt.Errorf("%w: %s is owned by uid %d, not by you (uid %d): someone else created it, and a socket there could be theirs; use another --socket (the default is under $XDG_RUNTIME_DIR or --state-dir)", ErrInsecureSocketDir, dir, st.Uid, os.Getuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%w: %s has mode %04o; want 0700 (chmod 0700 %s)", ErrInsecureSocketDir, dir, fi.Mode().Perm(), dir)

@@ -118,6 +118,16 @@ func writeFile(t *testing.T, name, content string) {
 	}
 }
 
+// writeSecretFile writes a PAT or token file as its owner alone may read
+// it: the sidecar refuses one others can read (issue 11).
+func writeSecretFile(t *testing.T, name, content string) {
+	t.Helper()
+	writeFile(t, name, content)
+	if err := os.Chmod(name, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // auditRun runs the binary in dir with the environment of g plus env
 // (KEY=VALUE; an empty value unsets KEY), bounded by a timeout.
 func auditRun(t *testing.T, g *testenv.Git, bin, dir string, env []string, args ...string) (stdout, stderr string, err error) {
@@ -371,7 +381,7 @@ func TestAuditCloneFlagsFromEnvironment(t *testing.T) {
 	sg.Run(t, "push", "--quiet", super.Dir, "HEAD:refs/heads/main")
 
 	patFile := filepath.Join(t.TempDir(), "pat")
-	writeFile(t, patFile, w.pat.Reveal()+"\n")
+	writeSecretFile(t, patFile, w.pat.Reveal()+"\n")
 	cfgDepth1 := filepath.Join(t.TempDir(), "azdo.yaml")
 	writeFile(t, cfgDepth1, "depth: 1\nhost: ["+auditSelfHosted+"]\n")
 	server := "https://" + auditSelfHosted + "/tfs/DefaultCollection/Proj/_git/srv"
@@ -580,7 +590,7 @@ func TestAuditCloneNotConnected(t *testing.T) {
 	vw.start()
 	_, envTok := vw.envCreate(vaultUser, time.Hour)
 	envFile := filepath.Join(t.TempDir(), "env-token")
-	writeFile(t, envFile, envTok+"\n")
+	writeSecretFile(t, envFile, envTok+"\n")
 	vaultEnv := []string{"AZDO_PAT=", "AZDO_VAULT_URL=http://" + vw.proc.addr, "AZDO_ENV_TOKEN_FILE=" + envFile}
 
 	sc := startSidecar(t, nil, "--vault-url", "http://"+vw.proc.addr, "--env-token-file", envFile,
@@ -627,7 +637,7 @@ func TestAuditCloneNotConnected(t *testing.T) {
 func TestAuditCloneThenGitThroughSidecar(t *testing.T) {
 	w := newAuditWorld(t)
 	patFile := filepath.Join(t.TempDir(), "pat")
-	writeFile(t, patFile, w.pat.Reveal()+"\n")
+	writeSecretFile(t, patFile, w.pat.Reveal()+"\n")
 	sc := startSidecar(t, nil, "--pat-file", patFile,
 		"--resolve", testenv.ResolveFlag("contoso.visualstudio.com", w.emu), "--upstream-ca-file", w.emu.CAFile())
 	g := testenv.NewGit(t) // reaches Azure DevOps only through the sidecar

@@ -1,15 +1,21 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
@@ -227,4 +233,180 @@ func httptestServer(t *testing.T) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// TestBoundarySquattedSocketDir: another user created the socket's
+// directory in /tmp first (the contract's old default was
+// /tmp/azdo-sidecar-<uid>/sock; the test uses that shape with a random
+// suffix so that nothing else on the machine is disturbed) and listens
+// there. serve refuses the path and says why; setup gives git's cache
+// client (which would not check) no line for it; our helper refuses the
+// directory: the squatter gets no request.
+func TestBoundarySquattedSocketDir(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating a directory as another uid needs root (tests run as root in CI)")
+	}
+	dir := fmt.Sprintf("/tmp/azdo-sidecar-%d-%s", os.Getuid(), strings.ToLower(rand.Text()[:8]))
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	if err := os.Chown(dir, otherUID, otherUID); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	os.Chown(sock, otherUID, otherUID)
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+
+	bin := testenv.Binary(t, "azdo-sidecar")
+	testenv.Binary(t, "git-credential-azdo")
+	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--socket", sock, "--state-dir", filepath.Join(t.TempDir(), "state"))
+	serve.Env = append(scBaseEnv(), "AZDO_PAT=squat-test-pat-0123456789")
+	done := make(chan []byte, 1)
+	go func() { b, _ := serve.CombinedOutput(); done <- b }()
+	select {
+	case out := <-done:
+		if serve.ProcessState.Success() || !strings.Contains(string(out), fmt.Sprintf("owned by uid %d", otherUID)) || !strings.Contains(string(out), "someone else created it") {
+			t.Errorf("serve with a squatted socket dir: %v\n%s\nwant a refusal naming the owner", serve.ProcessState, out)
+		}
+	case <-time.After(20 * time.Second):
+		serve.Process.Kill()
+		t.Fatal("serve with a squatted socket dir kept running")
+	}
+
+	g := testenv.NewGit(t)
+	out, errOut, err := runSidecar(t, g, bin, "setup", "--mode", "helper", "--socket", sock)
+	if err != nil {
+		t.Fatalf("setup: %v\n%s%s", err, out, errOut)
+	}
+	helpers, _ := g.RunErr("config", "--global", "--get-all", "credential.https://dev.azure.com.helper")
+	if strings.Contains(helpers, "cache") || !strings.Contains(helpers, "git-credential-azdo --socket "+sock) {
+		t.Errorf("helpers = %q; want git-credential-azdo only, no cache line", helpers)
+	}
+	if !strings.Contains(errOut, "not using git's credential-cache client") {
+		t.Errorf("setup did not say why it left git's cache client out:\n%s", errOut)
+	}
+	_, fillErr, err := credentialFill(g, "https://dev.azure.com/contoso/Web/_git/site")
+	if err == nil || !strings.Contains(fillErr, "insecure socket directory") {
+		t.Errorf("git credential fill = %v\n%s\nwant the helper to refuse the directory", err, fillErr)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the squatter's socket got %d connections; want 0", n)
+	}
+	// The test can fail: git's own cache client does connect there.
+	g.Command("git", "credential-cache", "--socket="+sock, "exit").Run()
+	if accepted.Load() == 0 {
+		t.Errorf("git credential-cache did not reach the squatter's socket; the test proves nothing")
+	}
+}
+
+// TestBoundaryStateFiles: a second serve that cannot bind leaves the first
+// one's ca.pem and proxy URL alone; one that does start on the same state
+// dir replaces ca.pem, and status says the file is no longer the running
+// sidecar's CA. A PAT file others can read is refused.
+func TestBoundaryStateFiles(t *testing.T) {
+	bin := testenv.Binary(t, "azdo-sidecar")
+	pat := azdoemu.NewPAT()
+	sc := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()})
+	state := filepath.Dir(sc.CAFile)
+	caBefore, _ := os.ReadFile(sc.CAFile)
+	urlBefore, _ := os.ReadFile(sc.ProxyURLFile)
+	if fi, err := os.Stat(sc.ProxyURLFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("proxy_url_file %s: %v, mode %v; want 0600", sc.ProxyURLFile, err, fi.Mode())
+	}
+
+	run := func(env []string, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(scBaseEnv(), env...)
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run([]string{"AZDO_PAT=" + pat.Reveal()}, "serve", "--listen", sc.Proxy, "--metrics-listen", "127.0.0.1:0",
+		"--socket", filepath.Join(testenv.PrivateDir(t), "sock"), "--state-dir", state)
+	if err == nil || !strings.Contains(out, "address already in use") {
+		t.Fatalf("second serve on a taken port: %v\n%s\nwant a failure", err, out)
+	}
+	if b, _ := os.ReadFile(sc.CAFile); !bytes.Equal(b, caBefore) {
+		t.Errorf("the failed serve rewrote ca.pem")
+	}
+	if b, _ := os.ReadFile(sc.ProxyURLFile); !bytes.Equal(b, urlBefore) {
+		t.Errorf("the failed serve rewrote the proxy URL file")
+	}
+	status := func() string {
+		t.Helper()
+		out, err := run(nil, "status", "--socket", sc.Socket)
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		return out
+	}
+	if s := status(); strings.Contains(s, "MISMATCH") || !strings.Contains(s, sc.ProxyURLFile) {
+		t.Errorf("status with the right ca.pem:\n%s\nwant no MISMATCH and the proxy url file", s)
+	}
+
+	// Another sidecar that does start there rewrites ca.pem.
+	other := startSidecar(t, []string{"AZDO_PAT=" + pat.Reveal()})
+	otherCA, _ := os.ReadFile(other.CAFile)
+	if err := os.WriteFile(sc.CAFile, otherCA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(); !strings.Contains(s, "MISMATCH") || !strings.Contains(s, "not this sidecar's CA") {
+		t.Errorf("status after ca.pem was replaced:\n%s\nwant a MISMATCH line", s)
+	}
+
+	// Secret files others can read.
+	patFile := filepath.Join(t.TempDir(), "pat")
+	os.WriteFile(patFile, []byte(pat.Reveal()+"\n"), 0o644)
+	os.Chmod(patFile, 0o644)
+	out, err = run(nil, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--socket", filepath.Join(testenv.PrivateDir(t), "sock"), "--state-dir", filepath.Join(t.TempDir(), "state"), "--pat-file", patFile)
+	if err == nil || !strings.Contains(out, "chmod 600 "+patFile) {
+		t.Errorf("serve with a 0644 PAT file: %v\n%s\nwant a refusal saying chmod 600 %s", err, out, patFile)
+	}
+	if strings.Contains(out, pat.Reveal()) {
+		t.Errorf("the refusal shows the PAT")
+	}
+}
+
+// TestBoundaryStatusEndpointOwnerOnly: /metrics stays open to a scraper of
+// any uid; /status (organizations, token kinds, expiry) answers the owner
+// only.
+func TestBoundaryStatusEndpointOwnerOnly(t *testing.T) {
+	sc := startSidecar(t, []string{"AZDO_PAT=" + azdoemu.NewPAT().Reveal()})
+	code := func(cmd *exec.Cmd) string {
+		t.Helper()
+		out, _ := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	curl := func(path string) []string {
+		return []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://" + sc.Metrics + path}
+	}
+	if got := code(exec.Command("curl", curl("/status")...)); got != "200" {
+		t.Errorf("owner GET /status = %s; want 200", got)
+	}
+	if got := code(asOtherUser(t, "curl", curl("/status")...)); got != "403" {
+		t.Errorf("uid %d GET /status = %s; want 403", otherUID, got)
+	}
+	if got := code(asOtherUser(t, "curl", curl("/metrics")...)); got != "200" {
+		t.Errorf("uid %d GET /metrics = %s; want 200 (scrapers)", otherUID, got)
+	}
 }

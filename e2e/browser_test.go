@@ -129,7 +129,17 @@ func TestBrowserConnectOAuth(t *testing.T) {
 	ctx := newChrome(t)
 	link := w.connectURL(vaultHost, "contoso", "/connect")
 
-	do(t, ctx, "open the connect link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("result")))
+	do(t, ctx, "open the connect link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("continue")))
+	confirm := get(t, ctx, chromedp.Text(chromedp.ID("message")))
+	fitsPhone(t, ctx, "confirmation page")
+	shot(t, ctx, "confirm")
+	if want := "Connect Azure DevOps on " + vaultHost + " for " + connectOwner + " (environment "; !strings.HasPrefix(confirm, want) {
+		t.Errorf("confirmation page says %q; want it to start %q", confirm, want)
+	}
+	if c := w.entra.Counts(); c.Authorize != 0 {
+		t.Fatalf("the emulator saw %d authorize requests before Continue; want 0", c.Authorize)
+	}
+	do(t, ctx, "press Continue", chromedp.Click(chromedp.ID("continue")), chromedp.WaitVisible(chromedp.CSS("h1.ok")))
 	result := get(t, ctx, chromedp.Text(chromedp.ID("result")))
 	loc := get(t, ctx, chromedp.Location())
 	fitsPhone(t, ctx, "connected page")
@@ -140,10 +150,13 @@ func TestBrowserConnectOAuth(t *testing.T) {
 	if c := w.entra.Counts(); c.Authorize != 1 || c.AuthorizationCode != 1 {
 		t.Errorf("emulator saw %d authorize and %d code redemptions; want 1 and 1", c.Authorize, c.AuthorizationCode)
 	}
+	if hint := w.entra.LastLoginHint(); hint != connectUPN {
+		t.Errorf("authorize login_hint = %q; want %q", hint, connectUPN)
+	}
 	w.assertBearerWorks()
 
 	before := w.snapshot()
-	do(t, ctx, "open the link again", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("result")))
+	do(t, ctx, "open the link again", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("h1.err")))
 	result = get(t, ctx, chromedp.Text(chromedp.ID("result")))
 	shot(t, ctx, "replayed-link")
 	if result != "This link was already used" {

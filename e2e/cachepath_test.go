@@ -128,11 +128,7 @@ func TestCredentialCachePathFromSetup(t *testing.T) {
 	// daemon on the sidecar's socket path. With --timeout=0 that daemon
 	// keeps nothing, and the sidecar, started later, takes the path back.
 	t.Run("sidecar down: git's daemon keeps nothing", func(t *testing.T) {
-		dir, err := os.MkdirTemp("", "e2ecache")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
+		dir := testenv.PrivateDir(t)
 		sock := filepath.Join(dir, "run", "sock")
 		t.Cleanup(func() { g.Command("git", "credential-cache", "--socket="+sock, "exit").Run() })
 		setup(sock)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -35,8 +36,10 @@ import (
 
 const (
 	connectClientID = "3c0e5a77-1d2b-4c3d-8e4f-5a6b7c8d9e0f"
-	connectOwner    = "grace"
-	connectUPN      = "grace@contoso.example"
+	// The owner is the emulator user's identity: the vault stores a
+	// Connect or a PAT only for the account the owner names.
+	connectUPN   = "grace@contoso.example"
+	connectOwner = connectUPN
 	// vsHost is a PAT-only host: its links lead to the PAT page.
 	vsHost = "fabrikam.visualstudio.com"
 )
@@ -272,14 +275,46 @@ func (b *browser) do(method, u string, form url.Values) page {
 
 func (b *browser) get(u string) page { return b.do(http.MethodGet, u, nil) }
 
-// authorize follows a connect link to the Entra emulator and returns the
-// callback URL it redirects to (not yet visited).
-func (b *browser) authorize(link string) string {
+// cont opens a connect link — the confirmation page, which must not
+// redirect anywhere — and presses Continue (POST /connect with the page's
+// link and CSRF token); it returns the answer, a 303 to the authorize
+// endpoint.
+func (b *browser) cont(link string) page {
 	b.t.Helper()
 	p := b.get(link)
-	if p.code != http.StatusFound {
-		b.t.Fatalf("GET connect link = %d %s; want 302 to the authorize endpoint", p.code, p.body)
+	if p.code != http.StatusOK || p.loc != "" || !strings.Contains(p.body, `id="continue"`) {
+		b.t.Fatalf("GET connect link = %d (Location %q); want 200, the confirmation page\n%s", p.code, p.loc, p.body)
 	}
+	u, err := url.Parse(link)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	action := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/connect") + "/connect"
+	p = b.do(http.MethodPost, action, url.Values{"link": {u.Query().Get("link")}, "csrf": {formValue(b.t, p.body, "csrf")}})
+	if p.code != http.StatusSeeOther {
+		b.t.Fatalf("POST /connect (Continue) = %d %s; want 303 to the authorize endpoint", p.code, p.body)
+	}
+	return p
+}
+
+// formValue returns the value of the hidden input name in an HTML page.
+func formValue(t *testing.T, body, name string) string {
+	t.Helper()
+	m := `name="` + name + `" value="`
+	i := strings.Index(body, m)
+	if i < 0 {
+		t.Fatalf("no %s field in\n%s", name, body)
+	}
+	rest := body[i+len(m):]
+	return html.UnescapeString(rest[:strings.IndexByte(rest, '"')])
+}
+
+// authorize follows a connect link to the Entra emulator (the
+// confirmation page, then Continue) and returns the callback URL it
+// redirects to (not yet visited).
+func (b *browser) authorize(link string) string {
+	b.t.Helper()
+	p := b.cont(link)
 	p = b.get(p.loc)
 	if p.code != http.StatusFound {
 		b.t.Fatalf("GET authorize = %d %s; want 302 to the callback", p.code, p.body)
@@ -351,10 +386,7 @@ func TestConnectOAuthEndToEnd(t *testing.T) {
 	link := w.connectURL(vaultHost, "contoso", "/connect")
 	b := newBrowser(t, w)
 
-	p := b.get(link)
-	if p.code != http.StatusFound {
-		t.Fatalf("GET connect link = %d; want 302", p.code)
-	}
+	p := b.cont(link)
 	au, err := url.Parse(p.loc)
 	if err != nil || !strings.HasPrefix(p.loc, w.entra.AuthorizeURL(w.entra.TenantID())+"?") {
 		t.Fatalf("redirect to %q; want the emulator's authorize endpoint", p.loc)
@@ -366,6 +398,7 @@ func TestConnectOAuthEndToEnd(t *testing.T) {
 		"redirect_uri":          w.url + "/oauth/callback",
 		"code_challenge_method": "S256",
 		"scope":                 strings.Join(entra.Scopes, " "),
+		"login_hint":            connectUPN,
 	}
 	for k, want := range checks {
 		if got := q.Get(k); got != want {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,6 +201,17 @@ func TestDemoBrowserPath(t *testing.T) {
 	}
 	page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+	// The confirmation page: press Continue.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="continue"`) {
+		t.Fatalf("connect link answered %d:\n%.500s\nwant the confirmation page", resp.StatusCode, page)
+	}
+	lu, _ := url.Parse(gitLink)
+	resp, err = c.PostForm(base, url.Values{"link": {lu.Query().Get("link")}, "csrf": {formValue(t, string(page), "csrf")}})
+	if err != nil {
+		t.Fatalf("Continue: %v", err)
+	}
+	page, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Connected.") {
 		t.Fatalf("connect link ended with %d:\n%.500s\nwant the Connected page", resp.StatusCode, page)
 	}
@@ -221,6 +233,9 @@ func TestDemoBrowserPath(t *testing.T) {
 func TestDemoAutoConnect(t *testing.T) {
 	bin, binDir := buildDemo(t)
 	d := startDemo(t, bin, binDir, "--auto-connect")
+	if !strings.Contains(d.stdout, "You signed in as mallory@demo.example, but this link connects Azure DevOps for demo@demo.example. Nothing was saved.") {
+		t.Errorf("demo output lacks the refused identity:\n%s", d.stdout)
+	}
 	if d.link != "" || !strings.Contains(d.stdout, "Connected to Azure DevOps as demo@demo.example") {
 		t.Errorf("--auto-connect output:\n%s\nwant the connected line and no link", d.stdout)
 	}
@@ -231,6 +246,29 @@ func TestDemoAutoConnect(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(cwd, "hello", "README.md"))
 	if err != nil || !strings.HasPrefix(string(b), "# hello") {
 		t.Fatalf("hello/README.md = %q, %v; want the demo README", b, err)
+	}
+
+	// Step 3: the demo environment's policy refuses a push to main and
+	// lets one to refs/heads/agent/* through.
+	if !strings.Contains(d.stdout, "may push only to refs/heads/agent/*") {
+		t.Errorf("the instructions do not show the policy:\n%s", d.stdout)
+	}
+	git := func(args ...string) (string, error) {
+		cmd := exec.Command("git", append([]string{"-C", filepath.Join(cwd, "hello")}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt",
+			"GIT_CONFIG_GLOBAL="+filepath.Join(d.dir, "gitconfig"), "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=demo", "GIT_AUTHOR_EMAIL=demo@demo.example", "GIT_COMMITTER_NAME=demo", "GIT_COMMITTER_EMAIL=demo@demo.example")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := git("commit", "--allow-empty", "-m", "try"); err != nil {
+		t.Fatalf("commit: %v\n%s", err, out)
+	}
+	if out, err := git("push", "origin", "main"); err == nil || !strings.Contains(out, "[remote rejected] main -> main (this environment may push only to refs/heads/agent/*; refs/heads/main refused)") {
+		t.Errorf("push to main in the demo: %v\n%s\nwant the policy's refusal", err, out)
+	}
+	if out, err := git("push", "origin", "HEAD:refs/heads/agent/demo"); err != nil {
+		t.Errorf("push to agent/demo in the demo: %v\n%s", err, out)
 	}
 	assertDemoNoEnvToken(t, d)
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 )
 
 // envStartWorld is the environment-start setting: the Azure DevOps and
@@ -288,4 +290,52 @@ func TestEnvStartWaitConnectFailedLink(t *testing.T) {
 	if !strings.Contains(out, "consent to Azure DevOps access is missing") || strings.Count(out, "/connect?link=") != 2 {
 		t.Errorf("output lacks the reason or the fresh links:\n%s", out)
 	}
+}
+
+// TestEnvStartWaitConnectIdentityMismatch: someone else signs in through
+// the link; the vault refuses it (owner check) and the wait ends at once
+// with that reason.
+func TestEnvStartWaitConnectIdentityMismatch(t *testing.T) {
+	w := newEnvStartWorld(t)
+	const mallory = "mallory@contoso.example"
+	if _, err := w.vw.entra.AddUser(entraemu.User{UPN: mallory}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.vw.entra.SetSignedInUser(mallory); err != nil {
+		t.Fatal(err)
+	}
+	c := w.startClone("2m")
+	connectLink, _ := c.links(t)
+	b := w.browser()
+	p := b.get(b.authorize(connectLink))
+	at := time.Now()
+	wantPage(t, "callback as someone else", p, http.StatusForbidden, mallory)
+	err, took := c.finish(t, at)
+	out := c.stderr.String()
+	if err == nil {
+		t.Fatalf("clone after a sign-in by someone else succeeded:\n%s", out)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the wait ended %v after the refused callback; want within 5s", took)
+	}
+	if !strings.Contains(out, "signed in as "+mallory) || !strings.Contains(out, "not as "+vaultUser) {
+		t.Errorf("output lacks the mismatch reason:\n%s", out)
+	}
+	if cs := w.storedCredentials(); len(cs) != 0 {
+		t.Errorf("store holds %d credentials after a refused sign-in; want none", len(cs))
+	}
+}
+
+func (w *envStartWorld) storedCredentials() []store.Credential {
+	w.t.Helper()
+	st, err := store.OpenSQLite(context.Background(), w.vw.db, time.Now)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer st.Close()
+	cs, err := st.ListCredentials(context.Background(), "", "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cs
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/azdoemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -22,6 +23,7 @@ import (
 type policyWorld struct {
 	*proxyVaultWorld
 	envID string
+	pat   secret.String  // the user's PAT, in the vault
 	other testenv.Seeded // contoso/Web/other: not allowed
 	lib   testenv.Seeded // contoso/Shared/lib: read-only
 }
@@ -40,6 +42,7 @@ func newPolicyWorld(t *testing.T, policyArgs []string, sidecarArgs ...string) *p
 		t.Fatal(err)
 	}
 	w.vw.put(vault.Credential{Owner: vaultUser, Host: vaultHost, Kind: store.PAT, Secret: pat})
+	w.pat = pat
 	w.vw.start()
 	args := append([]string{"env", "create", "--owner", vaultUser, "--ttl", "1h", "--json", "--store", "sqlite:" + w.vw.db, "--key-file", w.vw.keyFile}, policyArgs...)
 	out, err := w.vw.run("", args...)
@@ -140,6 +143,17 @@ func TestPolicyProxyEndToEnd(t *testing.T) {
 	out, err = w.git.RunErr("clone", "https://dev.azure.com/fabrikam/X/_git/y", filepath.Join(t.TempDir(), "y"))
 	if err == nil || !strings.Contains(out, "remote: azdo-sidecar:") || !strings.Contains(out, "forbidden by this environment's policy") {
 		t.Errorf("clone of another organization: err %v\n%s\nwant the vault's refusal", err, out)
+	}
+
+	// Helper mode (no proxy): the vault refuses the other organization,
+	// and git shows why through the credential helper.
+	hg := testenv.NewGit(t)
+	testenv.Reach(t, hg, w.emu)
+	hg.SetConfig(t, "credential.helper", testenv.Binary(t, "git-credential-azdo")+" --socket "+w.sc.Socket)
+	hg.SetConfig(t, "credential.useHttpPath", "true")
+	out, err = hg.RunErr("clone", "https://dev.azure.com/fabrikam/X/_git/y", filepath.Join(t.TempDir(), "y2"))
+	if err == nil || !strings.Contains(out, "azdo-sidecar: Azure DevOps (dev.azure.com/fabrikam): forbidden by this environment's policy") {
+		t.Errorf("helper-mode clone of another organization: err %v\n%s\nwant the vault's refusal", err, out)
 	}
 
 	// Push to main: refused per ref, nothing reaches receive-pack.

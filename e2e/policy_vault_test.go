@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/e2e/entraemu"
+	"github.com/azdo-sidecar/azdo-sidecar/e2e/testenv"
 	"github.com/azdo-sidecar/azdo-sidecar/vault"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -224,5 +226,43 @@ func TestPostgresPolicyAcrossReplicas(t *testing.T) {
 	}
 	if strings.Contains(out+errs, pgPassword) {
 		t.Error("audit list printed the database password")
+	}
+}
+
+// TestPolicyRefusedAtVaultInHelperMode: in helper mode the credential
+// helper asks the vault, which refuses an organization the policy does not
+// allow; git's helper protocol gets quit=1 and a message naming the
+// policy, never a password, and an allowed organization still gets its
+// token. An env update is seen at the very next request.
+func TestPolicyRefusedAtVaultInHelperMode(t *testing.T) {
+	w := newPolicyWorld(t, []string{"--allow-repo", "dev.azure.com/contoso/Web/site"})
+	sc := testenv.Binary(t, "azdo-sidecar")
+	get := func(org string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(sc, "credential", "--socket", w.sc.Socket, "get")
+		cmd.Env = scBaseEnv()
+		cmd.Stdin = strings.NewReader("protocol=https\nhost=dev.azure.com\npath=" + org + "/X/_git/y\n")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("credential get: %v\n%s", err, errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	out, errs := get("fabrikam")
+	if strings.Contains(out, "password") || !strings.Contains(out, "quit=1") ||
+		!strings.Contains(errs, "Azure DevOps (dev.azure.com/fabrikam): forbidden by this environment's policy") || !strings.Contains(errs, "dev.azure.com/contoso/Web/site") {
+		t.Errorf("credential get for fabrikam: stdout %q, stderr %q; want quit=1 and the policy's refusal naming the allowed pattern", out, errs)
+	}
+	if out, errs := get("contoso"); !strings.Contains(out, "password="+w.pat.Reveal()) {
+		t.Errorf("credential get for contoso: stdout has no password (stderr %q)", errs)
+	}
+	if code, _, errs := w.vw.admin("env", "update", w.envID, "--key-file", w.vw.keyFile, "--allow-repo", "dev.azure.com/fabrikam/*/*"); code != 0 {
+		t.Fatalf("env update = %d: %s", code, errs)
+	}
+	// The sidecar does not remember a refusal: the next get asks the vault,
+	// which now serves fabrikam (the user's PAT is for every org).
+	if out, errs := get("fabrikam"); !strings.Contains(out, "password="+w.pat.Reveal()) || strings.Contains(errs, "forbidden") {
+		t.Errorf("credential get for fabrikam after env update: stderr %q, password given %v; want the token", errs, strings.Contains(out, "password="))
 	}
 }

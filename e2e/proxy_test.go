@@ -44,7 +44,10 @@ func startSidecar(t *testing.T, env []string, args ...string) *sidecarProc {
 	dir := t.TempDir()
 	full := append([]string{"--log-level", "debug", "serve",
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--socket", filepath.Join(dir, "run", "sock"), "--state-dir", filepath.Join(dir, "state"),
+		// A socket where git's credential-cache client may be pointed:
+		// setup writes its line only for a directory no one else can
+		// create first, which nothing under /tmp is.
+		"--socket", filepath.Join(testenv.PrivateDir(t), "run", "sock"), "--state-dir", filepath.Join(dir, "state"),
 		"--drain-timeout", "5s"}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(scBaseEnv(), env...)
@@ -264,6 +267,10 @@ func TestProxyRevokedPATFailsFastWithoutPrompt(t *testing.T) {
 	}
 	if !strings.Contains(out, "remote: azdo-sidecar: Azure DevOps rejected the basic credential for dev.azure.com/contoso") {
 		t.Errorf("git output does not explain the rejection:\n%s", out)
+	}
+	// Standalone mode: the advice is about the PAT, not a Connect flow.
+	if !strings.Contains(out, "--pat-file or AZDO_PAT") || strings.Contains(out, "connect again") {
+		t.Errorf("git output gives vault-mode advice in standalone mode:\n%s", out)
 	}
 	if strings.Contains(out, "terminal prompts disabled") || strings.Contains(out, "Username for") {
 		t.Errorf("git tried to prompt:\n%s", out)

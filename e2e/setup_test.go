@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,6 +44,9 @@ func TestSetupCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Setenv("AZDO_HOST", "tfs.example.com:8443")
+	// A runtime directory no one else can create (see
+	// TestBoundarySetupCacheLineOnlyForPrivateSocket for one in /tmp).
+	g.Setenv("XDG_RUNTIME_DIR", testenv.PrivateDir(t))
 	state := filepath.Join(g.Home, ".local", "state", "azdo-sidecar")
 
 	out, errOut, err := runSidecar(t, g, bin, "setup", "--listen", "127.0.0.1:3999")
@@ -100,10 +102,7 @@ func TestSetupCommand(t *testing.T) {
 
 	// Every helper git runs for an Azure DevOps URL, in order: the reset,
 	// git's cache client on the sidecar's default socket, then ours.
-	sock := filepath.Join("/tmp", "azdo-sidecar-"+strconv.Itoa(os.Getuid()), "sock")
-	if d := g.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		sock = filepath.Join(d, "azdo-sidecar", "sock")
-	}
+	sock := filepath.Join(g.Getenv("XDG_RUNTIME_DIR"), "azdo-sidecar", "sock")
 	wantHelpers := strings.Join([]string{"", gitsetup.CacheHelper(sock), helper}, "\n")
 	for _, u := range []string{"https://dev.azure.com", "https://*.visualstudio.com", "https://tfs.example.com:8443"} {
 		got, _ := g.RunErr("config", "--global", "--get-all", "credential."+u+".helper")
@@ -297,6 +296,17 @@ func TestSetupThenPlainGit(t *testing.T) {
 			for _, s := range []string{string(b), out, errOut, sc.stderr.String()} {
 				if strings.Contains(s, w.pat.Reveal()) {
 					t.Errorf("the PAT appears in git config, setup output or the sidecar's log")
+				}
+			}
+			if tt.mode != "helper" {
+				// The proxy's credential: only in 0600 files, never in
+				// the git config setup printed or wrote.
+				pass := proxySecret(t, testenv.ProxyURL(t, filepath.Join(sc.state, "proxy-url"))).Reveal()
+				assertNoWorldReadableSecret(t, sc.state, pass)
+				for _, s := range []string{string(b), out, errOut, sc.stderr.String()} {
+					if strings.Contains(s, pass) {
+						t.Errorf("the proxy credential appears in git config, setup output or the sidecar's log")
+					}
 				}
 			}
 			if _, err := os.Stat(filepath.Join(w.git.Home, ".git-credentials")); err == nil {

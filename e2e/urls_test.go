@@ -133,6 +133,29 @@ func TestSelfHostedVirtualDirTeamURL(t *testing.T) {
 		commitAndPush(t, g, dir, "helper.txt")
 	})
 
+	t.Run("git configured by setup --mode helper", func(t *testing.T) {
+		testenv.Binary(t, "git-credential-azdo")
+		g := testenv.NewGit(t)
+		g.Unsetenv("GIT_SSL_CAINFO")
+		tun := "http://" + testenv.StartTunnel(t, emu.Addr()).Addr()
+		g.SetConfig(t, "http.https://"+vdirHost+"/.proxy", tun)
+		g.SetConfig(t, "http.https://"+vdirHost+"/.sslCAInfo", emu.CAFile())
+		// The host with its virtual directory comes from AZDO_HOST, as
+		// every flag reads its variable.
+		g.Setenv("AZDO_HOST", hostFlag)
+		out, errOut, err := runSidecar(t, g, bin, "setup", "--mode", "helper", "--socket", sc.Socket, "--state-dir", filepath.Join(t.TempDir(), "state"))
+		if err != nil {
+			t.Fatalf("setup: %v\n%s%s", err, out, errOut)
+		}
+		g.Unsetenv("AZDO_HOST") // git's environment need not carry it
+		dir := filepath.Join(g.Home, "site")
+		if out, err := g.RunErr("clone", "--quiet", vdirTeamURL, dir); err != nil {
+			cfg, _ := os.ReadFile(g.Config)
+			t.Fatalf("git clone %s after setup: %v\n%s\nconfig:\n%s", vdirTeamURL, err, out, cfg)
+		}
+		commitAndPush(t, g, dir, "setup.txt")
+	})
+
 	// Every request reached the emulator under the virtual directory with
 	// the collection's PAT.
 	for _, r := range emu.Requests() {

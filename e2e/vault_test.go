@@ -65,6 +65,8 @@ type vaultWorld struct {
 	logs    []*lockedBuffer
 	// env is added to the environment of serve (e.g. HTTPS_PROXY).
 	env []string
+	// pidFile is serve's --pid-file, for azdo-vault reload.
+	pidFile string
 }
 
 func newVaultWorld(t *testing.T, cfg entraemu.Config) *vaultWorld {
@@ -73,6 +75,7 @@ func newVaultWorld(t *testing.T, cfg entraemu.Config) *vaultWorld {
 	w.keyFile = filepath.Join(w.dir, "runner.key")
 	w.cfgFile = filepath.Join(w.dir, "vault.yaml")
 	w.db = filepath.Join(w.dir, "state", "vault.db")
+	w.pidFile = filepath.Join(w.dir, "run", "serve.pid")
 
 	entra, err := entraemu.New(cfg)
 	if err != nil {
@@ -149,7 +152,7 @@ type vaultProc struct {
 
 func (w *vaultWorld) serveArgs() []string {
 	return []string{"serve", "--config", w.cfgFile, "--key-file", w.keyFile, "--listen", "127.0.0.1:0",
-		"--store", "sqlite:" + w.db, "--upstream-ca-file", w.caFile}
+		"--store", "sqlite:" + w.db, "--upstream-ca-file", w.caFile, "--pid-file", w.pidFile}
 }
 
 // start starts the vault and waits for its ready line.
@@ -375,9 +378,25 @@ func TestVaultKeysAndSealing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.writeConfig(w.seal(strings.TrimSpace(out), vaultClientSecret.Reveal()), vaultClientID, w.entra.IssuerURL(w.entra.TenantID()))
-	_, err = w.startErr()
-	if err == nil || !strings.Contains(err.Error(), w.pub) || strings.Contains(err.Error(), vaultClientSecret.Reveal()) {
-		t.Errorf("serve with a secret sealed to another key = %v; want a refusal naming public key %s", err, w.pub)
+	// Providers are settings (issue 13): the vault starts, with that
+	// provider disabled and the reason, naming this runner's public key,
+	// in /healthz and the log.
+	p, err := w.startErr()
+	if err != nil {
+		t.Fatalf("serve with a secret sealed to another key = %v; want a start with the provider disabled", err)
+	}
+	resp, err := http.Get("http://" + p.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"oauth":"disabled"`) || !strings.Contains(string(body), w.pub) || strings.Contains(string(body), vaultClientSecret.Reveal()) {
+		t.Errorf("/healthz = %s; want the provider disabled, naming public key %s", body, w.pub)
+	}
+	p.stop(t)
+	if log := p.stderr.String(); !strings.Contains(log, "provider disabled") || !strings.Contains(log, w.pub) || strings.Contains(log, vaultClientSecret.Reveal()) {
+		t.Errorf("vault log lacks the disabled provider and the public key:\n%s", log)
 	}
 }
 

@@ -7,8 +7,9 @@
 // https://*.visualstudio.com — git matches one DNS label for "*" — and
 // https://HOST[:PORT] for each self-hosted server):
 //
+//	[include]                        (mode proxy or both)
+//		path = <state-dir>/proxy.gitconfig
 //	[http "U"]                       (mode proxy or both)
-//		proxy = http://127.0.0.1:3128
 //		sslCAInfo = <state-dir>/ca.pem
 //		sslCAPath = <state-dir>/trust
 //	[credential "U"]                 (mode helper or both)
@@ -16,6 +17,12 @@
 //		helper = cache --timeout=0 --socket=/run/user/1000/azdo-sidecar/sock
 //		helper = /usr/local/bin/git-credential-azdo
 //		useHttpPath = true
+//
+// The proxy lines (http.<U>.proxy = http://azdo-sidecar:SECRET@127.0.0.1:3128)
+// carry the proxy's credential, so they go to <state-dir>/proxy.gitconfig,
+// mode 0600, which the scope's file includes: ~/.gitconfig is usually
+// readable by everyone. --system is refused for them (every other user's
+// git would fail to read the include).
 //
 // The cache line (written when Options.CacheSocket is set) makes git's own
 // credential-cache client talk straight to the sidecar's socket, which
@@ -700,7 +707,9 @@ func writeProxyInclude(opts Options) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		fmt.Fprintf(&b, "[http %s]\n\tproxy = %s\n", quoteSubsection(u), quoteValue(full.Reveal()))
+		// proxyAuthMethod=basic sends the credential at once: with git's
+		// default (anyauth) every connection first gets a 407.
+		fmt.Fprintf(&b, "[http %s]\n\tproxy = %s\n\tproxyAuthMethod = basic\n", quoteSubsection(u), quoteValue(full.Reveal()))
 	}
 	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
 		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
 
 // gitEnv is an isolated git environment: a temp HOME, its own global
@@ -459,5 +460,94 @@ func TestCacheHelper(t *testing.T) {
 		if got := CacheHelper(tt.socket); got != tt.want {
 			t.Errorf("%s: CacheHelper(%q) = %q; want %q", tt.name, tt.socket, got, tt.want)
 		}
+	}
+}
+
+// TestApplyDropsOldTmpCacheLine: a config from an older setup with git's
+// cache client on /tmp/azdo-sidecar-<uid>/sock (a path another user can
+// create first) loses that line when setup runs again without one, and
+// Undo still restores the prior config exactly.
+func TestApplyDropsOldTmpCacheLine(t *testing.T) {
+	g := newGitEnv(t)
+	os.WriteFile(g.global, []byte(priorConfig), 0o644)
+	old := g.opts(ModeHelper)
+	old.CacheSocket = "/tmp/azdo-sidecar-1000/sock"
+	mustApply(t, old)
+	opts := g.opts(ModeHelper)
+	opts.CacheSocket = ""
+	res := mustApply(t, opts)
+	if !res.Changed() {
+		t.Fatal("Apply without the cache socket changed nothing")
+	}
+	if strings.Contains(readFile(t, g.global), "/tmp/azdo-sidecar-1000") {
+		t.Errorf("the old cache line is still there:\n%s", readFile(t, g.global))
+	}
+	want := strings.Join([]string{"", opts.HelperCommand}, "\n")
+	for _, u := range HostURLs(opts.Hosts) {
+		if got, _ := g.git(g.env, "config", "--global", "--get-all", "credential."+u+".helper"); got != want {
+			t.Errorf("--get-all credential.%s.helper = %q; want %q", u, got, want)
+		}
+	}
+	if _, err := Undo(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, g.global); got != priorConfig {
+		t.Errorf("after Undo:\n%s\nwant the prior config", got)
+	}
+}
+
+// TestProxyCredentialOnlyInPrivateInclude: with the proxy's credential,
+// the scope's file (world-readable here, as ~/.gitconfig usually is)
+// holds only an include of a 0600 file with the proxy URL; git sees the
+// URL through it; Undo removes both.
+func TestProxyCredentialOnlyInPrivateInclude(t *testing.T) {
+	g := newGitEnv(t)
+	os.WriteFile(g.global, []byte(priorConfig), 0o644)
+	opts := g.opts(ModeProxy)
+	const pass = "include-test-password-0123"
+	opts.ProxyPassword = secret.New(pass)
+	res := mustApply(t, opts)
+	inc := filepath.Join(opts.StateDir, ProxyInclude)
+	if len(res.FilesWritten) != 1 || res.FilesWritten[0] != inc {
+		t.Errorf("FilesWritten = %v; want [%s]", res.FilesWritten, inc)
+	}
+	if strings.Contains(readFile(t, g.global), pass) {
+		t.Errorf("the global config holds the proxy credential")
+	}
+	for _, s := range res.Written {
+		if strings.Contains(s.String(), pass) {
+			t.Errorf("Written %v shows the credential", s)
+		}
+	}
+	fi, err := os.Stat(inc)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v; want 0600", inc, err, fi.Mode())
+	}
+	want := "http://azdo-sidecar:" + pass + "@" + opts.Listen
+	for _, u := range []string{"https://dev.azure.com/o/p/_git/r", "https://contoso.visualstudio.com/p/_git/r"} {
+		if got, _ := g.git(g.env, "config", "--get-urlmatch", "http.proxy", u); got != want {
+			t.Errorf("git config --get-urlmatch http.proxy %s = %q; want the URL with the credential", u, got)
+		}
+	}
+	if got, _ := g.git(g.env, "config", "--get-urlmatch", "http.proxyAuthMethod", "https://dev.azure.com/o/p/_git/r"); got != "basic" {
+		t.Errorf("http.proxyAuthMethod = %q; want basic (no 407 round trip per connection)", got)
+	}
+	if res2 := mustApply(t, opts); res2.Changed() {
+		t.Errorf("Apply again changed %v %v %v", res2.Written, res2.Removed, res2.FilesWritten)
+	}
+	undo, err := Undo(context.Background(), opts)
+	if err != nil || len(undo.FilesRemoved) != 1 {
+		t.Fatalf("Undo = %v, removed files %v", err, undo.FilesRemoved)
+	}
+	if _, err := os.Stat(inc); !os.IsNotExist(err) {
+		t.Errorf("%s still there after Undo", inc)
+	}
+	if got := readFile(t, g.global); got != priorConfig {
+		t.Errorf("after Undo:\n%s\nwant the prior config", got)
+	}
+	sys := opts
+	sys.Scope = Scope{System: true}
+	if _, err := Apply(context.Background(), sys); err == nil || !strings.Contains(err.Error(), "--system") {
+		t.Errorf("Apply --system with the credential = %v; want a refusal", err)
 	}
 }

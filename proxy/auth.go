@@ -71,7 +71,8 @@ func (p *Proxy) authorize(a *Auth, next http.Handler) http.Handler {
 		}
 		if !a.Password.IsZero() && !a.valid(r.Header.Get("Proxy-Authorization")) {
 			p.m.request(classRefused)
-			p.log.Info("proxy: request without the proxy credential", "client", r.RemoteAddr, "method", r.Method,
+			// Debug: git's default asks without it first on every connection.
+			p.log.Debug("proxy: request without the proxy credential", "client", r.RemoteAddr, "method", r.Method,
 				"sent", r.Header.Get("Proxy-Authorization") != "")
 			proxyAuthRequired(w, "azdo-sidecar: proxy authentication required; use the proxy URL with its credential from the file named by \"proxy_url_file\" in the sidecar's ready line (azdo-sidecar status shows it), or run azdo-sidecar setup\n")
 			return
@@ -102,13 +103,12 @@ func (a *Auth) valid(h string) bool {
 	return userOK&passOK == 1
 }
 
-// proxyAuthRequired answers 407 with the challenge and a one-line body, and
-// closes the connection: a client that retries with the credential opens
-// a new one, and nothing more is read from this one.
+// proxyAuthRequired answers 407 with the challenge and a one-line body.
+// The connection stays open: git's default (http.proxyAuthMethod anyauth)
+// asks without the credential first and retries on it.
 func proxyAuthRequired(w http.ResponseWriter, msg string) {
 	w.Header().Set("Proxy-Authenticate", `Basic realm="`+AuthRealm+`"`)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusProxyAuthRequired)
 	_, _ = w.Write([]byte(msg))
 }

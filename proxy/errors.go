@@ -26,6 +26,7 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 	var ce *token.ConnectError
 	var ra *token.RetryAfterError
 	var fe *token.ForbiddenError
+	var ue *token.UnreachableError
 	switch {
 	case errors.As(err, &ce):
 		msg := "azdo-sidecar: " + connectLine(ce) + "\n"
@@ -56,6 +57,9 @@ func tokenErrorResponse(req *http.Request, key token.Key, err error) (result str
 	case errors.Is(err, token.ErrNoCredential):
 		return "no_credential", textResponse(req, http.StatusForbidden, fmt.Sprintf(
 			"azdo-sidecar: no credential configured for %s: %v\n", key, err))
+	case errors.As(err, &ue):
+		// Not an outage to wait out: the vault cannot be reached at all.
+		return "unavailable", textResponse(req, http.StatusServiceUnavailable, "azdo-sidecar: "+ue.Error()+"\n")
 	case errors.As(err, &ra), errors.Is(err, token.ErrUnavailable):
 		resp := textResponse(req, http.StatusServiceUnavailable, fmt.Sprintf(
 			"azdo-sidecar: the token source is unavailable for %s; try again shortly\n", key))

@@ -40,6 +40,11 @@ type OrgFunc func(host, path, username string) string
 type Config struct {
 	// Hosts decides which CONNECT targets are intercepted. Required.
 	Hosts Matcher
+	// RejectedAdvice ends the message git shows when Azure DevOps rejects
+	// the injected credential (default: "check that it is valid and has
+	// the Code (read & write) scope, or connect again."); standalone mode
+	// has nothing to connect, so it says which PAT to replace.
+	RejectedAdvice string
 	// OrgFor finds the organization of a request; nil: always "".
 	OrgFor OrgFunc
 	// SelfHosted lists the self-hosted hosts (HOST[:PORT]) the CA's name
@@ -94,6 +99,7 @@ type Proxy struct {
 	tokenTimeout time.Duration
 	log          *slog.Logger
 	now          func() time.Time
+	advice       string // Config.RejectedAdvice
 
 	ca     *CA
 	leaves *leafCache
@@ -178,6 +184,7 @@ func New(cfg Config) (*Proxy, error) {
 		orgFor:       cfg.OrgFor,
 		src:          cfg.Source,
 		tokenTimeout: cfg.TokenTimeout,
+		advice:       cfg.RejectedAdvice,
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		ca:           ca,
@@ -454,8 +461,8 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *
 		drainClose(resp.Body)
 		p.log.Warn("proxy: Azure DevOps rejected the credential", "key", key.String(), "token", tok.String())
 		return textResponse(req, http.StatusForbidden, fmt.Sprintf(
-			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP %d).\nazdo-sidecar: check that it is valid and has the Code (read & write) scope, or connect again.\n",
-			tok.Kind, key, resp.StatusCode))
+			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP %d).\nazdo-sidecar: %s\n",
+			tok.Kind, key, resp.StatusCode, p.rejectedAdvice()))
 	}
 	return p.noReflection(req, resp, tok, key)
 }
@@ -658,4 +665,12 @@ func (l goproxyLogger) Printf(format string, v ...any) {
 		return
 	}
 	l.log.Debug("goproxy: " + msg)
+}
+
+// rejectedAdvice is what to do about a credential Azure DevOps refused.
+func (p *Proxy) rejectedAdvice() string {
+	if p.advice != "" {
+		return p.advice
+	}
+	return "check that it is valid and has the Code (read & write) scope, or connect again."
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,10 @@ type Options struct {
 	// InsecureNoProxyAuth lets clients use the proxy without its credential
 	// (the check of the client's uid stays where it is possible).
 	InsecureNoProxyAuth bool
+	// ProxyOnly: the credential socket never hands out a token (serve
+	// --proxy-only); the environment's policy can also ask for it, this
+	// flag can only tighten.
+	ProxyOnly bool
 
 	Mode        Mode
 	PAT         secret.String // ModePAT
@@ -108,9 +113,13 @@ type Sidecar struct {
 	proxy   *proxy.Proxy
 	cred    *credential.Server
 	audit   *audit.Shipper // vault mode only
+	po      *proxyOnlyHandler
 	metrics *http.Server
 	ready   Ready
 	started time.Time
+	// vault is what the start-up probe of the vault found: "" before it
+	// answered, "reachable", or why not.
+	vault atomic.Pointer[string]
 
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
@@ -201,7 +210,13 @@ func Start(opts Options) (s *Sidecar, err error) {
 		auth.Password = secret.String{}
 	}
 
+	var advice string
+	if opts.Mode == ModePAT {
+		// Standalone: no vault, nothing to connect; the PAT is the user's.
+		advice = "check that the PAT given with --pat-file or AZDO_PAT is valid, not expired and has the Code (read & write) scope; replace it and restart azdo-sidecar serve."
+	}
 	s.proxy, err = proxy.New(proxy.Config{
+		RejectedAdvice: advice,
 		Hosts:          hosts,
 		OrgFor:         hosts.OrgFor,
 		SelfHosted:     hosts.SelfHosted(),
@@ -251,8 +266,9 @@ func Start(opts Options) (s *Sidecar, err error) {
 		return nil, fmt.Errorf("sidecar: write the proxy URL file: %w", err)
 	}
 
+	s.po = &proxyOnlyHandler{next: credential.NewTokenHandler(s.cache, hosts), src: s.cache, hosts: hosts, always: opts.ProxyOnly}
 	s.cred = &credential.Server{
-		Handler: credential.NewTokenHandler(s.cache, hosts),
+		Handler: s.po,
 		Logger:  opts.Logger,
 		// `azdo-sidecar status` asks here first: the socket's path is known
 		// to it, the metrics port may be random (--metrics-listen :0).
@@ -272,7 +288,44 @@ func Start(opts Options) (s *Sidecar, err error) {
 	s.serve("metrics", func() error { return s.metrics.Serve(metricsLn) }, http.ErrServerClosed)
 	s.log.Info("sidecar: serving", "mode", string(opts.Mode), "proxy", s.ready.Proxy, "socket", s.ready.Socket,
 		"ca_file", s.ready.CAFile, "metrics", s.ready.Metrics, "proxy_url_file", s.ready.ProxyURLFile, "hosts", s.hostList())
+	if vs, ok := src.(*vaultsource.Source); ok {
+		s.wg.Add(1)
+		go s.probeVault(vs)
+	}
 	return s, nil
+}
+
+// probeVault checks once, at start, that the vault answers, so that a
+// wrong --vault-url shows in the log and in status before git fails.
+func (s *Sidecar) probeVault(vs *vaultsource.Source) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	state := "reachable"
+	if err := vs.Probe(ctx); err != nil {
+		if ctx.Err() != nil && isClosed(s.closed) {
+			return
+		}
+		state = err.Error()
+		s.log.Error("sidecar: "+state, "vault_url", s.opts.VaultURL)
+	}
+	s.vault.Store(&state)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // serve runs one server in a goroutine the Sidecar owns.
@@ -593,6 +646,17 @@ func (m *sourceMetrics) observe(_ token.Key, took time.Duration, err error) {
 	m.fetches.WithLabelValues(result).Inc()
 }
 
+// peerUID returns the uid owning the client's end of r's connection, when
+// it can be learned (proxy.PeerUID).
+func peerUID(r *http.Request) (int, bool) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	remote, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if local == nil || err != nil {
+		return 0, false
+	}
+	return proxy.PeerUID(local, remote)
+}
+
 // mux serves /metrics, /healthz and /status.
 func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -601,7 +665,14 @@ func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		// /metrics is for a scraper, which may run as anyone; /status
+		// (organizations, token kinds and expiry) is for the owner.
+		if uid, ok := peerUID(r); ok && uid != os.Getuid() {
+			s.log.Warn("sidecar: refused /status to a client of another user", "client_uid", uid)
+			http.Error(w, "azdo-sidecar: /status is for the user who runs the sidecar", http.StatusForbidden)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		enc := json.NewEncoder(w)

@@ -56,7 +56,8 @@ func ReadPATFile(path string) (secret.String, error) {
 // ReadSecretFile reads a one-line secret (a PAT, an environment token) from
 // path: surrounding whitespace and the trailing newline are trimmed; an
 // empty file, a file over MaxSecretFileSize and a value with inner
-// whitespace or control characters are refused. Errors name the file and
+// whitespace or control characters are refused, and so is a file group or
+// others may read or write (mode 0600 or stricter). Errors name the file and
 // what was wrong, never the content. what names the secret in errors.
 func ReadSecretFile(path, what string) (secret.String, error) {
 	f, err := os.Open(path)
@@ -65,6 +66,11 @@ func ReadSecretFile(path, what string) (secret.String, error) {
 		return secret.String{}, fmt.Errorf("token: read %s file: %w", what, err)
 	}
 	defer f.Close()
+	// A secret file others can read is a secret no longer (the vault
+	// refuses its key file the same way).
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		return secret.String{}, fmt.Errorf("%w: %s file %s has mode %04o, so others may read it; allowed: 0600 or stricter (chmod 600 %s)", ErrBadSecretFile, what, path, fi.Mode().Perm(), path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFileSize+1))
 	if err != nil {
 		return secret.String{}, fmt.Errorf("token: read %s file %s: %w", what, path, err)

@@ -79,3 +79,37 @@ func TestReadPATFile(t *testing.T) {
 		t.Fatalf("ReadPATFile(missing) err = %v; want an error naming the file", err)
 	}
 }
+
+// TestReadSecretFileRefusesFilesOthersCanRead: a PAT or environment token
+// file with any group or other permission is refused, the message says
+// how to fix it, and never shows the secret.
+func TestReadSecretFileRefusesFilesOthersCanRead(t *testing.T) {
+	const value = "secret-file-value-0123456789"
+	for _, tt := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true}, {0o400, true}, {0o640, false}, {0o644, false}, {0o604, false}, {0o620, false},
+	} {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "pat")
+			if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tt.mode)
+			v, err := ReadSecretFile(path, "PAT")
+			if tt.ok {
+				if err != nil || v.Reveal() != value {
+					t.Errorf("ReadSecretFile(%v) = %v; want the value", tt.mode, err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrBadSecretFile) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+				t.Errorf("ReadSecretFile(%v) = %v; want ErrBadSecretFile saying chmod 600 %s", tt.mode, err, path)
+			}
+			if err != nil && strings.Contains(err.Error(), value) {
+				t.Errorf("the error shows the secret")
+			}
+		})
+	}
+}

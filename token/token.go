@@ -191,6 +191,23 @@ func (e *ConnectError) Error() string {
 	return msg
 }
 
+// UnreachableError is a token source that could not be reached at all
+// (connection refused, no such host, a timeout): usually a configuration
+// error, such as a wrong --vault-url, rather than an outage. It wraps
+// ErrUnavailable, so callers that retry still do.
+type UnreachableError struct {
+	URL    string // the source's base URL (never secret)
+	Reason string // "connection refused", "no such host", …
+}
+
+// Error implements error.
+func (e *UnreachableError) Error() string {
+	return "cannot reach the vault at " + e.URL + ": " + e.Reason + " — check --vault-url"
+}
+
+// Unwrap makes errors.Is(err, ErrUnavailable) true.
+func (e *UnreachableError) Unwrap() error { return ErrUnavailable }
+
 // RetryAfterError wraps ErrUnavailable with the delay the source asked for.
 type RetryAfterError struct {
 	After time.Duration

@@ -95,6 +95,15 @@ func TestAuditPostAndList(t *testing.T) {
 	if !strings.Contains(logs, "audit events rejected") {
 		t.Errorf("no log line about rejected events:\n%s", logs)
 	}
+	resp, err := http.Get(h.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `azdo_vault_audit_events_total{result="stored"} 2`) || !strings.Contains(string(m), `azdo_vault_audit_events_total{result="rejected"} 7`) {
+		t.Errorf("metrics lack the audit counts:\n%s", grepLines(string(m), "audit"))
+	}
 }
 
 func TestAuditRefusals(t *testing.T) {
@@ -244,4 +253,47 @@ func TestAuditRateLimit(t *testing.T) {
 	if got, _ := st.AuditEvents(context.Background(), store.AuditFilter{}); len(got) != 7 {
 		t.Errorf("stored %d events; want 7 (the refused batch not stored)", len(got))
 	}
+}
+
+// FuzzAuditEvent: whatever JSON an environment sends as an event, the
+// vault never panics, stores only the token's environment and owner, and
+// never accepts a field with a control character or a token shape.
+func FuzzAuditEvent(f *testing.F) {
+	for _, seed := range []string{
+		`{"time":"2026-03-01T12:00:00Z","host":"dev.azure.com","org":"contoso","project":"p","repo":"r","operation":"fetch","status":200}`,
+		`{"host":"dev.azure.com","operation":"push","refs":[{"name":"refs/heads/main","old":"` + oid1 + `","new":"` + oid2 + `"}],"status":403,"refused":"ref_not_allowed"}`,
+		`{"env":"env_x","owner":"mallory","host":"h","operation":"rest","refused":"Bearer eyJabcdefghij.eyJabcdefghij.sig"}`,
+		`{"host":"h\u0085x","operation":"ls-remote","bytes_in":-1}`,
+		`{"host":"h","operation":"fetch","repo":"\u001b[31m"}`,
+		`{"time":"9999-12-31T23:59:59Z","host":"h","operation":"fetch"}`,
+	} {
+		f.Add(seed)
+	}
+	env := store.Environment{ID: "env_0123456789abcdef", Owner: "ann"}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, in string) {
+		var e vaultapi.AuditEvent
+		if json.Unmarshal([]byte(in), &e) != nil {
+			return
+		}
+		se, why := auditEvent(e, env, now)
+		if why != "" {
+			return
+		}
+		if se.Env != env.ID || se.Owner != env.Owner {
+			t.Fatalf("stored env %q owner %q; want the token's", se.Env, se.Owner)
+		}
+		if se.Time.After(now.Add(maxAuditSkew)) || se.Time.IsZero() {
+			t.Fatalf("stored time %v", se.Time)
+		}
+		fields := []string{se.Host, se.Org, se.Project, se.Repo, se.Operation, se.Refused}
+		for _, r := range se.Refs {
+			fields = append(fields, r.Name, r.Old, r.New)
+		}
+		for _, s := range fields {
+			if checkAuditText("field", s, 1<<20) != "" {
+				t.Fatalf("accepted field %q", s)
+			}
+		}
+	})
 }

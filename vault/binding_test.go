@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,8 +18,12 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
+	"github.com/azdo-sidecar/azdo-sidecar/vault/store/pgtest"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
 )
+
+// TestMain stops the PostgreSQL cluster that the PostgreSQL cases start.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // rawDB opens the harness's database as someone with write access to the
 // store but not the runner key.
@@ -239,5 +246,85 @@ func TestTamperedBindingMarkRefusesToStart(t *testing.T) {
 	_, err := New(Config{Keys: h.keys, Store: h.st, PublicURL: publicURL})
 	if err == nil || !strings.Contains(err.Error(), "binding mark is missing") || !strings.Contains(err.Error(), "Restore the store") {
 		t.Errorf("New on a store whose mark was removed = %v; want a refusal saying what to do", err)
+	}
+}
+
+// TestRearrangedStoreOnBothStores: the same attacks as above, on SQLite and
+// on PostgreSQL, through the store's own API (what anyone who can write
+// the database can do without the runner key): ann's sealed PAT copied
+// into mallory's row answers not_connected with a link, and an environment
+// row inserted with the SHA-256 of a token of the writer's choosing
+// authenticates nothing.
+func TestRearrangedStoreOnBothStores(t *testing.T) {
+	stores := map[string]func(t *testing.T) store.Store{
+		"sqlite": func(t *testing.T) store.Store {
+			st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "v.db"), time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+		"postgres": func(t *testing.T) store.Store {
+			st, err := store.OpenPostgres(context.Background(), pgtest.URL(t), time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := open(t)
+			defer st.Close()
+			kp, err := sealbox.Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := New(Config{Keys: kp, Store: st, Providers: []Provider{{Host: host, PAT: true}}, PublicURL: publicURL,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			ann, err := v.PutCredential(ctx, Credential{Owner: "ann", Host: host, Org: "contoso", Kind: store.PAT, Secret: secret.New(patSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			annRow, err := st.Credential(ctx, ann.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.PutCredential(ctx, store.Credential{Owner: "mallory", Host: host, Org: "contoso", Kind: store.PAT, Sealed: annRow.Sealed, MAC: annRow.MAC}); err != nil {
+				t.Fatal(err)
+			}
+			mallory, _, err := NewEnvironment(ctx, st, v.Binding(), time.Now(), "mallory", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := v.Token(ctx, mallory, token.Key{Host: host, Org: "contoso"}, 0)
+			var ce *token.ConnectError
+			if !errors.As(err, &ce) || ce.Reconnect || ce.ConnectURL == "" || tok.Secret.Reveal() == patSecret {
+				t.Errorf("mallory's token with ann's copied PAT = %v; want not_connected with a link, never the PAT", err)
+			}
+			chosen := EnvTokenPrefix + "writer-chose-this-token-secretvalue"
+			sum := sha256.Sum256([]byte(chosen))
+			if err := st.CreateEnvironment(ctx, store.Environment{ID: "env_forged000000000", Owner: "ann", TokenHash: sum[:], CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if e, _, err := authenticate(ctx, st, v.Binding(), time.Now(), secret.New(chosen)); err == nil {
+				t.Errorf("a hand-inserted environment row authenticates (as %s)", e.ID)
+			}
+			annEnv, annTok, err := NewEnvironment(ctx, st, v.Binding(), time.Now(), "ann", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := authenticate(ctx, st, v.Binding(), time.Now(), annTok); err != nil {
+				t.Fatalf("ann's real environment: %v", err)
+			}
+			if got, err := v.Token(ctx, annEnv, token.Key{Host: host, Org: "contoso"}, 0); err != nil || got.Secret.Reveal() != patSecret {
+				t.Errorf("ann's own PAT = %v; want it served", err)
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func TestDeletedCredentialIsNotServed(t *testing.T) {
 				}
 			}
 			if tt.duringRefresh {
-				h.v.providers[host] = Provider{Host: host, OAuth: &meddlingRefresher{fakeEntra: h.entra, meddle: del}, PAT: true}
+				h.v.setProvider(Provider{Host: host, OAuth: &meddlingRefresher{fakeEntra: h.entra, meddle: del}, PAT: true})
 			} else {
 				if a := h.token("contoso", 300); a.code != 200 || a.ok.Token != "at-1-secretvalue" {
 					t.Fatalf("token before the delete = %d %s; want 200 at-1", a.code, a.raw)

@@ -46,7 +46,7 @@ func (v *Vault) serveToken(w http.ResponseWriter, r *http.Request) {
 	if code >= 500 {
 		level = slog.LevelWarn
 	}
-	v.log.Log(r.Context(), level, "token request", "env", env.ID, "owner", env.Owner, "host", key.Host, "org", key.Org, "status", code, "duration", d)
+	v.log.Log(r.Context(), level, "token request", "env", env.ID, "owner", env.Owner, "policy_version", env.PolicyVersion, "host", key.Host, "org", key.Org, "status", code, "duration", d)
 }
 
 func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Environment, token.Key, int, error) {

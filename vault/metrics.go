@@ -17,6 +17,7 @@ type metrics struct {
 	cacheHits       prometheus.Counter
 	connectWaits    prometheus.Gauge
 	eventPolls      prometheus.Counter
+	providerUp      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,12 +51,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "azdo_vault_connect_waits",
 			Help: "Environments waiting on this replica for their user to connect (POST /v1/connect/wait).",
 		}),
+		providerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "azdo_vault_provider_up",
+			Help: "1 when a configured provider method (oauth, pat) serves; 0 when it is disabled (its verification failed, see /healthz).",
+		}, []string{"host", "method"}),
 		eventPolls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "azdo_vault_connect_event_queries_total",
 			Help: "Queries of the store for connect outcomes (one per poll interval while environments wait).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.refreshes, m.refreshFailures, m.refreshAttempts, m.cacheHits, m.connectWaits, m.eventPolls,
+	reg.MustRegister(m.requests, m.latency, m.refreshes, m.refreshFailures, m.refreshAttempts, m.cacheHits, m.connectWaits, m.eventPolls, m.providerUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
+	"github.com/azdo-sidecar/azdo-sidecar/policy"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/vault/store"
 	"github.com/azdo-sidecar/azdo-sidecar/vaultapi"
@@ -29,16 +30,27 @@ const (
 // (refs/heads/agent/*). Its errors name the flag and the pattern.
 func ValidatePolicy(p store.Policy) (store.Policy, error) {
 	var err error
-	if p.AllowRepos, err = tidy("--allow-repo", p.AllowRepos, CheckRepoPattern); err != nil {
+	if p.AllowRepos, err = tidy("--allow-repo", p.AllowRepos, both(CheckRepoPattern, policy.CheckPattern)); err != nil {
 		return store.Policy{}, err
 	}
-	if p.ReadOnlyRepos, err = tidy("--read-only-repo", p.ReadOnlyRepos, CheckRepoPattern); err != nil {
+	if p.ReadOnlyRepos, err = tidy("--read-only-repo", p.ReadOnlyRepos, both(CheckRepoPattern, policy.CheckPattern)); err != nil {
 		return store.Policy{}, err
 	}
-	if p.PushRefs, err = tidy("--push-ref", p.PushRefs, CheckRefPattern); err != nil {
+	if p.PushRefs, err = tidy("--push-ref", p.PushRefs, both(CheckRefPattern, policy.CheckRefPattern)); err != nil {
 		return store.Policy{}, err
 	}
 	return p, nil
+}
+
+// both runs the vault's check, then the sidecar's (package policy), so
+// that every pattern the vault stores compiles where it is enforced.
+func both(vaultCheck, sidecarCheck func(string) error) func(string) error {
+	return func(s string) error {
+		if err := vaultCheck(s); err != nil {
+			return err
+		}
+		return sidecarCheck(s)
+	}
 }
 
 func tidy(flag string, in []string, check func(string) error) ([]string, error) {
@@ -226,25 +238,29 @@ func policyJSON(env store.Environment) (json.RawMessage, error) {
 	return b, nil
 }
 
-// SetPolicy validates p and makes it environment id's policy, effective at
-// its next token request on every replica (the vault reads the
-// environment from the store on every request). The row's MAC, made with
-// b, covers the policy and its version, so only a holder of the runner key
-// can change them. It returns the environment with its new PolicyVersion.
+// SetPolicy validates p and makes it environment id's policy (see
+// UpdatePolicy).
 func SetPolicy(ctx context.Context, st store.Store, b *Binding, id string, p store.Policy) (store.Environment, error) {
+	return UpdatePolicy(ctx, st, b, id, func(store.Policy) store.Policy { return p })
+}
+
+// UpdatePolicy makes change(current policy), validated, environment id's
+// policy, in one transaction, so that updates made at once by several
+// administrators lose none. It takes effect at the environment's next
+// token request on every replica (the vault reads the environment from the
+// store on every request). The row's MAC, made with b, covers the policy
+// and its version, so only a holder of the runner key can change them. It
+// returns the environment with its new PolicyVersion, store.ErrNotFound,
+// or ValidatePolicy's error.
+func UpdatePolicy(ctx context.Context, st store.Store, b *Binding, id string, change func(cur store.Policy) store.Policy) (store.Environment, error) {
 	if b == nil {
 		return store.Environment{}, errors.New("vault: changing a policy needs the runner key")
 	}
-	p, err := ValidatePolicy(p)
+	e, err := st.SetEnvironmentPolicy(ctx, id, func(cur store.Environment) (store.Policy, error) {
+		return ValidatePolicy(change(cur.Policy))
+	}, b.EnvironmentMAC)
 	if err != nil {
 		return store.Environment{}, err
-	}
-	e, err := st.SetEnvironmentPolicy(ctx, id, p, b.EnvironmentMAC)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Environment{}, err
-	}
-	if err != nil {
-		return store.Environment{}, fmt.Errorf("vault: set policy of %s: %w", id, err)
 	}
 	return e, nil
 }

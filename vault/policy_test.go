@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azdo-sidecar/azdo-sidecar/policy"
 	"github.com/azdo-sidecar/azdo-sidecar/sealbox"
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -66,6 +67,10 @@ func TestValidatePolicy(t *testing.T) {
 			}
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("ValidatePolicy(%+v) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			}
+			// What the vault accepts, the sidecar compiles.
+			if _, err := policy.Compile(wirePolicy(store.Environment{Policy: got, PolicyVersion: 1})); err != nil {
+				t.Errorf("policy.Compile(%+v) = %v; the sidecar would refuse what the vault stored", got, err)
 			}
 		})
 	}
@@ -249,7 +254,9 @@ func TestPolicyBoundToRunnerKey(t *testing.T) {
 		tamper func(t *testing.T, h *harness)
 	}{
 		{"loosened through the store API", func(t *testing.T, h *harness) {
-			if _, err := h.st.SetEnvironmentPolicy(context.Background(), h.env.ID, store.Policy{AllowRepos: []string{"dev.azure.com/*/*/*"}}, nil); err != nil {
+			if _, err := h.st.SetEnvironmentPolicy(context.Background(), h.env.ID, func(store.Environment) (store.Policy, error) {
+				return store.Policy{AllowRepos: []string{"dev.azure.com/*/*/*"}}, nil
+			}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -35,7 +35,7 @@ var errSealedElsewhere = errors.New("vault: stored credential cannot be opened w
 // contains a secret.
 func (v *Vault) Token(ctx context.Context, env store.Environment, key token.Key, minValid time.Duration) (token.Token, error) {
 	key = v.canonicalKey(token.Key{Host: NormalizeHost(key.Host), Org: normalizeOrg(key.Org)})
-	p, ok := v.providers[key.Host]
+	p, ok := v.providerMap()[key.Host]
 	if !ok {
 		return token.Token{}, fmt.Errorf("%w: %s", ErrHostNotConfigured, key.Host)
 	}
@@ -119,7 +119,7 @@ func (v *Vault) connectLinks(ctx context.Context, env store.Environment, key tok
 		return fmt.Errorf("vault: connect link: %w", err)
 	}
 	ce := &token.ConnectError{Key: key, Reconnect: reconnect, Reason: reason, ConnectURL: u}
-	if p, ok := v.providers[key.Host]; ok && kind == store.OAuth && p.PAT {
+	if p, ok := v.providerMap()[key.Host]; ok && kind == store.OAuth && p.PAT {
 		// Both ways in are enabled: offer the PAT page too, with a link
 		// of its own (each is single-use).
 		req.Kind = store.PAT
@@ -489,10 +489,10 @@ func (c *cache) drop(id int64) {
 // and the same PATs. The org comes from the subdomain when the request had
 // none. A provider configured for the legacy host itself wins.
 func (v *Vault) canonicalKey(key token.Key) token.Key {
-	if _, ok := v.providers[key.Host]; ok || key.Host == devAzureCom || !azdo.IsServicesHost(key.Host) {
+	if _, ok := v.providerMap()[key.Host]; ok || key.Host == devAzureCom || !azdo.IsServicesHost(key.Host) {
 		return key
 	}
-	if _, ok := v.providers[devAzureCom]; !ok {
+	if _, ok := v.providerMap()[devAzureCom]; !ok {
 		return key
 	}
 	if key.Org == "" {

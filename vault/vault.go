@@ -95,16 +95,17 @@ type Config struct {
 
 // Vault serves tokens to environments. It is safe for concurrent use.
 type Vault struct {
-	keys      sealbox.KeyPair
-	binding   *Binding
-	st        store.Store
-	providers map[string]Provider
-	links     atomic.Pointer[Linker]
-	now       func() time.Time
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	m         *metrics
-	backoff   Backoff
+	keys    sealbox.KeyPair
+	binding *Binding
+	st      store.Store
+	provs   atomic.Pointer[map[string]Provider]
+	states  atomic.Pointer[[]ProviderState]
+	links   atomic.Pointer[Linker]
+	now     func() time.Time
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	m       *metrics
+	backoff Backoff
 	retryAfter,
 	refreshTimeout,
 	maxWait,
@@ -141,7 +142,6 @@ func New(cfg Config) (*Vault, error) {
 	v := &Vault{
 		keys:           cfg.Keys,
 		st:             cfg.Store,
-		providers:      map[string]Provider{},
 		now:            cfg.Now,
 		log:            cfg.Logger,
 		reg:            cfg.Registry,
@@ -153,12 +153,8 @@ func New(cfg Config) (*Vault, error) {
 		sleep:          cfg.Sleep,
 		flight:         map[int64]*flight{},
 	}
-	for _, p := range cfg.Providers {
-		p.Host = NormalizeHost(p.Host)
-		if _, dup := v.providers[p.Host]; dup {
-			return nil, fmt.Errorf("vault: provider %s configured twice", p.Host)
-		}
-		v.providers[p.Host] = p
+	if err := v.SetProviders(cfg.Providers); err != nil {
+		return nil, err
 	}
 	if cfg.Links == nil {
 		cfg.Links = PublicURLLinker{PublicURL: cfg.PublicURL}
@@ -215,6 +211,7 @@ func New(cfg Config) (*Vault, error) {
 	v.mux.HandleFunc("POST "+vaultapi.ConnectWaitPath, v.serveConnectWait)
 	v.mux.HandleFunc("POST "+vaultapi.AuditPath, v.serveAudit)
 	v.mux.HandleFunc("GET /healthz", v.serveHealth)
+	v.states.Store(&[]ProviderState{})
 	v.mux.Handle("GET /metrics", promhttp.HandlerFor(v.reg, promhttp.HandlerOpts{}))
 	v.auditM = newAuditMetrics(v.reg)
 	v.auditRetention = cfg.AuditRetention
@@ -295,7 +292,7 @@ var ErrHostNotConfigured = errors.New("vault: host not configured on this runner
 // Connect and PAT pages call.
 func (v *Vault) PutCredential(ctx context.Context, c Credential) (store.Credential, error) {
 	host := NormalizeHost(c.Host)
-	p, ok := v.providers[host]
+	p, ok := v.providerMap()[host]
 	if !ok {
 		return store.Credential{}, fmt.Errorf("%w: %s", ErrHostNotConfigured, host)
 	}
@@ -369,7 +366,90 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// SetProviders replaces the providers (a reload): requests already running
+// finish with the ones they started with.
+func (v *Vault) SetProviders(ps []Provider) error {
+	m := map[string]Provider{}
+	for _, p := range ps {
+		p.Host = NormalizeHost(p.Host)
+		if _, dup := m[p.Host]; dup {
+			return fmt.Errorf("vault: provider %s configured twice", p.Host)
+		}
+		m[p.Host] = p
+	}
+	v.provs.Store(&m)
+	return nil
+}
+
+// providerMap returns the current providers by host; callers must not
+// change it.
+func (v *Vault) providerMap() map[string]Provider { return *v.provs.Load() }
+
+// ProviderState is how one configured provider serves, as /healthz shows
+// it: OAuth is "ok", "disabled" (Reason says why: its verification failed)
+// or "off" (not configured); PAT says whether PATs are taken.
+type ProviderState struct {
+	Host   string `json:"host"`
+	OAuth  string `json:"oauth"`
+	PAT    bool   `json:"pat"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Provider OAuth states.
+const (
+	OAuthOK       = "ok"
+	OAuthDisabled = "disabled"
+	OAuthOff      = "off"
+)
+
+// SetProviderStates publishes the providers' states in /healthz and the
+// azdo_vault_provider_up metric.
+func (v *Vault) SetProviderStates(states []ProviderState) {
+	cp := append([]ProviderState(nil), states...)
+	v.states.Store(&cp)
+	v.m.providerUp.Reset()
+	for _, s := range cp {
+		if s.OAuth != OAuthOff {
+			v.m.providerUp.WithLabelValues(s.Host, "oauth").Set(b2f(s.OAuth == OAuthOK))
+		}
+		if s.PAT {
+			v.m.providerUp.WithLabelValues(s.Host, "pat").Set(1)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// health is the body of GET /healthz.
+type health struct {
+	// Status is "ok", or "degraded" when a provider is disabled.
+	Status    string          `json:"status"`
+	Providers []ProviderState `json:"providers"`
+}
+
 func (v *Vault) serveHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ok\n"))
+	h := health{Status: "ok", Providers: *v.states.Load()}
+	for _, s := range h.Providers {
+		if s.OAuth == OAuthDisabled {
+			h.Status = "degraded"
+		}
+	}
+	// 200 either way: the vault serves (the other providers, PATs); the
+	// state says what an administrator must fix.
+	writeJSON(w, http.StatusOK, h)
+}
+
+// DisabledRefresher stands for an OAuth provider whose verification
+// failed: every refresh fails as misconfigured (503 to environments,
+// grants left alone) with the reason, until a reload fixes it.
+type DisabledRefresher struct{ Reason string }
+
+// Refresh implements Refresher.
+func (d DisabledRefresher) Refresh(context.Context, secret.String) (Grant, error) {
+	return Grant{}, &RefreshError{Class: Misconfigured, Reason: "provider disabled", Err: errors.New(d.Reason)}
 }

@@ -430,7 +430,7 @@ func TestPermanentErrorAfterRotationElsewhere(t *testing.T) {
 	h := newHarness(t)
 	c := h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
 	other := &rotatingRefresher{fakeEntra: h.entra, h: h, id: c.ID}
-	h.v.providers[host] = Provider{Host: host, OAuth: other}
+	h.v.setProvider(Provider{Host: host, OAuth: other})
 	a := h.token("contoso", 300)
 	if a.code != 200 {
 		t.Fatalf("token = %d %s; want 200 after re-reading the rotated grant", a.code, a.raw)
@@ -905,7 +905,7 @@ func TestSaveGrantConflicts(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			h.v.providers[host] = Provider{Host: host, OAuth: m, PAT: true}
+			h.v.setProvider(Provider{Host: host, OAuth: m, PAT: true})
 			if a := h.token("contoso", 300); a.code != 200 || a.ok.Token != "at-1-secretvalue" {
 				t.Fatalf("token = %d %s; want 200 at-1", a.code, a.raw)
 			}

@@ -213,3 +213,13 @@ func TestConnectWaitCost(t *testing.T) {
 		t.Errorf("%.1f queries per long-poll; want at most 4", perWaiter)
 	}
 }
+
+// setProvider replaces one host's provider, the others kept.
+func (v *Vault) setProvider(p Provider) {
+	m := map[string]Provider{}
+	for h, q := range v.providerMap() {
+		m[h] = q
+	}
+	m[p.Host] = p
+	v.provs.Store(&m)
+}

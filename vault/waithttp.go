@@ -134,7 +134,7 @@ func waitAnswer(connected string, ce *token.ConnectError, cursor int64) vaultapi
 // Unlike Token it refreshes nothing: a stored grant in good standing
 // counts as connected.
 func (v *Vault) connectState(ctx context.Context, env store.Environment, key token.Key) (*token.ConnectError, error) {
-	p, ok := v.providers[key.Host]
+	p, ok := v.providerMap()[key.Host]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrHostNotConfigured, key.Host)
 	}

@@ -32,7 +32,8 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{name: "version", args: []string{"--version"}, stdout: version.Get().String()},
 		{name: "unknown flag", args: []string{"serve", "--no-such-flag"}, code: 2, stderr: "no-such-flag"},
-		{name: "unknown command", args: []string{"no-such-command"}, code: 3, stderr: "No help topic for 'no-such-command'"},
+		{name: "unknown command", args: []string{"no-such-command"}, code: 2, stderr: `unknown command "no-such-command"; the commands are clone, connect,`},
+		{name: "mistyped command", args: []string{"clon", "https://dev.azure.com/o/p/_git/r"}, code: 2, stderr: `unknown command "clon"; did you mean "clone"?`},
 		{name: "bad log format", args: []string{"--log-format", "xml", "status"}, code: 1, stderr: "log-format: \"xml\"; allowed: text, json"},
 		{name: "flags after the arguments", args: []string{"clone", "https://dev.azure.com/o/p/_git/r", "dir", "--depth", "-1"}, code: 2, stderr: "--depth -1: want 0"},
 		{name: "bad log format after the command", args: []string{"status", "--log-format", "xml"}, code: 1, stderr: "log-format: \"xml\"; allowed: text, json"},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/certpool"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
+	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
 	"github.com/azdo-sidecar/azdo-sidecar/token"
 	"github.com/azdo-sidecar/azdo-sidecar/token/vaultsource"
 )
@@ -28,6 +30,9 @@ func cloneCommand(e *cliapp.Env) *cli.Command {
 	flags := []cli.Flag{
 		&cli.IntFlag{Name: "depth", Usage: "shallow clone with `N` commits of history (0: full)"},
 		&cli.BoolFlag{Name: "recurse-submodules", Usage: "clone submodules too (those on Azure DevOps hosts, with the same credentials)"},
+		&cli.BoolFlag{Name: "proxy-only", Usage: "clone through the sidecar's proxy, which injects the credential: the clone never holds a token (automatic when the running sidecar is proxy-only)"},
+		&cli.StringFlag{Name: "proxy-url-file", Usage: "with --proxy-only: `FILE` holding the proxy URL with its credential (default: the running sidecar's, asked through --socket)", TakesFile: true},
+		&cli.StringFlag{Name: "proxy-ca-file", Usage: "with --proxy-only: the sidecar CA `FILE` (default: the running sidecar's)", TakesFile: true},
 		&cli.DurationFlag{Name: flagWaitConnect, Usage: "when the user has not connected Azure DevOps yet, print the links and wait up to `DURATION` (e.g. 15m) for them to connect (vault mode; 0: fail at once)"},
 	}
 	flags = append(flags, config.TokenSourceFlags()...)
@@ -93,7 +98,15 @@ func cloneOptions(c *cli.Context, e *cliapp.Env) (clone.Options, error) {
 	if err != nil {
 		return clone.Options{}, err
 	}
+	viaProxy, err := cloneViaProxy(c, src)
+	if err != nil {
+		return clone.Options{}, err
+	}
+	if viaProxy != nil {
+		hc, src = viaProxy, nil
+	}
 	return clone.Options{
+		ViaProxy:          viaProxy != nil,
 		URL:               c.Args().Get(0),
 		Dir:               c.Args().Get(1),
 		Depth:             depth,
@@ -207,4 +220,58 @@ func (s socketSource) Token(ctx context.Context, key token.Key) (token.Token, er
 		return token.Token{}, fmt.Errorf("the sidecar has no credential for %s: %w", key, token.ErrNoCredential)
 	}
 	return token.Token{Kind: token.Basic, Username: ans.Username, Secret: ans.Password, ExpiresAt: ans.PasswordExpiry}, nil
+}
+
+// cloneViaProxy returns the HTTP client that clones through the sidecar's
+// proxy when the environment is proxy-only (--proxy-only, or the running
+// sidecar says so: in its status, or by answering the token request of the
+// clone's repository with its proxy-only line), else nil.
+func cloneViaProxy(c *cli.Context, src token.Source) (*http.Client, error) {
+	sock, isSocket := src.(socketSource)
+	want := c.Bool("proxy-only")
+	if want && !isSocket {
+		return nil, cliapp.UsageError{Err: errors.New("--proxy-only clones through the sidecar's proxy; it takes no --pat-file, AZDO_PAT or --vault-url")}
+	}
+	urlFile, caFile := c.String("proxy-url-file"), c.String("proxy-ca-file")
+	if !want && isSocket && c.NArg() > 0 {
+		if st, err := socketStatus(c.Context, config.SocketPath(c)); err == nil && st.ProxyOnly != "" {
+			want = true
+		} else if t, err := azdo.Parse(c.Args().Get(0), sock.hosts); err == nil {
+			_, terr := sock.Token(c.Context, token.Key{Host: t.Repo.Host, Org: t.Repo.CredentialOrg()})
+			want = terr != nil && strings.Contains(terr.Error(), "is proxy-only")
+		}
+	}
+	if !want {
+		return nil, nil
+	}
+	if urlFile == "" || caFile == "" {
+		st, err := socketStatus(c.Context, config.SocketPath(c))
+		if err != nil {
+			return nil, fmt.Errorf("clone: proxy-only: pass --proxy-url-file and --proxy-ca-file, or start `azdo-sidecar serve` first: %w", err)
+		}
+		if urlFile == "" {
+			urlFile = st.Ready.ProxyURLFile
+		}
+		if caFile == "" {
+			caFile = st.Ready.CAFile
+		}
+	}
+	pass, err := proxycred.Load(urlFile)
+	if err != nil {
+		return nil, fmt.Errorf("clone: proxy-only: %w", err)
+	}
+	raw, err := os.ReadFile(urlFile)
+	if err != nil {
+		return nil, fmt.Errorf("clone: proxy-only: %w", err)
+	}
+	pu, err := url.Parse(strings.TrimSpace(string(raw)))
+	if err != nil || pu.Host == "" {
+		return nil, fmt.Errorf("clone: proxy-only: %s does not hold a proxy URL", urlFile)
+	}
+	pu.User = url.UserPassword(proxycred.User, pass.Reveal())
+	roots, err := certpool.Load(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("clone: proxy-only: sidecar CA: %w", err)
+	}
+	return clone.NewHTTPClient(clone.HTTPOptions{RootCAs: roots, Proxy: http.ProxyURL(pu)}), nil
 }

@@ -115,7 +115,7 @@ func TestDockerfileBuildsExistingThings(t *testing.T) {
 		t.Fatal(err)
 	}
 	df := string(data)
-	for _, bin := range []string{"azdo-sidecar", "git-credential-azdo"} {
+	for _, bin := range []string{"azdo-sidecar", "git-credential-azdo", "azdo-vault"} {
 		if !strings.Contains(df, "./cmd/"+bin) || !strings.Contains(df, "/out/"+bin) {
 			t.Errorf("Dockerfile does not build and copy %s", bin)
 		}
@@ -125,7 +125,7 @@ func TestDockerfileBuildsExistingThings(t *testing.T) {
 	}
 	_ = version.Version // the -X targets below must keep existing
 	_ = version.Commit
-	for _, x := range []string{"internal/version.Version=", "internal/version.Commit=", "CGO_ENABLED=0", "-trimpath", "USER nonroot", `ENTRYPOINT ["/usr/local/bin/azdo-sidecar", "serve"]`} {
+	for _, x := range []string{"internal/version.Version=", "internal/version.Commit=", "CGO_ENABLED=0", "-trimpath", "USER nonroot", `ENTRYPOINT ["/usr/local/bin/azdo-sidecar", "serve"]`, "AS vault", `ENTRYPOINT ["/usr/local/bin/azdo-vault", "serve"]`} {
 		if !strings.Contains(df, x) {
 			t.Errorf("Dockerfile lacks %q", x)
 		}

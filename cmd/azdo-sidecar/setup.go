@@ -13,6 +13,7 @@ import (
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
 	"github.com/azdo-sidecar/azdo-sidecar/config"
+	"github.com/azdo-sidecar/azdo-sidecar/credential"
 	"github.com/azdo-sidecar/azdo-sidecar/gitsetup"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/cliapp"
 	"github.com/azdo-sidecar/azdo-sidecar/internal/proxycred"
@@ -32,6 +33,7 @@ func setupCommand(e *cliapp.Env) *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "write the git config `FILE`", TakesFile: true},
 			&cli.BoolFlag{Name: "undo", Usage: "remove exactly what setup wrote"},
 			&cli.StringFlag{Name: "mode", Value: "both", Usage: "what to configure: proxy, helper or both (`MODE`)"},
+			&cli.BoolFlag{Name: "proxy-only", Usage: "configure the proxy only, never the credential helper (what setup also does when the running sidecar is proxy-only)"},
 			config.ListenFlag(),
 			config.SocketFlag(),
 			config.StateDirFlag(),
@@ -65,8 +67,16 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	if err != nil {
 		return gitsetup.Options{}, "", err
 	}
-	exe, err := helperExecutable(mode)
 	note := ""
+	if !c.Bool("undo") && mode != gitsetup.ModeProxy {
+		if c.Bool("proxy-only") {
+			mode = gitsetup.ModeProxy
+		} else if st, err := socketStatus(c.Context, config.SocketPath(c)); err == nil && st.ProxyOnly != "" {
+			// The helper would only ever answer "use the proxy".
+			mode, note = gitsetup.ModeProxy, "the running sidecar is proxy-only ("+st.ProxyOnly+"); configured the proxy only"
+		}
+	}
+	exe, err := helperExecutable(mode)
 	if err != nil && mode == gitsetup.ModeBoth {
 		// The proxy alone makes git work; the helper can be added later.
 		mode, note = gitsetup.ModeProxy, err.Error()+"; configured the proxy only"
@@ -81,8 +91,20 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 	// client finds no one there and git asks our helper, only slower).
 	cacheSocket := config.SocketPath(c)
 	helperSocket := ""
-	if c.String(config.FlagSocket) != "" {
+	if c.String(config.FlagSocket) != "" || c.String(config.FlagStateDir) != "" {
+		// The default socket follows the state dir, which the helper
+		// does not know.
 		helperSocket = cacheSocket
+	}
+	// git's cache client connects to whatever listens on its socket
+	// without checking who that is: it gets the socket only where no one
+	// else can create the directory first. Our helper checks.
+	gitCacheSocket := cacheSocket
+	if err := credential.CheckPrivatePath(filepath.Dir(cacheSocket)); err != nil {
+		gitCacheSocket = ""
+		if mode != gitsetup.ModeProxy {
+			note = joinNote(note, fmt.Sprintf("not using git's credential-cache client on %s: %v; git asks git-credential-azdo, which checks the socket's owner", cacheSocket, err))
+		}
 	}
 	listen := c.String(config.FlagListen)
 	if mode != gitsetup.ModeHelper && !c.Bool("undo") && portZero(listen) {
@@ -108,7 +130,7 @@ func setupOptions(c *cli.Context) (gitsetup.Options, string, error) {
 		StateDir:      config.StateDir(c),
 		Hosts:         hosts,
 		HelperCommand: gitsetup.HelperCommand(exe, helperSocket, hosts.Entries()...),
-		CacheSocket:   cacheSocket,
+		CacheSocket:   gitCacheSocket,
 	}, note, nil
 }
 
@@ -133,6 +155,14 @@ func proxyCredential(c *cli.Context, sock, listen string) (secret.String, error)
 		return secret.String{}, fmt.Errorf("setup: the proxy's credential: %w (remove that file and start the sidecar again)", err)
 	}
 	return pass, nil
+}
+
+// joinNote appends b to the note a.
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // portZero reports whether addr is host:0, "pick a free port".

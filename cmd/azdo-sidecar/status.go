@@ -48,7 +48,8 @@ func statusCommand(e *cliapp.Env) *cli.Command {
 				return enc.Encode(struct {
 					sidecar.Status
 					GitSSLCAInfo caInfoCheck `json:"git_ssl_cainfo"`
-				}{st, ca})
+					CAFileCheck  string      `json:"ca_file_check,omitempty"`
+				}{st, ca, checkCAFile(st)})
 			}
 			printStatus(e.Stdout, st, ca, time.Now())
 			return nil
@@ -173,6 +174,24 @@ func checkGitCAInfo(path, caFile, gitCAPath string) caInfoCheck {
 	return ch
 }
 
+// checkCAFile returns "" when ca.pem on disk is the running sidecar's CA
+// (or the sidecar does not say which it is), else what is wrong and what
+// to do: another sidecar started on the same --state-dir may have
+// replaced it, and git then rejects this sidecar's certificates.
+func checkCAFile(st sidecar.Status) string {
+	if st.CASHA256 == "" || st.Ready.CAFile == "" {
+		return ""
+	}
+	b, err := os.ReadFile(st.Ready.CAFile)
+	if err != nil {
+		return "MISMATCH: cannot read " + st.Ready.CAFile + " (" + err.Error() + "); git cannot trust the proxy: restart azdo-sidecar serve"
+	}
+	if blk, _ := pem.Decode(b); blk != nil && blk.Type == "CERTIFICATE" && sidecar.CertSHA256(blk.Bytes) == st.CASHA256 {
+		return ""
+	}
+	return "MISMATCH: " + st.Ready.CAFile + " is not this sidecar's CA (another sidecar on the same --state-dir wrote it?): git rejects this proxy's certificates; stop the other sidecar and restart this one, or give each its own --state-dir"
+}
+
 // containsCert reports whether the PEM bundle holds the first certificate
 // of the PEM cert.
 func containsCert(bundle, cert []byte) bool {
@@ -195,9 +214,21 @@ func containsCert(bundle, cert []byte) bool {
 func printStatus(w io.Writer, st sidecar.Status, ca caInfoCheck, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "mode:\t%s\n", st.Mode)
+	if st.Mode == "none" {
+		fmt.Fprintf(tw, "token source:\tnone: pass --vault-url with --env-token-file (or set AZDO_VAULT_URL and AZDO_ENV_TOKEN_FILE), or --pat-file (or AZDO_PAT), to azdo-sidecar serve\n")
+	}
+	if st.Vault != "" {
+		fmt.Fprintf(tw, "vault:\t%s\n", st.Vault)
+	}
+	if st.ProxyOnly != "" {
+		fmt.Fprintf(tw, "proxy-only:\tyes (%s): git gets no token from the credential helper; it must use the proxy\n", st.ProxyOnly)
+	}
 	fmt.Fprintf(tw, "proxy:\t%s\n", st.Ready.Proxy)
 	fmt.Fprintf(tw, "socket:\t%s\n", st.Ready.Socket)
 	fmt.Fprintf(tw, "ca file:\t%s\n", st.Ready.CAFile)
+	if d := checkCAFile(st); d != "" {
+		fmt.Fprintf(tw, "ca file check:\t%s\n", d)
+	}
 	if st.Ready.ProxyURLFile != "" {
 		fmt.Fprintf(tw, "proxy url file:\t%s (the proxy URL with its credential, for clients other than git)\n", st.Ready.ProxyURLFile)
 	}

@@ -21,6 +21,7 @@ func commands(e *cliapp.Env) []*cli.Command {
 		credentialCommand(e),
 		auditCommand(e),
 		serveCommand(e),
+		reloadCommand(e),
 	}
 }
 

@@ -89,3 +89,40 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestServeListenDefaults: serve listens on loopback by default; plain
+// HTTP elsewhere needs --insecure-listen-any, HTTPS may listen anywhere.
+func TestServeListenDefaults(t *testing.T) {
+	var def string
+	for _, f := range serveCommand(nil).Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "listen" {
+			def = sf.Value
+		}
+	}
+	if def != "127.0.0.1:8443" {
+		t.Errorf("serve --listen default = %q; want 127.0.0.1:8443", def)
+	}
+	tests := []struct {
+		addr             string
+		tls, insecureAny bool
+		ok               bool
+	}{
+		{"127.0.0.1:8443", false, false, true},
+		{"[::1]:8443", false, false, true},
+		{"localhost:8443", false, false, true},
+		{"0.0.0.0:8443", false, false, false},
+		{":8443", false, false, false},
+		{"10.1.2.3:8443", false, false, false},
+		{"0.0.0.0:8443", true, false, true},
+		{":8443", false, true, true},
+	}
+	for _, tt := range tests {
+		err := checkListen(tt.addr, tt.tls, tt.insecureAny)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkListen(%q, tls %v, insecure %v) = %v; want ok %v", tt.addr, tt.tls, tt.insecureAny, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--insecure-listen-any") {
+			t.Errorf("checkListen(%q) = %v; want it to name --insecure-listen-any", tt.addr, err)
+		}
+	}
+}

@@ -71,14 +71,22 @@ type credentialRow struct {
 	UpdatedAt string `json:"updated_at"` // RFC 3339
 }
 
+// patWarnWithin is how long before its expiry a PAT is marked as
+// expiring soon.
+const patWarnWithin = 7 * 24 * time.Hour
+
 // newCredentialRow keeps what an administrator may see of c at now:
 // everything but the sealed secret, which is not copied. A PAT past its
 // expiry is reported reconnect_required ("PAT expired"), as the vault
-// answers for it, although its row may still say ok.
+// answers for it, although its row may still say ok; one expiring within
+// patWarnWithin says so in its reason.
 func newCredentialRow(c store.Credential, now time.Time) credentialRow {
 	status, reason := string(c.Status), c.Reason
 	if c.Kind == store.PAT && c.Status == store.StatusOK && !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
 		status, reason = string(store.StatusReconnectRequired), "PAT expired"
+	} else if c.Kind == store.PAT && c.Status == store.StatusOK && !c.ExpiresAt.IsZero() && c.ExpiresAt.Sub(now) < patWarnWithin {
+		// Still served, but the user must make a new one soon.
+		reason = "PAT expires " + c.ExpiresAt.UTC().Format(time.DateOnly) + " (within 7 days)"
 	}
 	return credentialRow{
 		ID: c.ID, Owner: c.Owner, Host: c.Host, Org: c.Org, Kind: string(c.Kind),
@@ -248,7 +256,7 @@ func writeJSONLines[T any](w io.Writer, rows []T) error {
 func withExistingStore(c *cli.Context, url string, fn func(context.Context, store.Store) error) error {
 	if path, ok := store.SQLitePath(url); ok {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no store at %s: --store (AZDO_STORE) must name the vault's database (default %s)", path, config.DefaultStore)
+			return fmt.Errorf("no store at %s: --store (or AZDO_STORE) must name the vault's database, as given to azdo-vault serve (default %s); env create --create makes a new one", path, config.DefaultStore)
 		}
 	}
 	return withStore(c, url, fn)

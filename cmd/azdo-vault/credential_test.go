@@ -358,3 +358,24 @@ func TestEnvList(t *testing.T) {
 		})
 	}
 }
+
+func TestCredentialRowMarksPATExpiringSoon(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		expires    time.Time
+		wantStatus string
+		wantReason string
+	}{
+		{"in 3 days", now.Add(72 * time.Hour), "ok", "PAT expires 2026-06-04 (within 7 days)"},
+		{"in 30 days", now.Add(30 * 24 * time.Hour), "ok", ""},
+		{"expired", now.Add(-time.Hour), "reconnect_required", "PAT expired"},
+		{"unknown expiry", time.Time{}, "ok", ""},
+	}
+	for _, tt := range tests {
+		r := newCredentialRow(store.Credential{Kind: store.PAT, Status: store.StatusOK, ExpiresAt: tt.expires}, now)
+		if r.Status != tt.wantStatus || r.Reason != tt.wantReason {
+			t.Errorf("%s: row status %q reason %q; want %q, %q", tt.name, r.Status, r.Reason, tt.wantStatus, tt.wantReason)
+		}
+	}
+}

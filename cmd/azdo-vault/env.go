@@ -35,6 +35,7 @@ func envCommand(e *cliapp.Env) *cli.Command {
 					&cli.DurationFlag{Name: "ttl", Value: 30 * 24 * time.Hour, Usage: "lifetime of the environment token (`DURATION`, 0: no expiry)"},
 					&cli.BoolFlag{Name: "json", Usage: `print {"id":…,"token":…,"expires_at":…} instead of the token alone`},
 					config.StoreFlag(),
+					&cli.BoolFlag{Name: "create", Usage: "create the SQLite store if it does not exist (without it, a --store path that does not exist is refused: it is usually a mistyped path or a missing --store)"},
 					requiredKeyFile(),
 				}, policyFlags()...),
 				Action: func(c *cli.Context) error { return envCreate(c, e) },
@@ -150,7 +151,11 @@ func envCreate(c *cli.Context, e *cliapp.Env) error {
 	if err != nil {
 		return err
 	}
-	return withStore(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
+	open := withExistingStore
+	if c.Bool("create") {
+		open = withStore
+	}
+	return open(c, c.String(config.FlagStore), func(ctx context.Context, st store.Store) error {
 		// The row is bound to the runner key, so that nobody who can only
 		// write the store can add an environment (see vault.Binding).
 		b, err := vault.Bind(ctx, st, kp, e.Log)

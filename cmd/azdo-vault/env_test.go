@@ -43,7 +43,7 @@ func keyFor(t *testing.T, storeURL string) string {
 // (all of stdout).
 func createEnv(t *testing.T, storeURL string) (id, tok string) {
 	t.Helper()
-	code, out, errs := runVault(t, "env", "create", "--owner", "alice", "--store", storeURL, "--key-file", keyFor(t, storeURL))
+	code, out, errs := runVault(t, "env", "create", "--create", "--owner", "alice", "--store", storeURL, "--key-file", keyFor(t, storeURL))
 	if code != 0 {
 		t.Fatalf("env create = %d, stderr %q; want 0", code, errs)
 	}
@@ -93,7 +93,7 @@ func TestEnvCreatePrintsTokenAlone(t *testing.T) {
 	if envRevoked(t, path, tok) {
 		t.Errorf("a new environment is revoked")
 	}
-	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--json", "--store", "sqlite:"+path, "--key-file", keyFor(t, "sqlite:"+path))
+	code, out, errs := runVault(t, "env", "create", "--create", "--owner", "bob", "--json", "--store", "sqlite:"+path, "--key-file", keyFor(t, "sqlite:"+path))
 	if code != 0 || !strings.HasPrefix(out, `{"id":"env_`) || !strings.Contains(out, `"token":"`+vault.EnvTokenPrefix) {
 		t.Errorf("env create --json = %d %q (stderr %q); want one JSON object with id and token", code, out, errs)
 	}
@@ -105,7 +105,7 @@ func TestEnvCreatePrintsTokenAlone(t *testing.T) {
 // nothing on that runner (tested in package vault).
 func TestEnvCreateNeedsTheKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vault.db")
-	code, out, errs := runVault(t, "env", "create", "--owner", "bob", "--store", "sqlite:"+path)
+	code, out, errs := runVault(t, "env", "create", "--create", "--owner", "bob", "--store", "sqlite:"+path)
 	if code == 0 || out != "" || !strings.Contains(errs, "--key-file") {
 		t.Errorf("env create without --key-file = %d, stdout %q, stderr %q; want a failure naming --key-file", code, out, errs)
 	}

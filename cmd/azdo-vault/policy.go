@@ -29,9 +29,9 @@ const (
 // policyFlags are the flags that set an environment's policy.
 func policyFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: flagAllowRepo, Usage: "the environment may use only repositories matching `HOST/ORG/PROJECT/REPO` (repeatable; \"*\" for a whole segment; self-hosted: HOST[/VDIR]/COLLECTION/PROJECT/REPO); none: every repository the owner reaches"},
-		&cli.StringSliceFlag{Name: flagReadOnlyRepo, Usage: "repositories matching `PATTERN` may be fetched, never pushed (repeatable; same form as --allow-repo)"},
-		&cli.StringSliceFlag{Name: flagPushRef, Usage: "a push may create, update or delete only refs matching `REFGLOB` (repeatable, e.g. 'refs/heads/agent/*'); none: any ref"},
+		&cli.StringSliceFlag{Name: flagAllowRepo, Usage: "the environment may use only repositories matching `HOST/ORG/PROJECT/REPO` (\"*\" for a whole segment; self-hosted: HOST[/VDIR]/COLLECTION/PROJECT/REPO); none: every repository the owner reaches"},
+		&cli.StringSliceFlag{Name: flagReadOnlyRepo, Usage: "repositories matching `PATTERN` may be fetched, never pushed (same form as --allow-repo)"},
+		&cli.StringSliceFlag{Name: flagPushRef, Usage: "a push may create, update or delete only refs matching `REFGLOB` (e.g. 'refs/heads/agent/*'); none: any ref"},
 		&cli.BoolFlag{Name: flagProxyOnly, Usage: "the environment never receives a token: only the sidecar's proxy uses it (--proxy-only=false turns it off in env update)"},
 	}
 }
@@ -104,17 +104,16 @@ func envUpdate(c *cli.Context, e *cliapp.Env) error {
 		if err != nil {
 			return err
 		}
-		cur, err := findEnvironment(ctx, st, id)
-		if err != nil {
-			return err
-		}
-		base := cur.Policy
-		if c.Bool(flagClearPolicy) {
-			base = store.Policy{}
-		}
-		env, err := vault.SetPolicy(ctx, st, b, id, policyFromFlags(c, base))
+		// The flags apply to the policy as stored when the update runs, in
+		// its transaction: a concurrent update is not lost.
+		env, err := vault.UpdatePolicy(ctx, st, b, id, func(cur store.Policy) store.Policy {
+			if c.Bool(flagClearPolicy) {
+				cur = store.Policy{}
+			}
+			return policyFromFlags(c, cur)
+		})
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no environment %q", id)
+			return fmt.Errorf("no environment %q (env list shows them)", id)
 		} else if err != nil {
 			return err
 		}
@@ -126,20 +125,6 @@ func envUpdate(c *cli.Context, e *cliapp.Env) error {
 			env.ID, cell(env.Owner), env.PolicyVersion, policySummary(env.Policy))
 		return err
 	})
-}
-
-// findEnvironment returns environment id, or an error naming it.
-func findEnvironment(ctx context.Context, st store.Store, id string) (store.Environment, error) {
-	envs, err := st.ListEnvironments(ctx, "")
-	if err != nil {
-		return store.Environment{}, err
-	}
-	for _, env := range envs {
-		if env.ID == id {
-			return env, nil
-		}
-	}
-	return store.Environment{}, fmt.Errorf("no environment %q (env list shows them)", id)
 }
 
 // wirePolicy is the policy as env list --json shows it: the shape of the

@@ -43,7 +43,7 @@ func storedPolicy(t *testing.T, path, tok string) (store.Policy, int64) {
 func TestEnvCreateAndUpdatePolicy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vault.db")
 	url := "sqlite:" + path
-	code, out, errs := runVault(t, "env", "create", "--owner", "alice@contoso.com",
+	code, out, errs := runVault(t, "env", "create", "--create", "--owner", "alice@contoso.com",
 		"--allow-repo", "dev.azure.com/contoso/Fabrikam/web",
 		"--allow-repo", "dev.azure.com/contoso/Fabrikam/*",
 		"--read-only-repo", "dev.azure.com/contoso/Shared/*",
@@ -111,11 +111,11 @@ func TestEnvPolicyFlagErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"three segments", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--allow-repo", "dev.azure.com/contoso/web"}, 2,
+		{"three segments", []string{"env", "create", "--create", "--owner", "a", "--key-file", keyFor(t, url), "--allow-repo", "dev.azure.com/contoso/web"}, 2,
 			`--allow-repo: repository pattern "dev.azure.com/contoso/web": want HOST/ORG/PROJECT/REPO`},
-		{"partial wildcard", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--read-only-repo", "dev.azure.com/c/p/web*"}, 2, `"*" must be a whole segment`},
-		{"ref glob", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--push-ref", "main"}, 2, `--push-ref: ref pattern "main": want a full ref glob`},
-		{"clear on create", []string{"env", "create", "--owner", "a", "--key-file", keyFor(t, url), "--clear-policy"}, 2, "flag provided but not defined: -clear-policy"},
+		{"partial wildcard", []string{"env", "create", "--create", "--owner", "a", "--key-file", keyFor(t, url), "--read-only-repo", "dev.azure.com/c/p/web*"}, 2, `"*" must be a whole segment`},
+		{"ref glob", []string{"env", "create", "--create", "--owner", "a", "--key-file", keyFor(t, url), "--push-ref", "main"}, 2, `--push-ref: ref pattern "main": want a full ref glob`},
+		{"clear on create", []string{"env", "create", "--create", "--owner", "a", "--key-file", keyFor(t, url), "--clear-policy"}, 2, "flag provided but not defined: -clear-policy"},
 		{"update without a change", []string{"env", "update", "--key-file", keyFor(t, url), id}, 2, "nothing to change"},
 		{"update a bad pattern", []string{"env", "update", "--key-file", keyFor(t, url), id, "--allow-repo", "x/y"}, 2, "want HOST/ORG/PROJECT/REPO"},
 		{"update without an ID", []string{"env", "update", "--key-file", keyFor(t, url), "--proxy-only"}, 2, "takes one environment ID"},

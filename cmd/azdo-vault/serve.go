@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -37,7 +38,10 @@ type serveDeps struct {
 	// OAuth holds each OAuth-enabled host's provider settings, with the
 	// client secret opened (in memory only).
 	OAuth map[string]vault.OAuthSettings
-	Log   *slog.Logger
+	// Disabled holds, by host, why an OAuth provider is disabled: its
+	// Connect page says so.
+	Disabled map[string]string
+	Log      *slog.Logger
 }
 
 // serveCommand is `azdo-vault serve`.
@@ -50,11 +54,14 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: config.ConfigFlag, Required: true, Usage: "vault config `FILE` (YAML)", TakesFile: true},
 			kf,
-			&cli.StringFlag{Name: config.FlagListen, Value: ":8443", Usage: "`ADDR` to listen on"},
+			&cli.StringFlag{Name: config.FlagListen, Value: "127.0.0.1:8443", Usage: "`ADDR` to listen on; plain HTTP (no --tls-cert) only on loopback unless --insecure-listen-any"},
+			&cli.BoolFlag{Name: flagInsecureListenAny, Usage: "allow plain HTTP (no --tls-cert) on a non-loopback --listen address (environment tokens, connect links and pasted PATs then cross the network in clear)"},
 			config.StoreFlag(),
 			config.UpstreamCAFileFlag(),
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate `FILE` (PEM); without it, plain HTTP for a TLS-terminating ingress", TakesFile: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert", TakesFile: true},
+			&cli.BoolFlag{Name: "check-config", Usage: "verify the config and its providers, print what starting would delete from the store (credentials of removed providers or methods), and exit"},
+			pidFileFlag(),
 			&cli.DurationFlag{Name: "audit-retention", Value: vault.DefaultAuditRetention, Usage: "keep audit events (POST /v1/audit) this long (`DURATION`); older ones are deleted hourly by every replica; 0 keeps them forever"},
 		},
 		Action: func(c *cli.Context) error { return serve(c, e) },
@@ -79,27 +86,34 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 	if (certFile == "") != (keyFile == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	if err := checkListen(c.String(config.FlagListen), certFile != "", c.Bool(flagInsecureListenAny)); err != nil {
+		return err
+	}
+	if c.Bool(flagInsecureListenAny) && certFile == "" && !isLoopback(c.String(config.FlagListen)) {
+		log.Warn("--insecure-listen-any: serving plain HTTP on a non-loopback address; environment tokens, connect links and pasted PATs cross the network in clear up to this process", "listen", c.String(config.FlagListen))
+	}
 	client, err := upstreamClient(c.String(config.FlagUpstreamCAFile))
 	if err != nil {
 		return err
 	}
-	oauth, err := openOAuth(vf, kp)
-	if err != nil {
-		return err
+	if c.Bool("check-config") {
+		return checkConfig(c, e, vf, kp, client)
 	}
-	providers, err := vault.NewProviders(ctx, oauth, patHosts(vf), client)
-	if err != nil {
-		return err
-	}
+	cur := loadSettings(ctx, vf, kp, client, nil, log)
 	st, err := store.Open(ctx, c.String(config.FlagStore), time.Now)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// What a removed provider or method left behind goes before anything
+	// is served.
+	if _, err := vault.Prune(ctx, st, cur.methods, log); err != nil {
+		return err
+	}
 	v, err := vault.New(vault.Config{
 		Keys:      kp,
 		Store:     st,
-		Providers: providers,
+		Providers: cur.providers,
 		PublicURL: vf.PublicURL,
 		Logger:    log,
 		// Every replica sweeps; deleting twice is harmless.
@@ -109,10 +123,23 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return err
 	}
 	defer v.Close()
-	deps := &serveDeps{Vault: v, Providers: providers, File: vf, Keys: kp, Client: client, OAuth: oauth, Log: log}
-	if err := mountConnect(deps); err != nil {
+	v.SetProviderStates(cur.states)
+	pages := &connectSwitch{}
+	deps := &serveDeps{Vault: v, Providers: cur.providers, File: vf, Keys: kp, Client: client, OAuth: cur.oauth, Disabled: cur.disabled, Log: log}
+	if err := mountConnect(deps, pages); err != nil {
 		return err
 	}
+	// The pages' routes (whatever the connect package registers) reach
+	// the current generation of pages, which a reload replaces.
+	v.Mux().Handle("/", pages)
+	rl := &reloader{path: c.String(config.ConfigFlag), keys: kp, client: client, store: st, vault: v, pages: pages, cur: cur, log: log}
+	stopReload := rl.listen(ctx)
+	defer stopReload()
+	removePID, err := writePIDFile(c.String(flagPIDFile))
+	if err != nil {
+		return err
+	}
+	defer removePID()
 
 	ln, err := net.Listen("tcp", c.String(config.FlagListen))
 	if err != nil {
@@ -148,7 +175,7 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		PublicKey string `json:"public_key"`
 	}{ln.Addr().String(), kp.Public.String()})
 	fmt.Fprintf(e.Stdout, "%s\n", ready)
-	log.Info("vault serving", "listen", ln.Addr().String(), "tls", certFile != "", "providers", len(providers), "public_key", kp.Public.String())
+	log.Info("vault serving", "listen", ln.Addr().String(), "tls", certFile != "", "providers", len(cur.providers), "public_key", kp.Public.String(), "pid_file", c.String(flagPIDFile))
 
 	select {
 	case err := <-served:
@@ -164,30 +191,6 @@ func serve(c *cli.Context, e *cliapp.Env) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// openOAuth opens each OAuth provider's sealed client secret with the
-// runner's key; the first one that was sealed to another key stops the
-// start with a message naming this runner's public key.
-func openOAuth(vf *config.VaultFile, kp sealbox.KeyPair) (map[string]vault.OAuthSettings, error) {
-	out := map[string]vault.OAuthSettings{}
-	for i, p := range vf.Providers {
-		if p.OAuth == nil {
-			continue
-		}
-		sec, err := vault.OpenClientSecret(kp, p.Host, p.OAuth.ClientSecretSealed)
-		if err != nil {
-			return nil, fmt.Errorf("providers[%d].oauth.client_secret_sealed: %w", i, err)
-		}
-		out[p.Host] = vault.OAuthSettings{
-			Host:         p.Host,
-			IssuerURL:    p.OAuth.IssuerURL,
-			ClientID:     p.OAuth.ClientID,
-			ClientSecret: sec,
-			RedirectURL:  vf.CallbackURL(),
-		}
-	}
-	return out, nil
 }
 
 func patHosts(vf *config.VaultFile) map[string]bool {
@@ -223,4 +226,35 @@ func upstreamClient(caFile string) (*http.Client, error) {
 	tr.ResponseHeaderTimeout = 20 * time.Second
 	tr.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// flagInsecureListenAny allows plain HTTP on a non-loopback address.
+const flagInsecureListenAny = "insecure-listen-any"
+
+// errNotLoopback refuses plain HTTP on an address other machines reach.
+var errNotLoopback = errors.New("--listen is not loopback")
+
+// checkListen refuses plain HTTP (no TLS) on an address reachable from
+// other machines unless insecureAny: the vault's requests carry
+// environment tokens, connect links and pasted PATs. HTTPS may listen
+// anywhere; so may plain HTTP on loopback, behind a TLS-terminating
+// ingress on the same host.
+func checkListen(addr string, tls, insecureAny bool) error {
+	if tls || insecureAny || isLoopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q serves plain HTTP (anyone on the network path reads environment tokens, connect links and pasted PATs; serve HTTPS with --tls-cert/--tls-key, or pass --insecure-listen-any to allow it)", errNotLoopback, addr)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -423,5 +424,52 @@ func TestFaults(t *testing.T) {
 	}
 	if resp, _ := f.do(t, "GET", url, nil, hdr); resp.StatusCode != 200 {
 		t.Errorf("request after the reset = %d; want 200", resp.StatusCode)
+	}
+}
+
+// TestConnectionDataNamesThePATsUser: like Azure DevOps, connectionData
+// answers who the credential belongs to — the PAT's user as
+// authenticatedUser.properties.Account.$value, with an ID of its own —
+// which is how the vault tells whose PAT was pasted.
+func TestConnectionDataNamesThePATsUser(t *testing.T) {
+	f := newFixture(t, azdoemu.Config{})
+	alice, bob := azdoemu.NewPAT(), azdoemu.NewPAT()
+	for tok, user := range map[secret.String]string{alice: "alice@contoso.example", bob: "bob@contoso.example"} {
+		if err := f.emu.AddPAT(azdoemu.PAT{Token: tok, User: user}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	who := func(tok secret.String) (id, account string) {
+		t.Helper()
+		resp, body := f.do(t, "GET", "https://dev.azure.com/contoso/_apis/connectionData", nil,
+			map[string]string{"Authorization": basic("u", tok), "X-TFS-FedAuthRedirect": "Suppress"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("connectionData = %d", resp.StatusCode)
+		}
+		var cd struct {
+			AuthenticatedUser struct {
+				ID         string `json:"id"`
+				Properties struct {
+					Account struct {
+						Value string `json:"$value"`
+					} `json:"Account"`
+				} `json:"properties"`
+			} `json:"authenticatedUser"`
+		}
+		if err := json.Unmarshal([]byte(body), &cd); err != nil {
+			t.Fatal(err)
+		}
+		return cd.AuthenticatedUser.ID, cd.AuthenticatedUser.Properties.Account.Value
+	}
+	aID, aAcc := who(alice)
+	bID, bAcc := who(bob)
+	if aAcc != "alice@contoso.example" || bAcc != "bob@contoso.example" {
+		t.Errorf("accounts = %q, %q; want each PAT's user", aAcc, bAcc)
+	}
+	if aID == "" || aID == bID {
+		t.Errorf("ids = %q, %q; want one per user", aID, bID)
+	}
+	if again, _ := who(alice); again != aID {
+		t.Errorf("alice's id changed: %q then %q; want it stable", aID, again)
 	}
 }

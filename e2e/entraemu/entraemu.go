@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -201,13 +202,17 @@ type Server struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
-	mu             sync.Mutex
-	tenants        map[string]*tenant // by tenant ID
-	domains        map[string]string  // domain -> tenant ID
-	apps           map[string]*app
-	appOrder       []string
-	users          map[string]*userState // by lower-case UPN
-	signedIn       string
+	mu       sync.Mutex
+	tenants  map[string]*tenant // by tenant ID
+	domains  map[string]string  // domain -> tenant ID
+	apps     map[string]*app
+	appOrder []string
+	users    map[string]*userState // by lower-case UPN
+	// signedIn are the accounts the (one) browser has a session with,
+	// the first being the person at the keyboard; lastHint is the
+	// login_hint of the last authorize request.
+	signedIn       []string
+	lastHint       string
 	codes          map[string]*authCode
 	refresh        map[string]*refreshGrant
 	accessLifetime time.Duration
@@ -465,22 +470,51 @@ func (s *Server) AddUser(u User) (User, error) {
 	}
 	key := strings.ToLower(u.UPN)
 	s.users[key] = &userState{User: u}
-	if s.signedIn == "" {
-		s.signedIn = key
+	if len(s.signedIn) == 0 {
+		s.signedIn = []string{key}
 	}
 	return u, nil
 }
 
-// SetSignedInUser chooses the user authorize approves when the request has
-// no login_hint.
+// SetSignedInUser says who is at the browser: the browser has a session
+// with upn's account alone, and authorize signs upn in (silently, as
+// Entra does with one session) whatever login_hint asks for. A login_hint
+// naming another account would make Entra ask for that account's
+// password, which this person does not have; they use their own account
+// instead, as "Use another account" does.
 func (s *Server) SetSignedInUser(upn string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.users[strings.ToLower(upn)] == nil {
 		return ErrUnknownUser
 	}
-	s.signedIn = strings.ToLower(upn)
+	s.signedIn = []string{strings.ToLower(upn)}
 	return nil
+}
+
+// AddSignedInUser adds upn's account to the browser's sessions (a browser
+// signed in with several accounts): authorize then picks the account that
+// login_hint names, as Entra's account picker does, and the first session
+// when the hint names none of them.
+func (s *Server) AddSignedInUser(upn string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(upn)
+	if s.users[key] == nil {
+		return ErrUnknownUser
+	}
+	if !slices.Contains(s.signedIn, key) {
+		s.signedIn = append(s.signedIn, key)
+	}
+	return nil
+}
+
+// LastLoginHint returns the login_hint of the last authorize request ("":
+// none).
+func (s *Server) LastLoginHint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastHint
 }
 
 // SetConsent says whether upn has consented to the application. Without

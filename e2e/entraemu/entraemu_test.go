@@ -2,8 +2,10 @@ package entraemu_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -647,4 +649,73 @@ func TestClientCredentialsNeedTenant(t *testing.T) {
 			t.Errorf("client_credentials on %s = %d %v; want 400 [%d]", tenant, resp.StatusCode, body.ErrorCodes, entraemu.CodeTenantRequired)
 		}
 	}
+}
+
+// TestLoginHint: login_hint picks among the accounts the browser is
+// signed in with, as Entra's account picker does, but does not make the
+// person at the browser someone else: with one session, that account signs
+// in whatever the hint says (they would have to use their own account); with
+// no session, the hinted account does (its user typed the password).
+func TestLoginHint(t *testing.T) {
+	f := newFixture(t, entraemu.Config{})
+	const other = "bob@contoso.example"
+	if _, err := f.srv.AddUser(entraemu.User{UPN: other}); err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(hint string) string {
+		t.Helper()
+		conf := f.oauth(f.srv.TenantID())
+		v := oauth2.GenerateVerifier()
+		opts := []oauth2.AuthCodeOption{oidc.Nonce("n"), oauth2.S256ChallengeOption(v)}
+		if hint != "" {
+			opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+		}
+		q, resp := f.authorize(t, conf.AuthCodeURL("st", opts...))
+		if q == nil {
+			t.Fatalf("authorize status %d; want 302", resp.StatusCode)
+		}
+		if got := f.srv.LastLoginHint(); got != hint {
+			t.Errorf("LastLoginHint() = %q; want %q", got, hint)
+		}
+		tok, err := conf.Exchange(f.ctx, q.Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			PreferredUsername string `json:"preferred_username"`
+		}
+		idt, err := jwtPayload(tok.Extra("id_token").(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(idt, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.PreferredUsername
+	}
+	if err := f.srv.SetSignedInUser(other); err != nil {
+		t.Fatal(err)
+	}
+	if got := signIn(upn); got != other {
+		t.Errorf("one session (bob), login_hint %s: signed in %s; want bob, who cannot sign in as someone else", upn, got)
+	}
+	if err := f.srv.AddSignedInUser(upn); err != nil {
+		t.Fatal(err)
+	}
+	if got := signIn(upn); got != upn {
+		t.Errorf("sessions bob and %s, login_hint %s: signed in %s; want the hinted account", upn, upn, got)
+	}
+	if got := signIn(""); got != other {
+		t.Errorf("sessions bob and %s, no hint: signed in %s; want the first session", upn, got)
+	}
+}
+
+// jwtPayload decodes the payload of a compact JWT (the signature is the
+// client's concern; here only the claims matter).
+func jwtPayload(raw string) ([]byte, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("not a JWT: %d parts", len(parts))
+	}
+	return base64.RawURLEncoding.DecodeString(parts[1])
 }

@@ -257,9 +257,21 @@ func (s *Server) approve(q url.Values, a *app, t tenantRef) (string, *tokenFailu
 	scopes, _ := parseScopes(q.Get("scope"), false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[strings.ToLower(q.Get("login_hint"))]
-	if u == nil {
-		u = s.users[s.signedIn]
+	// Who signs in: the browser's session with the account login_hint
+	// names; else the person at the browser with their own account (a
+	// hint for an account they cannot sign in to does not make them that
+	// user); with no session at all, the hinted account (its user typed
+	// the password).
+	hint := strings.ToLower(q.Get("login_hint"))
+	s.lastHint = q.Get("login_hint")
+	var u *userState
+	switch {
+	case slices.Contains(s.signedIn, hint):
+		u = s.users[hint]
+	case len(s.signedIn) > 0:
+		u = s.users[s.signedIn[0]]
+	default:
+		u = s.users[hint]
 	}
 	if u == nil {
 		return "", failure(CodeMissingParameter, "login_hint (emulator: no test user is signed in)"), ""

@@ -205,3 +205,32 @@ func ProxyURL(t testing.TB, proxyURLFile string) string {
 	}
 	return u
 }
+
+// PrivateDir returns a new directory that no other user can create or
+// replace (every directory above it belongs to this user or root and
+// only they may write to it), unlike t.TempDir() under /tmp. It is made
+// under the user's cache directory and removed at the end of the test.
+// Sockets for git's credential-cache client must live in such a place.
+func PrivateDir(t testing.TB) string {
+	t.Helper()
+	base, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatalf("PrivateDir: %v", err)
+	}
+	base = filepath.Join(base, "azdo-sidecar-e2e")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		t.Fatalf("PrivateDir: %v", err)
+	}
+	dir, err := os.MkdirTemp(base, "t-")
+	if err != nil {
+		t.Fatalf("PrivateDir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for p := dir; p != filepath.Dir(p); p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o022 != 0 {
+			t.Fatalf("PrivateDir: %s is writable by others (or unreadable: %v); set HOME or XDG_CACHE_HOME to a private directory", p, err)
+		}
+	}
+	return dir
+}

@@ -80,14 +80,20 @@ func (u UsageError) Error() string { return u.Err.Error() }
 // Unwrap returns the parse error.
 func (u UsageError) Unwrap() error { return u.Err }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error { return UsageError{err} }
+func onUsageError(_ *cli.Context, err error, _ bool) error { return UsageError{explainValue(err)} }
 
 // Run runs app and returns the process exit code: 0 on success, the code of
 // a cli.ExitCoder, 2 for a usage error, else 1. An error is printed on
 // stderr as one line prefixed with the app's name; a cli.ExitCoder with an
 // empty message prints nothing (for commands that already explained).
 func Run(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
-	err := app.RunContext(ctx, args)
+	var err error
+	if len(args) > 0 {
+		err = unknownCommand(app, args[1:])
+	}
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	if err == nil {
 		return 0
 	}

@@ -217,6 +217,11 @@ func (s *Source) Token(ctx context.Context, key token.Key) (token.Token, error) 
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w (%w)", key, token.ErrUnavailable, ctxErr)
 		}
+		if r := unreachable(err); r != "" {
+			// Nothing answers there: most often a wrong --vault-url, so
+			// the message says where it looked.
+			return token.Token{}, transientIf(isTransientNet(err), fmt.Errorf("vaultsource: token for %s: %w", key, &token.UnreachableError{URL: s.base(), Reason: r}))
+		}
 		// *url.Error names the method and the URL (no secret in it).
 		return token.Token{}, transientIf(isTransientNet(err), fmt.Errorf("vaultsource: token for %s: %w: %v", key, token.ErrUnavailable, err))
 	}
@@ -325,6 +330,27 @@ func (s *Source) statusError(key token.Key, resp *http.Response, b []byte) error
 		msg = ": " + msg
 	}
 	return fmt.Errorf("vaultsource: token for %s: %w: vault answered %d%s", key, ErrProtocol, resp.StatusCode, msg)
+}
+
+// base is the vault's base URL (--vault-url).
+func (s *Source) base() string { return strings.TrimSuffix(s.endpoint, vaultapi.TokenPath) }
+
+// unreachable names why the vault could not be reached at all, or ""
+// for other failures (a reset mid-answer, TLS).
+func unreachable(err error) string {
+	var ne net.Error
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dns):
+		return "no such host " + dns.Name
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to host"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connection timed out"
+	}
+	return ""
 }
 
 // connectReason returns what the vault's message adds to ce: the vault

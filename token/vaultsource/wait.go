@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/azdo-sidecar/azdo-sidecar/token"
@@ -24,7 +23,7 @@ func (s *Source) ConnectWait(ctx context.Context, key token.Key, wait time.Durat
 	if err != nil {
 		return vaultapi.ConnectWaitResponse{}, fmt.Errorf("vaultsource: %w", err)
 	}
-	endpoint := strings.TrimSuffix(s.endpoint, vaultapi.TokenPath) + vaultapi.ConnectWaitPath
+	endpoint := s.base() + vaultapi.ConnectWaitPath
 	// The vault holds the request up to wait: the deadline is the wait
 	// plus the usual request timeout, on a client whose transport waits
 	// that long for the answer's headers.
@@ -39,6 +38,9 @@ func (s *Source) ConnectWait(ctx context.Context, key token.Key, wait time.Durat
 	req.Header.Set("Authorization", "Bearer "+s.envToken.Reveal())
 	resp, err := s.waitClient.Do(req)
 	if err != nil {
+		if r := unreachable(err); r != "" && ctx.Err() == nil {
+			return vaultapi.ConnectWaitResponse{}, fmt.Errorf("vaultsource: connect wait for %s: %w", key, &token.UnreachableError{URL: s.base(), Reason: r})
+		}
 		return vaultapi.ConnectWaitResponse{}, fmt.Errorf("vaultsource: connect wait for %s: %w: %v", key, token.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
@@ -66,4 +68,27 @@ func (s *Source) ConnectWait(ctx context.Context, key token.Key, wait time.Durat
 	}
 	out.Reason, out.Identity, out.Kind = clean(out.Reason), clean(out.Identity), clean(out.Kind)
 	return out, nil
+}
+
+// Probe checks that the vault answers at all (GET /healthz): nil, an
+// *token.UnreachableError for a URL where nothing answers, or another
+// error naming what answered instead.
+func (s *Source) Probe(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base()+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("vaultsource: %w", err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if r := unreachable(err); r != "" {
+			return &token.UnreachableError{URL: s.base(), Reason: r}
+		}
+		return fmt.Errorf("cannot reach the vault at %s: %v — check --vault-url and --vault-ca-file", s.base(), err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseSize))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the vault at %s answered GET /healthz with HTTP %d — check --vault-url", s.base(), resp.StatusCode)
+	}
+	return nil
 }

@@ -61,7 +61,7 @@ type CredentialStore interface {
 
 // OAuthProvider is the part of *entra.Provider the Connect flow uses.
 type OAuthProvider interface {
-	AuthCodeURL(state, nonce, pkceVerifier string) string
+	AuthCodeURL(state, nonce, pkceVerifier, loginHint string) string
 	Exchange(ctx context.Context, code, pkceVerifier, nonce string) (entra.Grant, entra.Identity, error)
 }
 
@@ -76,8 +76,14 @@ type Config struct {
 	// OAuth holds the OAuth-enabled hosts' settings (client secret opened,
 	// in memory only). Providers are discovered on first use.
 	OAuth map[string]vault.OAuthSettings
+	// Disabled holds, by host, why its OAuth provider is disabled (its
+	// verification failed): /connect shows the reason instead of starting
+	// a sign-in.
+	Disabled map[string]string
 	// PAT lists the hosts on which PATs are enabled.
 	PAT map[string]bool
+	// Owners is the owner check applied to every Connect and PAT.
+	Owners OwnerCheck
 	// VirtualDirs holds the virtual directory of self-hosted hosts
 	// configured with one (providers[].host: tfs.example.com/tfs), which
 	// the PAT page's links put before the collection.
@@ -104,7 +110,9 @@ type Handler struct {
 	signer  *Signer
 	vault   CredentialStore
 	oauth   map[string]vault.OAuthSettings
+	off     map[string]string
 	pat     map[string]bool
+	owners  OwnerCheck
 	vdirs   map[string]string
 	client  *http.Client
 	newProv func(ctx context.Context, s vault.OAuthSettings) (OAuthProvider, error)
@@ -134,7 +142,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		public: u, signer: s, vault: cfg.Vault,
-		oauth: map[string]vault.OAuthSettings{}, pat: map[string]bool{}, vdirs: map[string]string{},
+		oauth: map[string]vault.OAuthSettings{}, pat: map[string]bool{}, vdirs: map[string]string{}, owners: cfg.Owners,
 		client: cfg.Client, newProv: cfg.NewProvider,
 		nonces: cfg.Nonces, flows: cfg.Flows, now: cfg.Now, log: cfg.Logger,
 		linkTTL: cfg.LinkTTL, flowTTL: cfg.FlowTTL,
@@ -142,6 +150,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	for host, o := range cfg.OAuth {
 		h.oauth[vault.NormalizeHost(host)] = o
+	}
+	h.off = map[string]string{}
+	for host, why := range cfg.Disabled {
+		h.off[vault.NormalizeHost(host)] = why
 	}
 	for host, v := range cfg.VirtualDirs {
 		h.vdirs[vault.NormalizeHost(host)] = strings.Trim(v, "/")
@@ -159,6 +171,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.client == nil {
 		h.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if h.owners.InsecureSkip {
+		h.log.Warn("identity.insecure_skip_owner_check is set: any account's sign-in or PAT is stored for whichever owner's link was used; a link sent to someone else connects their Azure DevOps access to the link's owner")
 	}
 	if h.newProv == nil {
 		client, now := h.client, h.now
@@ -184,6 +199,7 @@ func New(cfg Config) (*Handler, error) {
 // Register mounts the pages on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /connect", h.serveConnect)
+	mux.HandleFunc("POST /connect", h.serveConnectStart)
 	mux.HandleFunc("GET /oauth/callback", h.serveCallback)
 	mux.HandleFunc("GET /pat", h.servePATForm)
 	mux.HandleFunc("POST /pat", h.servePATSubmit)

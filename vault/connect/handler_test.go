@@ -34,10 +34,13 @@ type fakeIdP struct {
 	nonce    string
 	grant    entra.Grant
 	err      error
+	// who signs in (default alice@contoso.example, the owner alice's
+	// identity through the test's mapping)
+	who entra.Identity
 }
 
-func (f *fakeIdP) AuthCodeURL(state, nonce, verifier string) string {
-	return "https://idp.test/authorize?" + url.Values{"state": {state}, "nonce": {nonce}}.Encode()
+func (f *fakeIdP) AuthCodeURL(state, nonce, verifier, loginHint string) string {
+	return "https://idp.test/authorize?" + url.Values{"state": {state}, "nonce": {nonce}, "login_hint": {loginHint}}.Encode()
 }
 
 func (f *fakeIdP) Exchange(_ context.Context, code, verifier, nonce string) (entra.Grant, entra.Identity, error) {
@@ -46,6 +49,9 @@ func (f *fakeIdP) Exchange(_ context.Context, code, verifier, nonce string) (ent
 	f.verifier, f.nonce = verifier, nonce
 	if f.err != nil {
 		return entra.Grant{}, entra.Identity{}, f.err
+	}
+	if f.who != (entra.Identity{}) {
+		return f.grant, f.who, nil
 	}
 	return f.grant, entra.Identity{Username: "alice@contoso.example", TenantID: "t"}, nil
 }
@@ -94,10 +100,22 @@ func newTestPages(t *testing.T) *testPages {
 	return newReplica(t, kp, t.TempDir()+"/v.db", false)
 }
 
+// newTestPagesWith is newTestPages with the owner check o.
+func newTestPagesWith(t *testing.T, o OwnerCheck) *testPages {
+	t.Helper()
+	kp, err := sealbox.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newReplica(t, kp, t.TempDir()+"/v.db", false, o)
+}
+
 // newReplica is one vault process over the store file at path; with shared
 // set, its Connect state lives in the store (StoreNonces, StoreFlows) as
 // azdo-vault serve has it, so several replicas on one file share it.
-func newReplica(t *testing.T, kp sealbox.KeyPair, path string, shared bool) *testPages {
+// The owner check is alice -> alice@contoso.example unless owners says
+// otherwise.
+func newReplica(t *testing.T, kp sealbox.KeyPair, path string, shared bool, owners ...OwnerCheck) *testPages {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, path, time.Now)
@@ -122,7 +140,7 @@ func newReplica(t *testing.T, kp sealbox.KeyPair, path string, shared bool) *tes
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		fmt.Fprint(w, `{"authenticatedUser":{"id":"7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f"}}`)
+		fmt.Fprint(w, `{"authenticatedUser":{"id":"7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f","properties":{"Account":{"$type":"System.String","$value":"Alice@Contoso.example"}}}}`)
 	}))
 	t.Cleanup(tp.srv.Close)
 	roots := x509.NewCertPool()
@@ -141,7 +159,11 @@ func newReplica(t *testing.T, kp sealbox.KeyPair, path string, shared bool) *tes
 	cfg := Config{
 		PublicURL: "https://runner.example.com", Keys: kp, Vault: tp.v, OAuth: oauth,
 		PAT: map[string]bool{"dev.azure.com": true, "tfs.example.com": true}, Client: client, Logger: log,
+		Owners:      OwnerCheck{Owners: map[string]string{"alice": "alice@contoso.example"}},
 		NewProvider: func(context.Context, vault.OAuthSettings) (OAuthProvider, error) { return tp.idp, nil },
+	}
+	if len(owners) > 0 {
+		cfg.Owners = owners[0]
 	}
 	if shared {
 		cfg.Nonces, cfg.Flows = NewStoreNonces(st), NewStoreFlows(st, kp)
@@ -276,15 +298,29 @@ func TestPagesHeaders(t *testing.T) {
 	}
 }
 
-// startFlow opens an OAuth link and returns the state the provider got.
+// startFlow opens an OAuth link, presses Continue and returns the state
+// the provider got.
 func startFlow(t *testing.T, tp *testPages, b *client) string {
 	t.Helper()
-	p := b.get(tp.link(t, "dev.azure.com", "contoso", store.OAuth))
-	if p.code != http.StatusFound {
-		t.Fatalf("GET /connect = %d; want 302\n%s", p.code, p.body)
-	}
-	u, _ := url.Parse(p.hdr.Get("Location"))
+	u, _ := url.Parse(continueConnect(t, b, tp.link(t, "dev.azure.com", "contoso", store.OAuth)).hdr.Get("Location"))
 	return u.Query().Get("state")
+}
+
+// continueConnect opens link (GET /connect: the confirmation page) and
+// presses its Continue button (POST /connect), which must redirect to the
+// identity provider.
+func continueConnect(t *testing.T, b *client, link string) resp {
+	t.Helper()
+	page := b.get(link)
+	if page.code != http.StatusOK || page.hdr.Get("Location") != "" || !strings.Contains(page.body, `id="continue"`) {
+		t.Fatalf("GET /connect = %d (Location %q); want 200 with the confirmation page\n%s", page.code, page.hdr.Get("Location"), page.body)
+	}
+	u, _ := url.Parse(link)
+	p := b.do(http.MethodPost, "/connect", url.Values{"link": {u.Query().Get("link")}, "csrf": {csrfOf(t, page.body)}})
+	if p.code != http.StatusSeeOther || !strings.HasPrefix(p.hdr.Get("Location"), "https://idp.test/authorize?") {
+		t.Fatalf("POST /connect = %d %q; want 303 to the identity provider\n%s", p.code, p.hdr.Get("Location"), p.body)
+	}
+	return p
 }
 
 func TestCallbackErrorPages(t *testing.T) {

@@ -161,6 +161,10 @@ type Nonces interface {
 	// Use records nonce as used until expires; it returns ErrLinkUsed if it
 	// already was.
 	Use(ctx context.Context, nonce string, expires time.Time) error
+	// Used reports whether nonce was used already (and its record has not
+	// expired), without using it: the confirmation page tells a spent link
+	// at once instead of after Continue.
+	Used(ctx context.Context, nonce string) (bool, error)
 }
 
 // MemoryNonces is a bounded in-memory Nonces. The zero value is not
@@ -183,6 +187,15 @@ func NewMemoryNonces(now func() time.Time, max int) *MemoryNonces {
 		max = 100000
 	}
 	return &MemoryNonces{now: now, max: max, used: map[string]time.Time{}}
+}
+
+// Use implements Nonces.
+// Used implements Nonces.
+func (m *MemoryNonces) Used(_ context.Context, nonce string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.used[nonce]
+	return ok && m.now().Before(exp), nil
 }
 
 // Use implements Nonces.

@@ -25,19 +25,109 @@ const bindCookie = "azdo_connect"
 // It changes only that sentence.
 const waitCookie = "azdo_waiting"
 
-// serveConnect is GET /connect: verify and spend the link, keep the flow,
-// redirect to the authorize endpoint. A host with only PATs goes to /pat
-// with the link unspent.
+// confirmCookie holds the signed confirmation session between GET and
+// POST /connect; the form's CSRF token is derived from it.
+const confirmCookie = "azdo_confirm"
+
+// serveConnect is GET /connect: verify the link (without spending it) and
+// show what it connects, for whom, from which runner, with one Continue
+// button. Nothing goes to the identity provider from a GET, so a link
+// opened by the wrong person, or loaded by a page behind their back,
+// signs nobody in. A host with only PATs goes to /pat with the link
+// unspent.
 func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
+	link := r.URL.Query().Get("link")
 	c, ok := h.openLink(w, r, false)
 	if !ok {
 		return
 	}
 	if h.oauth[c.Host].ClientID == "" {
 		setHeaders(w)
-		http.Redirect(w, r, h.path("/pat")+"?"+url.Values{"link": {r.URL.Query().Get("link")}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/pat")+"?"+url.Values{"link": {link}}.Encode(), http.StatusSeeOther)
 		return
 	}
+	if why, off := h.off[c.Host]; off {
+		fix := "An administrator must fix the vault's configuration for " + c.Host + " and reload it (" + why + ")."
+		if h.pat[c.Host] {
+			fix += " Meanwhile you can connect with a personal access token: use the other link your environment printed."
+		}
+		h.renderProblem(w, problem{status: http.StatusServiceUnavailable, title: "Sign-in with Microsoft Entra ID is disabled on this runner",
+			msg: "The vault could not verify its OAuth application for " + c.Host + ", so it does not start sign-ins for it.", who: "administrator",
+			fix: fix, code: "provider_disabled"})
+		return
+	}
+	// A spent link says so now, not after Continue.
+	if used, err := h.nonces.Used(r.Context(), c.Nonce); err != nil || used {
+		if err == nil {
+			err = ErrLinkUsed
+		}
+		h.log.Info("connect link refused", "path", r.URL.Path, "owner", c.Owner, "host", c.Host, "reason", err.Error())
+		h.linkProblem(w, err)
+		return
+	}
+	p, err := h.provider(r.Context(), c.Host)
+	if err != nil {
+		h.log.Warn("identity provider unavailable for connect", "host", c.Host, "err", err)
+		h.exchangeProblem(w, err)
+		return
+	}
+	var formTo string
+	if au, err := url.Parse(p.AuthCodeURL("", "", "", "")); err == nil && (au.Scheme == "https" || au.Scheme == "http") && au.Host != "" {
+		formTo = au.Scheme + "://" + au.Host
+	}
+	sc := c
+	sc.Nonce, sc.Exp = "confirm."+c.Nonce, min(c.Exp, h.now().Add(h.linkTTL).Unix())
+	sess, err := h.signer.Sign(sc)
+	if err != nil {
+		h.linkProblem(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: confirmCookie, Value: sess, Path: h.path("/connect"), MaxAge: int(h.linkTTL.Seconds()),
+		HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
+	expected := ""
+	if !h.owners.InsecureSkip && h.owners.Expected(c.Owner) != c.Owner {
+		expected = h.owners.Expected(c.Owner)
+	}
+	env := c.Env
+	if env == "" {
+		env = "none"
+	}
+	h.log.Info("connect confirmation shown", "owner", c.Owner, "env", c.Env, "host", c.Host)
+	render(w, http.StatusOK, "confirm", page{Title: "Connect Azure DevOps", Host: c.Host, Owner: c.Owner, Expected: expected,
+		Env: env, Runner: h.public.Host, Link: link, CSRF: h.signer.Token("csrf", sess), Action: h.path("/connect"), FormTo: formTo})
+}
+
+// serveConnectStart is POST /connect, the confirmation's Continue: check
+// the confirmation session and its CSRF token, spend the link, keep the
+// flow and redirect to the authorize endpoint (with login_hint).
+func (h *Handler) serveConnectStart(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxPATForm)
+	if err := r.ParseForm(); err != nil {
+		h.renderProblem(w, problem{status: http.StatusBadRequest, title: "The form could not be read", msg: "The form was too large or malformed.", who: "you", fix: h.againText(), code: "bad_form"})
+		return
+	}
+	c, err := h.signer.Verify(r.PostForm.Get("link"), h.now())
+	if err == nil && h.oauth[c.Host].ClientID == "" {
+		err = ErrLinkInvalid
+	}
+	if err != nil {
+		h.log.Info("connect link refused", "path", r.URL.Path, "owner", c.Owner, "host", c.Host, "reason", err.Error())
+		h.linkProblem(w, err)
+		return
+	}
+	ck, cerr := r.Cookie(confirmCookie)
+	var sess Claims
+	if cerr == nil {
+		sess, cerr = h.signer.Verify(ck.Value, h.now())
+	}
+	if cerr != nil || sess.Nonce != "confirm."+c.Nonce || !h.signer.CheckToken("csrf", ck.Value, r.PostForm.Get("csrf")) {
+		h.log.Warn("connect refused: Continue not sent from the confirmation page", "owner", c.Owner, "host", c.Host)
+		h.renderProblem(w, problem{status: http.StatusForbidden, title: "This was not sent from the confirmation page",
+			msg: "Connecting starts only with the Continue button of the page the link opens, in the same browser.", who: "you",
+			fix: "Open the link from your environment again, check what it connects, and press Continue.", code: "csrf"})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: confirmCookie, Value: "", Path: h.path("/connect"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
 	p, err := h.provider(r.Context(), c.Host)
 	if err != nil {
 		h.log.Warn("identity provider unavailable for connect", "host", c.Host, "err", err)
@@ -67,7 +157,8 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("connect started", "owner", c.Owner, "env", c.Env, "host", c.Host, "org", c.Org)
 	setHeaders(w)
-	http.Redirect(w, r, p.AuthCodeURL(state, nonce, verifier), http.StatusFound)
+	// 303: the browser follows with a GET.
+	http.Redirect(w, r, p.AuthCodeURL(state, nonce, verifier, h.owners.loginHint(c.Owner)), http.StatusSeeOther)
 }
 
 // serveCallback is GET /oauth/callback.
@@ -121,6 +212,16 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Warn("oauth exchange failed", "owner", f.Owner, "host", f.Host, "err", err)
 		h.exchangeProblem(w, err)
+		return
+	}
+	// The flow is spent (Take) whatever follows: a refused sign-in cannot
+	// be finished again.
+	if got := id.Claim(h.owners.claim()); !h.owners.Matches(f.Owner, got) || (id.IssuerTenant != "" && !strings.EqualFold(id.TenantID, id.IssuerTenant)) {
+		who := id.Who()
+		if id.IssuerTenant != "" && !strings.EqualFold(id.TenantID, id.IssuerTenant) {
+			who += " (tenant " + id.TenantID + ")"
+		}
+		h.ownerMismatch(r.Context(), w, f.Owner, f.Env, f.Host, store.OAuth, who)
 		return
 	}
 	if _, err := h.vault.PutCredential(r.Context(), vault.Credential{Owner: f.Owner, Host: f.Host, Kind: store.OAuth, Secret: g.RefreshToken, Env: f.Env, Identity: id.Username}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"html/template"
 	"net/http"
+	"strings"
 )
 
 // securityHeaders are sent with every page: nothing loads from anywhere
@@ -53,6 +54,24 @@ a{overflow-wrap:anywhere}
 {{if .Code}}<p><small>Reference: <code>{{.Code}}</code></small></p>{{end}}
 {{template "bottom" .}}{{end}}
 
+{{define "mismatch"}}{{template "top" .}}
+<h1 class="err" id="result">This link is for another account</h1>
+<p id="message">You signed in as {{.Who}}, but this link connects Azure DevOps for {{.Expected}}. Nothing was saved. Sign in as {{.Expected}}, or ask {{.OwnerName}} for their own link.</p>
+<p><small>Reference: <code>owner_mismatch</code></small></p>
+{{template "bottom" .}}{{end}}
+
+{{define "confirm"}}{{template "top" .}}
+<h1 id="result">Connect Azure DevOps on {{.Host}} for {{.Owner}}?</h1>
+<p id="message">Connect Azure DevOps on <code>{{.Host}}</code> for <code>{{.Owner}}</code> (environment <code>{{.Env}}</code>, runner <code>{{.Runner}}</code>).</p>
+<p>Continue only if you started this from your own environment and you are {{if .Expected}}<code>{{.Expected}}</code>{{else}}<code>{{.Owner}}</code>{{end}}. You will be asked to sign in with Microsoft Entra ID; the vault then keeps access to Azure DevOps (Code: read &amp; write) for that environment's owner.</p>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="link" value="{{.Link}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" id="continue">Continue</button>
+</form>
+<p><small>If someone sent you this link, do not continue: close this page.</small></p>
+{{template "bottom" .}}{{end}}
+
 {{define "pat"}}{{template "top" .}}
 <h1>Connect Azure DevOps with a personal access token</h1>
 {{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
@@ -99,6 +118,15 @@ type page struct {
 	DefaultDays                                        int
 	// pat_saved
 	Warning string
+	// mismatch, confirm: the identity the owner must sign in as, and the
+	// owner's short name
+	Expected, OwnerName string
+	// confirm: the environment, the runner's host and the link
+	Env, Runner, Link string
+	// FormTo is an origin the page's form may lead to besides the vault
+	// (the identity provider that Continue redirects to: browsers apply
+	// form-action to a form's redirects too). Not rendered.
+	FormTo string
 	// connected, pat_saved: an environment waits for this connection
 	Waiting bool
 }
@@ -116,6 +144,9 @@ func render(w http.ResponseWriter, code int, name string, p page) {
 		return
 	}
 	setHeaders(w)
+	if p.FormTo != "" {
+		w.Header().Set("Content-Security-Policy", strings.Replace(securityHeaders["Content-Security-Policy"], "form-action 'self'", "form-action 'self' "+p.FormTo, 1))
+	}
 	w.WriteHeader(code)
 	w.Write(buf.Bytes())
 }

@@ -74,7 +74,15 @@ func PATLinks(host, org string) (PATURLs, bool) {
 		segs[i] = url.PathEscape(s)
 	}
 	p := base + "/" + strings.Join(segs, "/")
-	return PATURLs{Create: p + "/_usersSettings/tokens", Check: p + "/_apis/connectionData"}, true
+	create := p + "/_usersSettings/tokens"
+	if host == "dev.azure.com" {
+		// Azure DevOps Services opens its New Token panel directly with
+		// action=edit. Azure DevOps Server's page (User settings >
+		// Personal access tokens, the same path under the collection)
+		// has no documented equivalent: the user chooses New Token.
+		create += "?action=edit"
+	}
+	return PATURLs{Create: create, Check: p + "/_apis/connectionData"}, true
 }
 
 // patLinks is PATLinks with the configured virtual directory of a
@@ -86,11 +94,38 @@ func (h *Handler) patLinks(host, org string) (PATURLs, bool) {
 	return PATLinks(host, org)
 }
 
+// PATUser is who a PAT belongs to, as connectionData names them.
+type PATUser struct {
+	// ID is authenticatedUser.id.
+	ID string
+	// Account is authenticatedUser.properties.Account.$value: the user's
+	// sign-in name (the UPN on Azure DevOps Services).
+	Account string
+}
+
+// Claim returns the value compared with the owner's identity for an
+// identity claim: the ID for oid, else the account name.
+func (u PATUser) Claim(claim string) string {
+	if claim == "oid" {
+		return u.ID
+	}
+	return u.Account
+}
+
+// Who names the user for a person.
+func (u PATUser) Who() string {
+	if u.Account != "" {
+		return u.Account
+	}
+	return "the user " + u.ID
+}
+
 // CheckPAT asks the host who pat is (GET _apis/connectionData, Basic auth,
-// X-TFS-FedAuthRedirect: Suppress, redirects not followed): nil when the
-// host names an authenticated user, ErrPATInvalid when it refuses the PAT,
-// ErrPATUnchecked (wrapped) otherwise. Errors never contain the PAT.
-func CheckPAT(ctx context.Context, client *http.Client, checkURL string, pat secret.String) error {
+// X-TFS-FedAuthRedirect: Suppress, redirects not followed): the user when
+// the host names an authenticated one, ErrPATInvalid when it refuses the
+// PAT, ErrPATUnchecked (wrapped) otherwise. The one request both checks
+// the PAT and says whose it is. Errors never contain the PAT.
+func CheckPAT(ctx context.Context, client *http.Client, checkURL string, pat secret.String) (PATUser, error) {
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if c.Timeout == 0 {
@@ -98,36 +133,41 @@ func CheckPAT(ctx context.Context, client *http.Client, checkURL string, pat sec
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, checkURL, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrPATUnchecked, err)
+		return PATUser{}, fmt.Errorf("%w: %v", ErrPATUnchecked, err)
 	}
 	req.SetBasicAuth("azdo-sidecar", pat.Reveal())
 	req.Header.Set("X-TFS-FedAuthRedirect", "Suppress")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %s", ErrPATUnchecked, scrubPAT(err.Error(), pat))
+		return PATUser{}, fmt.Errorf("%w: %s", ErrPATUnchecked, scrubPAT(err.Error(), pat))
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusNonAuthoritativeInfo,
 		resp.StatusCode == http.StatusForbidden,
 		resp.StatusCode >= 300 && resp.StatusCode < 400 && strings.Contains(resp.Header.Get("Location"), "_signin"):
-		return ErrPATInvalid
+		return PATUser{}, ErrPATInvalid
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%w: %s answered HTTP %d", ErrPATUnchecked, req.URL.Host, resp.StatusCode)
+		return PATUser{}, fmt.Errorf("%w: %s answered HTTP %d", ErrPATUnchecked, req.URL.Host, resp.StatusCode)
 	}
 	var cd struct {
 		AuthenticatedUser *struct {
-			ID string `json:"id"`
+			ID         string `json:"id"`
+			Properties struct {
+				Account struct {
+					Value string `json:"$value"`
+				} `json:"Account"`
+			} `json:"properties"`
 		} `json:"authenticatedUser"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxCheckBody)).Decode(&cd); err != nil {
-		return fmt.Errorf("%w: %s answered something other than connection data", ErrPATUnchecked, req.URL.Host)
+		return PATUser{}, fmt.Errorf("%w: %s answered something other than connection data", ErrPATUnchecked, req.URL.Host)
 	}
 	if cd.AuthenticatedUser == nil || cd.AuthenticatedUser.ID == "" || strings.EqualFold(cd.AuthenticatedUser.ID, anonymousID) {
-		return ErrPATInvalid
+		return PATUser{}, ErrPATInvalid
 	}
-	return nil
+	return PATUser{ID: cd.AuthenticatedUser.ID, Account: cd.AuthenticatedUser.Properties.Account.Value}, nil
 }
 
 func scrubPAT(s string, pat secret.String) string {
@@ -270,7 +310,8 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusUnprocessableEntity, "Paste the token itself: one line, no spaces.")
 		return
 	}
-	switch err := CheckPAT(r.Context(), h.client, links.Check, pat); {
+	user, err := CheckPAT(r.Context(), h.client, links.Check, pat)
+	switch {
 	case errors.Is(err, ErrPATInvalid):
 		h.log.Info("pat refused by host", "owner", c.Owner, "host", c.Host, "org", org)
 		again(http.StatusUnprocessableEntity, "Azure DevOps did not accept this token (wrong, expired or revoked, or not valid for this organization). Nothing was saved; create a new one and paste it again.")
@@ -282,6 +323,13 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.nonces.Use(r.Context(), c.Nonce, c.Expires()); err != nil {
 		h.linkProblem(w, err)
+		return
+	}
+	if !h.owners.Matches(c.Owner, user.Claim(h.owners.claim())) {
+		// The session is spent (above) and ends here, as a refused
+		// sign-in does.
+		http.SetCookie(w, &http.Cookie{Name: patCookie, Value: "", Path: h.path("/pat"), MaxAge: -1, HttpOnly: true, Secure: h.secureCookies(), SameSite: http.SameSiteStrictMode})
+		h.ownerMismatch(r.Context(), w, c.Owner, c.Env, c.Host, store.PAT, user.Who())
 		return
 	}
 	storeOrg := org

@@ -20,8 +20,8 @@ func TestPATLinks(t *testing.T) {
 		want            PATURLs
 		ok              bool
 	}{
-		{"dev.azure.com", "dev.azure.com", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
-		{"dev.azure.com port 443", "Dev.Azure.com:443", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com", "dev.azure.com", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens?action=edit", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
+		{"dev.azure.com port 443", "Dev.Azure.com:443", "contoso", PATURLs{"https://dev.azure.com/contoso/_usersSettings/tokens?action=edit", "https://dev.azure.com/contoso/_apis/connectionData"}, true},
 		{"dev.azure.com without org", "dev.azure.com", "", PATURLs{}, false},
 		{"dev.azure.com nested org", "dev.azure.com", "a/b", PATURLs{}, false},
 		{"visualstudio.com", "fabrikam.visualstudio.com", "", PATURLs{"https://fabrikam.visualstudio.com/_details/security/tokens", "https://fabrikam.visualstudio.com/_apis/connectionData"}, true},
@@ -44,7 +44,7 @@ func TestPATLinks(t *testing.T) {
 
 func TestCheckPAT(t *testing.T) {
 	const pat = "pat-under-test-0123456789abcdefghijklmnopqrstuvwxyz"
-	user := `{"authenticatedUser":{"id":"7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f","providerDisplayName":"alice"}}`
+	user := `{"authenticatedUser":{"id":"7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f","providerDisplayName":"alice","properties":{"Account":{"$type":"System.String","$value":"alice@contoso.com"}}}}`
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
@@ -81,9 +81,13 @@ func TestCheckPAT(t *testing.T) {
 				tc.handler(w, r)
 			}))
 			defer srv.Close()
-			err := CheckPAT(context.Background(), srv.Client(), srv.URL+"/contoso/_apis/connectionData", secret.New(pat))
+			got, err := CheckPAT(context.Background(), srv.Client(), srv.URL+"/contoso/_apis/connectionData", secret.New(pat))
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("CheckPAT(%s) = %v; want %v", tc.name, err, tc.want)
+			}
+			// The same request says whose the PAT is.
+			if want := (PATUser{ID: "7c0f6b2e-1a2b-4c3d-9e8f-0a1b2c3d4e5f", Account: "alice@contoso.com"}); err == nil && got != want {
+				t.Errorf("CheckPAT(%s) user = %+v; want %+v", tc.name, got, want)
 			}
 			if !sawAuth || !sawSuppress {
 				t.Errorf("request had Basic PAT %v, X-TFS-FedAuthRedirect: Suppress %v; want both", sawAuth, sawSuppress)
@@ -101,7 +105,7 @@ func TestCheckPATUnreachable(t *testing.T) {
 	client := srv.Client()
 	u := srv.URL + "/" + pat + "/_apis/connectionData" // a secret in the URL must not survive into the error either
 	srv.Close()
-	err := CheckPAT(context.Background(), client, u, secret.New(pat))
+	_, err := CheckPAT(context.Background(), client, u, secret.New(pat))
 	if !errors.Is(err, ErrPATUnchecked) {
 		t.Fatalf("CheckPAT(closed server) = %v; want ErrPATUnchecked", err)
 	}

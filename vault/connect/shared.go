@@ -16,6 +16,7 @@ import (
 // for every replica (store.Store has it).
 type StateStore interface {
 	UseNonce(ctx context.Context, hash []byte, expires time.Time) error
+	NonceUsed(ctx context.Context, hash []byte) (bool, error)
 	PutFlow(ctx context.Context, stateHash []byte, f store.Flow) error
 	TakeFlow(ctx context.Context, stateHash []byte) (store.Flow, error)
 }
@@ -55,6 +56,15 @@ func (n *StoreNonces) Use(ctx context.Context, nonce string, expires time.Time) 
 		return fmt.Errorf("%w: %w", errStore, err)
 	}
 	return nil
+}
+
+// Used implements Nonces.
+func (n *StoreNonces) Used(ctx context.Context, nonce string) (bool, error) {
+	used, err := n.st.NonceUsed(ctx, hashOf("link nonce", nonce))
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errStore, err)
+	}
+	return used, nil
 }
 
 // StoreFlows is Flows kept in the shared store, so the OAuth callback may

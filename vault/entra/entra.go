@@ -108,8 +108,41 @@ type Identity struct {
 	ObjectID string // oid: the user in the tenant
 	TenantID string // tid
 	Username string // preferred_username (UPN), for display
+	UPN      string // upn, when the application asks for it
+	Email    string // email, when the application asks for it
 	Name     string
 	Issuer   string
+	// IssuerTenant is the tenant ID the provider's issuer names (the
+	// token's tid must be it), or "" for a common or organizations issuer,
+	// which accepts users of any tenant.
+	IssuerTenant string
+}
+
+// Claim returns the value of the identity claim name: preferred_username,
+// upn, email or oid ("" for another name or an absent claim).
+func (id Identity) Claim(name string) string {
+	switch name {
+	case "preferred_username":
+		return id.Username
+	case "upn":
+		return id.UPN
+	case "email":
+		return id.Email
+	case "oid":
+		return id.ObjectID
+	}
+	return ""
+}
+
+// Who names the identity for a person: preferred_username, else upn,
+// email or oid.
+func (id Identity) Who() string {
+	for _, v := range []string{id.Username, id.UPN, id.Email, id.ObjectID} {
+		if v != "" {
+			return v
+		}
+	}
+	return "an unnamed account"
 }
 
 // Provider talks to one Entra ID tenant (or common/organizations) for one
@@ -331,6 +364,23 @@ func (p *Provider) callContext(ctx context.Context) (context.Context, context.Ca
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// issuerTenant returns the tenant ID the exact issuer names, or "" for a
+// common or organizations issuer.
+func (p *Provider) issuerTenant() string {
+	if p.issuer == "" {
+		return ""
+	}
+	u, err := url.Parse(p.issuer)
+	if err != nil {
+		return ""
+	}
+	seg := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(seg) > 0 && guidRE.MatchString(seg[0]) {
+		return strings.ToLower(seg[0])
+	}
+	return ""
 }
 
 // Issuer returns the discovery base URL (".../{tenant}/v2.0").

@@ -171,13 +171,25 @@ func TestExchangeBothIssuerFormsAndPlaceholder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := f.provider(t, tt.issuer)
 			verifier := oauth2.GenerateVerifier()
-			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", verifier))
+			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", verifier, ""))
 			g, id, err := p.Exchange(context.Background(), code, verifier, "the-nonce")
 			if err != nil {
 				t.Fatalf("Exchange = %v", err)
 			}
 			if id.Username != upn || id.TenantID != tid || id.Issuer != base+"/"+tid+"/v2.0" || id.ObjectID == "" {
 				t.Errorf("Identity = %+v; want %s in tenant %s", id, upn, tid)
+			}
+			// The issuer names a tenant (the domain one resolves to its
+			// ID) unless it is common or organizations.
+			wantTenant := strings.ToLower(tid)
+			if strings.Contains(tt.name, "placeholder") {
+				wantTenant = ""
+			}
+			if id.IssuerTenant != wantTenant {
+				t.Errorf("IssuerTenant = %q; want %q", id.IssuerTenant, wantTenant)
+			}
+			if id.Claim("preferred_username") != upn || id.Claim("oid") != id.ObjectID || id.Claim("sub") != "" {
+				t.Errorf("Claim() = %q, %q, %q; want the UPN, the oid and nothing for an unknown claim", id.Claim("preferred_username"), id.Claim("oid"), id.Claim("sub"))
 			}
 			if want := f.clock.Now().Add(47 * time.Minute); !g.ExpiresAt.Equal(want) {
 				t.Errorf("ExpiresAt = %v; want %v (expires_in from the answer)", g.ExpiresAt, want)
@@ -209,7 +221,7 @@ func TestExchangeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := oauth2.GenerateVerifier()
-			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", v))
+			code := connect(t, f, p.AuthCodeURL("the-state", "the-nonce", v, ""))
 			_, _, err := p.Exchange(context.Background(), code, tt.verifier(v), tt.nonce)
 			if tt.wantIDErr {
 				if !errors.Is(err, entra.ErrIDToken) {

@@ -21,9 +21,15 @@ import (
 
 // AuthCodeURL returns the authorize URL for the Connect flow: authorization
 // code with PKCE (S256 challenge of pkceVerifier), state and nonce, the
-// contract's scopes.
-func (p *Provider) AuthCodeURL(state, nonce, pkceVerifier string) string {
-	return p.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(pkceVerifier))
+// contract's scopes; loginHint, when not empty, is sent as login_hint so
+// that Entra ID offers that account instead of silently using whichever
+// one the browser is signed in with.
+func (p *Provider) AuthCodeURL(state, nonce, pkceVerifier, loginHint string) string {
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(pkceVerifier)}
+	if loginHint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", loginHint))
+	}
+	return p.oauth.AuthCodeURL(state, opts...)
 }
 
 // Refresh redeems refreshToken for a new access token. The returned
@@ -142,6 +148,8 @@ func (p *Provider) Exchange(ctx context.Context, code, pkceVerifier, nonce strin
 		OID               string `json:"oid"`
 		TID               string `json:"tid"`
 		PreferredUsername string `json:"preferred_username"`
+		UPN               string `json:"upn"`
+		Email             string `json:"email"`
 		Name              string `json:"name"`
 	}
 	if err := idt.Claims(&c); err != nil {
@@ -155,12 +163,15 @@ func (p *Provider) Exchange(ctx context.Context, code, pkceVerifier, nonce strin
 		return Grant{}, Identity{}, ErrNoRefreshToken
 	}
 	return g, Identity{
-		Subject:  idt.Subject,
-		ObjectID: c.OID,
-		TenantID: c.TID,
-		Username: c.PreferredUsername,
-		Name:     c.Name,
-		Issuer:   idt.Issuer,
+		Subject:      idt.Subject,
+		ObjectID:     c.OID,
+		TenantID:     c.TID,
+		Username:     c.PreferredUsername,
+		UPN:          c.UPN,
+		Email:        c.Email,
+		Name:         c.Name,
+		Issuer:       idt.Issuer,
+		IssuerTenant: p.issuerTenant(),
 	}, nil
 }
 

@@ -109,6 +109,14 @@ var pgMigrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
+	// had when its credentials were last pruned, so that a changed
+	// application deletes the refresh tokens of the old one, also across
+	// a restart.
+	`CREATE TABLE provider_fingerprints (
+		host        TEXT PRIMARY KEY,
+		fingerprint TEXT NOT NULL
+	);`,
 }
 
 // migrateLockKey names the advisory lock that serialises migrations of
@@ -470,26 +478,35 @@ func (s *Postgres) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Env
 // the UPDATE in one transaction, so concurrent updates through any replica
 // count one version each and every MAC covers the version it is stored
 // with.
-func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
-	pol, err := encodePolicy(p)
-	if err != nil {
-		return Environment{}, err
-	}
+func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, change func(cur Environment) (Policy, error), mac func(Environment) []byte) (Environment, error) {
 	var e Environment
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var th []byte
 		var err error
 		e, err = scanPGEnvironment(tx.QueryRow(ctx, `SELECT `+environmentColumns+`, token_hash FROM environments WHERE id = $1 FOR UPDATE`, id), &th)
 		if err != nil {
 			return err
 		}
-		e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+		e.TokenHash = th
+		p, err := change(e)
+		if err != nil {
+			return &changeError{err}
+		}
+		pol, err := encodePolicy(p)
+		if err != nil {
+			return err
+		}
+		e.Policy, e.PolicyVersion = p, e.PolicyVersion+1
 		if mac != nil {
 			e.MAC = mac(e)
 		}
 		_, err = tx.Exec(ctx, `UPDATE environments SET policy = $1, policy_version = $2, mac = $3 WHERE id = $4`, pol, e.PolicyVersion, nonNil(e.MAC), id)
 		return err
 	})
+	var ce *changeError
+	if errors.As(err, &ce) {
+		return Environment{}, ce.err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Environment{}, ErrNotFound
 	}
@@ -499,6 +516,12 @@ func (s *Postgres) SetEnvironmentPolicy(ctx context.Context, id string, p Policy
 	e.TokenHash = nil
 	return e, nil
 }
+
+// changeError carries the error of a caller's change function out of a
+// transaction unwrapped.
+type changeError struct{ err error }
+
+func (e *changeError) Error() string { return e.err.Error() }
 
 // RevokeEnvironment implements Store. Revoking twice keeps the first time.
 func (s *Postgres) RevokeEnvironment(ctx context.Context, id string, at time.Time) error {
@@ -637,6 +660,16 @@ func (s *Postgres) UseNonce(ctx context.Context, hash []byte, expires time.Time)
 		return fmt.Errorf("store: use nonce: %w", err)
 	}
 	return err
+}
+
+// NonceUsed implements Store.
+func (s *Postgres) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = $1 AND expires_at > $2)`, hash, s.now()).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
 }
 
 // PutFlow implements Store; it also forgets expired flows.
@@ -806,6 +839,46 @@ func (s *Postgres) LastConnectEventID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: last connect event: %w", err)
 	}
 	return id, nil
+}
+
+// ProviderFingerprints implements Store.
+func (s *Postgres) ProviderFingerprints(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT host, fingerprint FROM provider_fingerprints`)
+	if err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, f string
+		if err := rows.Scan(&h, &f); err != nil {
+			return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+		}
+		out[h] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	return out, nil
+}
+
+// SetProviderFingerprints implements Store.
+func (s *Postgres) SetProviderFingerprints(ctx context.Context, fps map[string]string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM provider_fingerprints`); err != nil {
+			return err
+		}
+		for h, f := range fps {
+			if _, err := tx.Exec(ctx, `INSERT INTO provider_fingerprints (host, fingerprint) VALUES ($1, $2)`, h, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	return nil
 }
 
 var _ Store = (*Postgres)(nil)

@@ -109,6 +109,14 @@ var migrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 6: which OAuth application (client ID and tenant) each provider
+	// had when its credentials were last pruned, so that a changed
+	// application deletes the refresh tokens of the old one, also across
+	// a restart.
+	`CREATE TABLE provider_fingerprints (
+		host        TEXT PRIMARY KEY,
+		fingerprint TEXT NOT NULL
+	);`,
 }
 
 // bindingSchemaVersion is the migration that added row binding.
@@ -535,11 +543,7 @@ func (s *SQLite) EnvironmentByTokenHash(ctx context.Context, hash []byte) (Envir
 // SetEnvironmentPolicy implements Store: the read, the MAC and the write
 // are one IMMEDIATE transaction, so concurrent updates count one version
 // each and every MAC covers the version it is stored with.
-func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error) {
-	pol, err := encodePolicy(p)
-	if err != nil {
-		return Environment{}, err
-	}
+func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, change func(cur Environment) (Policy, error), mac func(Environment) []byte) (Environment, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
@@ -553,7 +557,16 @@ func (s *SQLite) SetEnvironmentPolicy(ctx context.Context, id string, p Policy, 
 	if err != nil {
 		return Environment{}, fmt.Errorf("store: set policy of environment %s: %w", id, err)
 	}
-	e.TokenHash, e.Policy, e.PolicyVersion = th, p, e.PolicyVersion+1
+	e.TokenHash = th
+	p, err := change(e)
+	if err != nil {
+		return Environment{}, err
+	}
+	pol, err := encodePolicy(p)
+	if err != nil {
+		return Environment{}, err
+	}
+	e.Policy, e.PolicyVersion = p, e.PolicyVersion+1
 	if mac != nil {
 		e.MAC = mac(e)
 	}
@@ -728,6 +741,16 @@ func (s *SQLite) UseNonce(ctx context.Context, hash []byte, expires time.Time) e
 		return fmt.Errorf("store: use nonce: %w", err)
 	}
 	return nil
+}
+
+// NonceUsed implements Store.
+func (s *SQLite) NonceUsed(ctx context.Context, hash []byte) (bool, error) {
+	var used bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM link_nonces WHERE hash = ? AND expires_at > ?)`, hash, unix(s.now())).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: nonce used: %w", err)
+	}
+	return used, nil
 }
 
 // checkFlow refuses a flow that PutFlow must not store.
@@ -926,6 +949,48 @@ func (s *SQLite) LastConnectEventID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: last connect event: %w", err)
 	}
 	return id, nil
+}
+
+// ProviderFingerprints implements Store.
+func (s *SQLite) ProviderFingerprints(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT host, fingerprint FROM provider_fingerprints`)
+	if err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, f string
+		if err := rows.Scan(&h, &f); err != nil {
+			return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+		}
+		out[h] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: provider fingerprints: %w", err)
+	}
+	return out, nil
+}
+
+// SetProviderFingerprints implements Store.
+func (s *SQLite) SetProviderFingerprints(ctx context.Context, fps map[string]string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_fingerprints`); err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	for h, f := range fps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_fingerprints (host, fingerprint) VALUES (?, ?)`, h, f); err != nil {
+			return fmt.Errorf("store: set provider fingerprints: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: set provider fingerprints: %w", err)
+	}
+	return nil
 }
 
 var _ Store = (*SQLite)(nil)

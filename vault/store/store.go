@@ -250,12 +250,15 @@ type Store interface {
 	// time and ID. TokenHash is left empty: a listing never needs it.
 	ListEnvironments(ctx context.Context, owner string) ([]Environment, error)
 
-	// SetEnvironmentPolicy replaces environment id's policy, increases its
-	// PolicyVersion by one and sets its MAC to mac(the row as it will be:
-	// new policy and version, TokenHash included), all in one transaction;
-	// it returns the environment (TokenHash left empty), or ErrNotFound.
-	// mac may be nil (the MAC is then left as it was).
-	SetEnvironmentPolicy(ctx context.Context, id string, p Policy, mac func(Environment) []byte) (Environment, error)
+	// SetEnvironmentPolicy replaces environment id's policy with what
+	// change returns for the stored row, increases its PolicyVersion by one
+	// and sets its MAC to mac(the row as it will be: new policy and
+	// version, TokenHash included), all in one transaction, so an update
+	// made of the current policy loses no concurrent one. An error from
+	// change is returned as it is and nothing is written. It returns the
+	// environment (TokenHash left empty), or ErrNotFound. mac may be nil
+	// (the MAC is then left as it was).
+	SetEnvironmentPolicy(ctx context.Context, id string, change func(cur Environment) (Policy, error), mac func(Environment) []byte) (Environment, error)
 
 	// AddAuditEvents stores events in one transaction and sets nothing
 	// else on them; IDs increase in the order given.
@@ -271,6 +274,9 @@ type Store interface {
 	// by its hash, until expires: ErrUsed if it was spent already and has
 	// not expired. Of concurrent uses through any replicas, one wins.
 	UseNonce(ctx context.Context, hash []byte, expires time.Time) error
+	// NonceUsed reports whether the value known by hash was spent and has
+	// not expired, without spending it.
+	NonceUsed(ctx context.Context, hash []byte) (bool, error)
 	// PutFlow keeps a pending sign-in under the hash of its OAuth state
 	// until f.Expires.
 	PutFlow(ctx context.Context, stateHash []byte, f Flow) error
@@ -297,6 +303,13 @@ type Store interface {
 	ConnectEvents(ctx context.Context, after int64) ([]ConnectEvent, error)
 	// LastConnectEventID returns the highest event ID (0: none yet).
 	LastConnectEventID(ctx context.Context) (int64, error)
+
+	// ProviderFingerprints returns, per host, the fingerprint of the
+	// OAuth application ("client_id|tenant", "" without OAuth) the
+	// vault's credentials were last pruned against.
+	ProviderFingerprints(ctx context.Context) (map[string]string, error)
+	// SetProviderFingerprints replaces them all, in one transaction.
+	SetProviderFingerprints(ctx context.Context, fps map[string]string) error
 
 	// Close releases the store.
 	Close() error

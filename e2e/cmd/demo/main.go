@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -104,17 +105,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	refused, err := w.RefusedIdentity(ctx)
+	if err != nil {
+		return fmt.Errorf("showing a refused identity: %w", err)
+	}
+	// An environment's start: a clone that waits for the user to connect,
+	// its output on stderr, before anyone has connected.
+	fmt.Fprintln(stderr, "Environment start: `azdo-sidecar clone --wait-connect 15m` waits for you to connect:")
+	wc, err := startWaitingClone(dir, binDir, w, prefixed(stderr, "  clone | "))
+	if err != nil {
+		return err
+	}
+	defer wc.Stop()
 	link, err := w.ConnectURL(ctx)
 	if err != nil {
 		return err
 	}
 	if o.autoConnect {
+		// Let the clone print its notice first, then connect.
+		time.Sleep(time.Second)
 		if err := w.AutoConnect(ctx, link); err != nil {
 			return fmt.Errorf("--auto-connect: %w", err)
 		}
+		if err := wc.Wait(30 * time.Second); err != nil {
+			return fmt.Errorf("the waiting clone: %w", err)
+		}
 	}
 	printInstructions(stdout, instructions{
-		Link: link, CAFile: w.caFile, User: demoUPN, AutoConnect: o.autoConnect,
+		Link: link, CAFile: w.caFile, User: demoUPN, AutoConnect: o.autoConnect, Other: otherUPN, Refused: refused,
 		Command: cloneCommand(gitconfig), Dir: dir,
 	})
 	<-ctx.Done()
@@ -125,7 +143,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 // instructions is what the demo tells its user.
 type instructions struct {
 	Link, CAFile, User, Command, Dir string
-	AutoConnect                      bool
+	// Other signed in on User's link and was refused with Refused.
+	Other, Refused string
+	AutoConnect    bool
 }
 
 // CommandPrefix starts the line that holds the command to try, so that
@@ -134,6 +154,7 @@ const CommandPrefix = "   $ "
 
 func printInstructions(w io.Writer, in instructions) {
 	fmt.Fprintf(w, "\nThe azdo-sidecar demo is running on loopback: Azure DevOps and Entra ID emulators, azdo-vault and azdo-sidecar.\n\n")
+	fmt.Fprintf(w, "0. The environment belongs to %s. The demo opened one of its connect links as %s,\n   and the vault refused it (403, nothing stored):\n\n   %s\n\n", in.User, in.Other, in.Refused)
 	if in.AutoConnect {
 		fmt.Fprintf(w, "1. Connected to Azure DevOps as %s (--auto-connect).\n\n", in.User)
 	} else {
@@ -145,6 +166,10 @@ func printInstructions(w io.Writer, in instructions) {
 	if !in.AutoConnect {
 		fmt.Fprintf(w, "   Before you connect, the same command fails at once and git shows the link to open.\n\n")
 	}
+	fmt.Fprintf(w, "3. The environment has a policy: it may push only to %s. In the clone:\n\n", demoPushRef)
+	fmt.Fprintf(w, "%sgit -C hello commit --allow-empty -m try && GIT_CONFIG_GLOBAL=… git -C hello push origin main\n\n", CommandPrefix[:3])
+	fmt.Fprintf(w, "   is refused before anything reaches Azure DevOps (git shows \"[remote rejected] … refs/heads/main refused\"),\n")
+	fmt.Fprintf(w, "   while \"git push origin HEAD:refs/heads/agent/demo\" goes through.\n\n")
 	fmt.Fprintf(w, "Press Ctrl-C to stop the demo (it removes %s).\n", in.Dir)
 }
 

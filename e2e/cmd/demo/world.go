@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,14 +34,21 @@ import (
 
 // The demo's names.
 const (
-	demoHost     = "dev.azure.com"
-	demoOrg      = "demo"
-	demoProject  = "demo"
-	demoRepo     = "hello"
-	demoOwner    = "demo"
-	demoUPN      = "demo@demo.example"
+	demoHost    = "dev.azure.com"
+	demoOrg     = "demo"
+	demoProject = "demo"
+	demoRepo    = "hello"
+	// The environment's owner is the emulator user's identity: the vault
+	// stores a Connect only for the account the owner names.
+	demoUPN   = "demo@demo.example"
+	demoOwner = demoUPN
+	// otherUPN is another account of the tenant: the demo shows its
+	// sign-in on demo's link being refused.
+	otherUPN     = "mallory@demo.example"
 	demoClientID = "5d3e0a4b-7c1f-4e2a-9b8d-0f1e2d3c4b5a"
 	repoURL      = "https://" + demoHost + "/" + demoOrg + "/" + demoProject + "/_git/" + demoRepo
+	// demoPushRef is the only ref glob the demo environment may push to.
+	demoPushRef = "refs/heads/agent/*"
 )
 
 // world is the emulators and the vault, all in this process.
@@ -75,6 +84,9 @@ func startWorld(ctx context.Context, dir string, logs io.Writer) (_ *world, err 
 		return nil, fmt.Errorf("seeding %s: %w", repoURL, err)
 	}
 	if _, err := w.entra.AddUser(entraemu.User{UPN: demoUPN, Name: "Demo User"}); err != nil {
+		return nil, err
+	}
+	if _, err := w.entra.AddUser(entraemu.User{UPN: otherUPN, Name: "Mallory"}); err != nil {
 		return nil, err
 	}
 	if err := w.entra.SetSignedInUser(demoUPN); err != nil {
@@ -144,7 +156,9 @@ func startWorld(ctx context.Context, dir string, logs io.Writer) (_ *world, err 
 	w.served = make(chan error, 1)
 	go func() { w.served <- w.srv.Serve(ln) }()
 
-	if _, w.envTok, err = vault.NewEnvironment(ctx, w.st, w.v.Binding(), time.Now(), demoOwner, 24*time.Hour); err != nil {
+	// The demo environment has a policy: its one organization, and pushes
+	// to refs/heads/agent/* only, so that a push to main shows a refusal.
+	if _, w.envTok, err = vault.NewEnvironmentWithPolicy(ctx, w.st, w.v.Binding(), time.Now(), demoOwner, 24*time.Hour, demoPolicy); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -205,31 +219,93 @@ func (w *world) ConnectURL(ctx context.Context) (string, error) {
 	return e.ConnectURL, nil
 }
 
-// AutoConnect follows link as a browser would: to the Entra emulator's
-// authorize endpoint, which approves at once, and back to the vault's
-// callback, which must say "Connected".
+// AutoConnect follows link as a browser would: the confirmation page,
+// its Continue button, the Entra emulator's authorize endpoint, which
+// approves at once, and back to the vault's callback, which must say
+// "Connected".
 func (w *world) AutoConnect(ctx context.Context, link string) error {
-	jar, err := cookiejar.New(nil)
+	code, page, err := w.follow(ctx, link)
 	if err != nil {
 		return err
+	}
+	if code != http.StatusOK || !strings.Contains(page, "Connected") {
+		return fmt.Errorf("the Connect flow ended with %d, not on the \"Connected\" page", code)
+	}
+	return nil
+}
+
+// RefusedIdentity shows the owner check: otherUPN signs in on a fresh link
+// of demo's environment, and the vault refuses it. It returns the refusal
+// the page shows; the browser is demo's again afterwards.
+func (w *world) RefusedIdentity(ctx context.Context) (string, error) {
+	link, err := w.ConnectURL(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := w.entra.SetSignedInUser(otherUPN); err != nil {
+		return "", err
+	}
+	defer w.entra.SetSignedInUser(demoUPN)
+	code, page, err := w.follow(ctx, link)
+	if err != nil {
+		return "", err
+	}
+	const start, end = `<p id="message">`, `</p>`
+	i := strings.Index(page, start)
+	if code != http.StatusForbidden || i < 0 {
+		return "", fmt.Errorf("a sign-in as %s on %s's link ended with %d; want the 403 refusal", otherUPN, demoUPN, code)
+	}
+	msg := page[i+len(start):]
+	return html.UnescapeString(msg[:strings.Index(msg, end)]), nil
+}
+
+// follow opens a connect link in a fresh browser, presses Continue on the
+// confirmation page and follows the redirects; it returns the final status
+// and page.
+func (w *world) follow(ctx context.Context, link string) (int, string, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return 0, "", err
 	}
 	c := w.entra.Client()
 	c.Jar = jar
 	c.Timeout = 30 * time.Second
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	get := func(method, u string, form url.Values) (int, string, error) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, body)
+		if err != nil {
+			return 0, "", err
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(page), nil
+	}
+	code, page, err := get(http.MethodGet, link, nil)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
-	resp, err := c.Do(req)
+	const field = `name="csrf" value="`
+	i := strings.Index(page, field)
+	if code != http.StatusOK || i < 0 {
+		return code, page, fmt.Errorf("the connect link answered %d without the confirmation page", code)
+	}
+	csrf := page[i+len(field):]
+	csrf = csrf[:strings.IndexByte(csrf, '"')]
+	u, err := url.Parse(link)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Connected") {
-		return fmt.Errorf("the Connect flow ended with %d at %s, not on the \"Connected\" page", resp.StatusCode, resp.Request.URL.Path)
-	}
-	return nil
+	return get(http.MethodPost, w.url+"/connect", url.Values{"link": {u.Query().Get("link")}, "csrf": {html.UnescapeString(csrf)}})
 }
 
 // Close stops the vault and the emulators.
@@ -304,4 +380,10 @@ func seedRepo(ctx context.Context, azdo *azdoemu.Server, dir string) error {
 		return err
 	}
 	return os.RemoveAll(work)
+}
+
+// demoPolicy is the demo environment's policy.
+var demoPolicy = store.Policy{
+	AllowRepos: []string{demoHost + "/" + demoOrg + "/*/*"},
+	PushRefs:   []string{demoPushRef},
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func testEnvironmentPolicy(t *testing.T, open, another func() store.Store, _ *cl
 	narrower := store.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/web"}}
 	var seen store.Environment
 	mac := func(e store.Environment) []byte { seen = e; return []byte(fmt.Sprintf("mac-v%d", e.PolicyVersion)) }
-	upd, err := s.SetEnvironmentPolicy(c0, "env_p", narrower, mac)
+	upd, err := s.SetEnvironmentPolicy(c0, "env_p", to(narrower), mac)
 	if err != nil || upd.ID != "env_p" || upd.Owner != "ann" || !reflect.DeepEqual(upd.Policy, narrower) || upd.PolicyVersion != 2 || len(upd.TokenHash) != 0 {
 		t.Fatalf("SetEnvironmentPolicy = %+v, %v; want env_p with %+v v2 and no token hash", upd, err, narrower)
 	}
@@ -55,17 +56,17 @@ func testEnvironmentPolicy(t *testing.T, open, another func() store.Store, _ *cl
 		t.Errorf("after SetEnvironmentPolicy, another handle reads %+v v%d MAC %q; want %+v v2 mac-v2", got.Policy, got.PolicyVersion, got.MAC, narrower)
 	}
 	// Clearing is a change too: the version keeps counting.
-	if upd, err := another().SetEnvironmentPolicy(c0, "env_p", store.Policy{}, mac); err != nil || !upd.Policy.IsZero() || upd.PolicyVersion != 3 {
+	if upd, err := another().SetEnvironmentPolicy(c0, "env_p", to(store.Policy{}), mac); err != nil || !upd.Policy.IsZero() || upd.PolicyVersion != 3 {
 		t.Errorf("SetEnvironmentPolicy(zero) = %+v v%d, %v; want the zero policy, v3", upd.Policy, upd.PolicyVersion, err)
 	}
-	if _, err := s.SetEnvironmentPolicy(c0, "env_404", narrower, mac); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.SetEnvironmentPolicy(c0, "env_404", to(narrower), mac); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetEnvironmentPolicy(unknown) = %v; want ErrNotFound", err)
 	}
 	envs, err := s.ListEnvironments(c0, "ann")
 	if err != nil || len(envs) != 2 {
 		t.Fatalf("ListEnvironments = %+v, %v; want 2", envs, err)
 	}
-	if _, err := s.SetEnvironmentPolicy(c0, "env_none", pol, nil); err != nil {
+	if _, err := s.SetEnvironmentPolicy(c0, "env_none", to(pol), nil); err != nil {
 		t.Fatal(err)
 	}
 	envs, _ = another().ListEnvironments(c0, "ann")
@@ -84,7 +85,7 @@ func testEnvironmentPolicy(t *testing.T, open, another func() store.Store, _ *cl
 }
 
 // testConcurrentSetPolicy: every update through any replica counts one
-// version; none is lost.
+// version, and an update made of the current policy loses none.
 func testConcurrentSetPolicy(t *testing.T, open, another func() store.Store, _ *clock) {
 	a, b, c0 := open(), another(), ctx(t)
 	if err := a.CreateEnvironment(c0, store.Environment{ID: "env_c", Owner: "ann", TokenHash: bytes.Repeat([]byte{1}, 32)}); err != nil {
@@ -98,8 +99,14 @@ func testConcurrentSetPolicy(t *testing.T, open, another func() store.Store, _ *
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				p := store.Policy{PushRefs: []string{fmt.Sprintf("refs/heads/h%d-%d", i, j)}}
-				if _, err := s.SetEnvironmentPolicy(c0, "env_c", p, func(e store.Environment) []byte { return []byte(fmt.Sprint(e.PolicyVersion)) }); err != nil {
+				// Each update adds one ref to the current policy: a lost
+				// update would lose a ref.
+				add := func(cur store.Environment) (store.Policy, error) {
+					p := cur.Policy
+					p.PushRefs = append(slices.Clip(p.PushRefs), fmt.Sprintf("refs/heads/h%d-%d", i, j))
+					return p, nil
+				}
+				if _, err := s.SetEnvironmentPolicy(c0, "env_c", add, func(e store.Environment) []byte { return []byte(fmt.Sprint(e.PolicyVersion)) }); err != nil {
 					errs <- err
 				}
 			}
@@ -110,8 +117,16 @@ func testConcurrentSetPolicy(t *testing.T, open, another func() store.Store, _ *
 	for err := range errs {
 		t.Errorf("concurrent SetEnvironmentPolicy: %v", err)
 	}
-	if got, _ := a.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{1}, 32)); got.PolicyVersion != 2*each || string(got.MAC) != fmt.Sprint(2*each) {
-		t.Errorf("PolicyVersion after %d updates = %d, MAC %q; want the MAC of the last version", 2*each, got.PolicyVersion, got.MAC)
+	if got, _ := a.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{1}, 32)); got.PolicyVersion != 2*each || string(got.MAC) != fmt.Sprint(2*each) || len(got.Policy.PushRefs) != 2*each {
+		t.Errorf("after %d updates: version %d, MAC %q, %d refs; want every update counted and kept", 2*each, got.PolicyVersion, got.MAC, len(got.Policy.PushRefs))
+	}
+	// A change that fails writes nothing.
+	boom := errors.New("boom")
+	if _, err := b.SetEnvironmentPolicy(c0, "env_c", func(store.Environment) (store.Policy, error) { return store.Policy{}, boom }, nil); !errors.Is(err, boom) {
+		t.Errorf("SetEnvironmentPolicy with a failing change = %v; want its error", err)
+	}
+	if got, _ := a.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{1}, 32)); got.PolicyVersion != 2*each || len(got.Policy.PushRefs) != 2*each {
+		t.Errorf("a failed change wrote version %d with %d refs", got.PolicyVersion, len(got.Policy.PushRefs))
 	}
 }
 
@@ -225,4 +240,9 @@ func testAddAuditEventsAtomic(t *testing.T, open, _ func() store.Store, _ *clock
 	if got, err := s.AuditEvents(c0, store.AuditFilter{}); err != nil || len(got) != 0 {
 		t.Errorf("after refused batches: %v, %v; want none stored", auditIDs(got), err)
 	}
+}
+
+// to is a change that sets p whatever the current policy.
+func to(p store.Policy) func(store.Environment) (store.Policy, error) {
+	return func(store.Environment) (store.Policy, error) { return p, nil }
 }

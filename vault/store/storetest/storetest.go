@@ -74,6 +74,7 @@ func Run(t *testing.T, newDB NewDatabase) {
 		{"AuditEvents", testAuditEvents},
 		{"AddAuditEventsAtomic", testAddAuditEventsAtomic},
 		{"ConnectEvents", testConnectEvents},
+		{"ProviderFingerprints", testProviderFingerprints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,9 +530,16 @@ func testUseNonce(t *testing.T, open, another func() store.Store, clk *clock) {
 		if tt.name == "first use" || tt.name == "other nonce" {
 			expires = exp
 		}
+		// NonceUsed tells, without spending, what UseNonce will say.
+		if used, err := s.NonceUsed(c0, tt.hash); err != nil || used != (tt.want != nil) {
+			t.Errorf("%s: NonceUsed = %v, %v; want %v", tt.name, used, err, tt.want != nil)
+		}
 		if err := s.UseNonce(c0, tt.hash, expires); !errors.Is(err, tt.want) {
 			t.Errorf("%s: UseNonce = %v; want %v", tt.name, err, tt.want)
 		}
+	}
+	if used, err := another().NonceUsed(c0, bytes.Repeat([]byte{3}, 32)); err != nil || used {
+		t.Errorf("NonceUsed(never used) = %v, %v; want false", used, err)
 	}
 	// Another handle (replica) sees the nonce spent.
 	if err := another().UseNonce(c0, h1, exp.Add(time.Hour)); !errors.Is(err, store.ErrUsed) {
@@ -1044,5 +1052,27 @@ func testConnectEvents(t *testing.T, open, another func() store.Store, clk *cloc
 	}
 	if last, err := other.LastConnectEventID(c); err != nil || last != id3 {
 		t.Errorf("LastConnectEventID() = %d, %v; want %d", last, err, id3)
+	}
+}
+
+func testProviderFingerprints(t *testing.T, open, another func() store.Store, _ *clock) {
+	s, other := open(), another()
+	c := ctx(t)
+	if got, err := s.ProviderFingerprints(c); err != nil || len(got) != 0 {
+		t.Fatalf("ProviderFingerprints() on an empty store = %v, %v; want none", got, err)
+	}
+	want := map[string]string{"dev.azure.com": "client-a|tenant-a", "tfs.example.com": ""}
+	if err := s.SetProviderFingerprints(c, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := other.ProviderFingerprints(c)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ProviderFingerprints() = %v, %v; want %v", got, err, want)
+	}
+	if err := other.SetProviderFingerprints(c, map[string]string{"dev.azure.com": "client-b|tenant-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ProviderFingerprints(c); err != nil || len(got) != 1 || got["dev.azure.com"] != "client-b|tenant-a" {
+		t.Errorf("ProviderFingerprints() after a replace = %v, %v; want only dev.azure.com's new one", got, err)
 	}
 }
