@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"crypto/tls"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -143,4 +145,46 @@ func TestLeakRedirectToOtherHost(t *testing.T) {
 	}
 	assertRecorderClean(t, rec, pat)
 	assertNoLeak(t, sc, nil, pat)
+}
+
+// assertNoSecretInEnvironment fails if a secret is in a file under one of
+// roots, in one of the environment variables env, or in the environment of
+// one of the processes pids (/proc/PID/environ): in a proxy-only
+// environment the token must live only in the sidecar's memory.
+func assertNoSecretInEnvironment(t *testing.T, roots, env []string, pids []int, secrets ...string) {
+	t.Helper()
+	files := 0
+	for _, root := range roots {
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			files++
+			b, _ := os.ReadFile(p)
+			for _, s := range secrets {
+				if strings.Contains(string(b), s) {
+					t.Errorf("%s holds a secret", p)
+				}
+			}
+			return nil
+		})
+	}
+	if files == 0 {
+		t.Fatalf("no file under %v: the check read nothing", roots)
+	}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatalf("reading the environment of process %d: %v", pid, err)
+		}
+		env = append(env, strings.Split(string(b), "\x00")...)
+	}
+	for _, kv := range env {
+		for _, s := range secrets {
+			if strings.Contains(kv, s) {
+				k, _, _ := strings.Cut(kv, "=")
+				t.Errorf("environment variable %s holds a secret", k)
+			}
+		}
+	}
 }

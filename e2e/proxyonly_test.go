@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,23 +74,8 @@ func TestProxyOnly(t *testing.T) {
 	}
 
 	// No token in a file or a process environment of the environment.
-	for _, root := range []string{w.git.Home, dir, cdir} {
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return nil
-			}
-			b, _ := os.ReadFile(p)
-			if strings.Contains(string(b), secretPAT) {
-				t.Errorf("%s holds the PAT", p)
-			}
-			return nil
-		})
-	}
-	for _, kv := range append(w.git.Env(), os.Environ()...) {
-		if strings.Contains(kv, secretPAT) {
-			t.Errorf("a process environment holds the PAT")
-		}
-	}
+	assertNoSecretInEnvironment(t, []string{w.git.Home, dir, cdir}, append(w.git.Env(), os.Environ()...),
+		[]int{w.sc.cmd.Process.Pid}, secretPAT, w.env)
 	assertNoLeak(t, w.sc, w.emu, w.pat)
 }
 

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -108,13 +109,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("showing a refused identity: %w", err)
 	}
+	// An environment's start: a clone that waits for the user to connect,
+	// its output on stderr, before anyone has connected.
+	fmt.Fprintln(stderr, "Environment start: `azdo-sidecar clone --wait-connect 15m` waits for you to connect:")
+	wc, err := startWaitingClone(dir, binDir, w, prefixed(stderr, "  clone | "))
+	if err != nil {
+		return err
+	}
+	defer wc.Stop()
 	link, err := w.ConnectURL(ctx)
 	if err != nil {
 		return err
 	}
 	if o.autoConnect {
+		// Let the clone print its notice first, then connect.
+		time.Sleep(time.Second)
 		if err := w.AutoConnect(ctx, link); err != nil {
 			return fmt.Errorf("--auto-connect: %w", err)
+		}
+		if err := wc.Wait(30 * time.Second); err != nil {
+			return fmt.Errorf("the waiting clone: %w", err)
 		}
 	}
 	printInstructions(stdout, instructions{

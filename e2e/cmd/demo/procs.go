@@ -186,3 +186,52 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// waitingClone is `azdo-sidecar clone --wait-connect`, started before the
+// user connects, as an environment's start script would: it prints the
+// links, waits, and clones as soon as the user has connected.
+type waitingClone struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startWaitingClone starts the clone into dir/hello-at-start with its
+// output on out.
+func startWaitingClone(dir, binDir string, w *world, out io.Writer) (*waitingClone, error) {
+	resolve := demoHost + ":443:" + net.JoinHostPort(w.azdo.IP(), strconv.Itoa(w.azdo.Port()))
+	c := &waitingClone{done: make(chan error, 1)}
+	c.cmd = exec.Command(filepath.Join(binDir, "azdo-sidecar"), "clone", repoURL, filepath.Join(dir, "hello-at-start"),
+		"--wait-connect", "15m", "--vault-url", w.url, "--env-token-file", filepath.Join(dir, "env-token"),
+		"--resolve", resolve, "--upstream-ca-file", w.caFile)
+	c.cmd.Env = childEnv()
+	c.cmd.SysProcAttr = childAttr()
+	c.cmd.Stdout = out
+	c.cmd.Stderr = out
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("azdo-sidecar clone --wait-connect: %w", err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	return c, nil
+}
+
+// Wait waits up to d for the clone to finish.
+func (c *waitingClone) Wait(d time.Duration) error {
+	select {
+	case err := <-c.done:
+		c.done <- err
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("the waiting clone did not finish within %s", d)
+	}
+}
+
+// Stop ends the clone if it still waits.
+func (c *waitingClone) Stop() {
+	select {
+	case err := <-c.done:
+		c.done <- err
+	default:
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
