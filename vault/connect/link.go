@@ -95,7 +95,9 @@ func (s *Signer) Sign(c Claims) (string, error) { return s.sign(purposeLink, c) 
 
 // Verify checks the signature and the expiry of a signed link at now. It
 // does not check single use (see Nonces). A session value does not verify.
-func (s *Signer) Verify(v string, now time.Time) (Claims, error) { return s.verify(purposeLink, v, now) }
+func (s *Signer) Verify(v string, now time.Time) (Claims, error) {
+	return s.verify(purposeLink, v, now)
+}
 
 // SignSession signs the Claims of a page session (the Connect
 // confirmation's and the PAT page's cookies), under a purpose of its own.
