@@ -54,8 +54,12 @@ const (
 	ErrReconnectRequired = "reconnect_required" // 409
 	ErrUnauthorized      = "unauthorized"       // 401
 	ErrBadRequest        = "bad_request"        // 400
-	ErrUnavailable       = "unavailable"        // 503, with Retry-After
-	ErrInternal          = "internal"           // 500
+	// ErrSealRequired: the environment's policy is proxy_only, so the
+	// vault answers only requests that seal the token (seal_to): a bare
+	// token would reach whoever holds the environment token.
+	ErrSealRequired = "seal_required" // 403
+	ErrUnavailable  = "unavailable"   // 503, with Retry-After
+	ErrInternal     = "internal"      // 500
 )
 
 // ErrorResponse is the body of every non-2xx answer.
