@@ -106,6 +106,7 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		// parses, and never later than the real expiry.
 		ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		Policy:    pol,
+		Notice:    tok.Notice,
 		// Keyed with the plaintext token: only this vault and whoever can
 		// open a sealed token can make it, so a relay cannot swap the
 		// policy.

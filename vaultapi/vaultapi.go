@@ -46,6 +46,9 @@ type TokenResponse struct {
 	// JSON, keyed with a key derived from the token): a relay that cannot
 	// open a sealed token cannot alter the policy that travels with it.
 	PolicyMAC string `json:"policy_mac,omitempty"`
+	// Notice is a message for the user (an addition): the stored PAT
+	// expires within 7 days, with the date and a link to the PAT page.
+	Notice string `json:"notice,omitempty"`
 }
 
 // Error codes in ErrorResponse.Error.

@@ -284,7 +284,7 @@ func (s *Source) decode(key token.Key, b []byte) (token.Token, error) {
 	if !json.Valid(tr.Policy) {
 		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy is not JSON", key, ErrProtocol)
 	}
-	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt, Policy: string(tr.Policy)}, nil
+	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt, Policy: string(tr.Policy), Notice: clean(tr.Notice)}, nil
 }
 
 // statusError maps a non-200 answer to the token package's errors.
