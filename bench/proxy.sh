@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/proxy.sh — `git clone --no-checkout` of the same ~300 MiB repository from the
+# bench/proxy.sh — `git clone --no-checkout` of the same ~300 MiB repository (one
+# pack, as Azure DevOps serves it) from the
 # strict Azure DevOps emulator, directly with http.extraHeader vs through
 # `azdo-sidecar serve` (standalone PAT), interleaved rounds, medians, their
 # ratio, the sidecar's CPU seconds per GiB proxied, and its resident memory

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -107,6 +108,21 @@ func providerHost(key, s string) (host, vdir string, err error) {
 		return "", "", errorf(key, ErrBadValue, "%s: Azure DevOps Services has no virtual directory; want %s", quote(s), h)
 	}
 	return h, sv.VirtualDir, nil
+}
+
+// multiTenantIssuer reports whether an Entra issuer URL names no tenant:
+// its first path segment is common, organizations or consumers.
+func multiTenantIssuer(issuer string) bool {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return false
+	}
+	seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	switch strings.ToLower(seg) {
+	case "common", "organizations", "consumers":
+		return true
+	}
+	return false
 }
 
 // CallbackURL is the OAuth redirect URI to register in Entra ID.
@@ -283,6 +299,8 @@ func (v *VaultFile) Validate() error {
 				errs = append(errs, errorf(at+".oauth.issuer_url", ErrMissing, "required: https://login.microsoftonline.com/<tenant-id>/v2.0"))
 			} else if _, err := checkURL(at+".oauth.issuer_url", o.IssuerURL); err != nil {
 				errs = append(errs, err)
+			} else if v.Identity.Claim == "email" && multiTenantIssuer(o.IssuerURL) {
+				errs = append(errs, errorf(at+".oauth.issuer_url", ErrConflict, "%s accepts sign-ins from every tenant, and identity.claim is email: the email claim is not verified, so a user of any tenant could set the owner's address and pass the owner check. Name your tenant in the issuer (https://login.microsoftonline.com/<tenant-id>/v2.0), or use identity.claim preferred_username, upn or oid", quote(o.IssuerURL)))
 			}
 			if o.ClientID == "" {
 				errs = append(errs, errorf(at+".oauth.client_id", ErrMissing, "required: the application (client) ID of the Entra ID app"))

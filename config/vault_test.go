@@ -97,6 +97,8 @@ func TestLoadVaultFileErrors(t *testing.T) {
 		{name: "owners not a mapping", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {owners: [alice]}\n", sentinel: ErrBadValue, key: "identity.owners"},
 		{name: "owner mapped to nothing", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {owners: {alice: ''}}\n", sentinel: ErrBadValue, key: "identity.owners.alice"},
 		{name: "oid owner not an object ID", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {claim: oid, owners: {alice: alice@contoso.com}}\n", sentinel: ErrBadValue, key: "identity.owners.alice"},
+		{name: "email claim with the common issuer", yaml: vaultYAML(oauth("dev.azure.com", "https://login.microsoftonline.com/common/v2.0", "c", sealed)) + "identity: {claim: email}\n", sentinel: ErrConflict, key: "providers[0].oauth.issuer_url"},
+		{name: "email claim with the organizations issuer", yaml: vaultYAML(oauth("dev.azure.com", "https://login.microsoftonline.com/Organizations/oauth2/v2.0", "c", sealed)) + "identity: {claim: email}\n", sentinel: ErrConflict, key: "providers[0].oauth.issuer_url"},
 		{name: "skip not bool", yaml: vaultYAML("  - host: dev.azure.com\n    pat: {enabled: true}\n") + "identity: {insecure_skip_owner_check: maybe}\n", sentinel: ErrBadValue, key: "identity.insecure_skip_owner_check"},
 	}
 	for _, tt := range tests {
@@ -116,5 +118,22 @@ func TestLoadVaultFileErrors(t *testing.T) {
 	}
 	if _, err := LoadVaultFile("/nonexistent/vault.yaml"); !errors.Is(err, ErrMissingFile) {
 		t.Errorf("LoadVaultFile(missing) = %v; want ErrMissingFile", err)
+	}
+}
+
+// TestEmailClaimNeedsATenant: identity.claim email is accepted with an
+// issuer that names a tenant, and other claims with a multi-tenant issuer;
+// only the combination of the two is refused (see TestLoadVaultFileErrors).
+func TestEmailClaimNeedsATenant(t *testing.T) {
+	for _, c := range []struct{ issuer, claim string }{
+		{"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0", "email"},
+		{"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", "email"},
+		{"https://login.microsoftonline.com/common/v2.0", "oid"},
+		{"https://login.microsoftonline.com/organizations/v2.0", "preferred_username"},
+	} {
+		y := vaultYAML("  - host: dev.azure.com\n    oauth:\n      issuer_url: "+c.issuer+"\n      client_id: c\n      client_secret_sealed: "+sealed+"\n") + "identity: {claim: " + c.claim + "}\n"
+		if _, err := LoadVaultFile(writeFile(t, "vault.yaml", y, 0o644)); err != nil {
+			t.Errorf("issuer %s with claim %s: %v; want accepted", c.issuer, c.claim, err)
+		}
 	}
 }

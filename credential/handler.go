@@ -115,6 +115,11 @@ func (h *tokenHandler) get(ctx context.Context, key token.Key, req *Credential) 
 		return &Credential{Quit: true, Extra: []Attr{{MessageKey, oneLine(msg)}}}
 	}
 	ans := &Credential{PasswordExpiry: tok.ExpiresAt}
+	if tok.Notice != "" {
+		// One stderr line per git command (git asks once): the helper
+		// prints it and answers the credential as usual.
+		ans.Extra = append(ans.Extra, Attr{MessageKey, oneLine("azdo-sidecar: warning: " + tok.Notice)})
+	}
 	if tok.Kind == token.Bearer && req.HasCapability(CapAuthType) {
 		ans.Capabilities = []string{CapAuthType}
 		ans.AuthType = "Bearer"

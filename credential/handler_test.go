@@ -66,6 +66,8 @@ func TestTokenHandlerGet(t *testing.T) {
 		{"bearer with authtype capability", "capability[]=authtype\n" + ado, bearer, nil,
 			"capability[]=authtype\nauthtype=Bearer\ncredential=" + jwt + "\nephemeral=1\npassword_expiry_utc=1900000000\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"pat", ado, pat, nil, "username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "dev.azure.com", Org: "org"}},
+		{"pat expiring soon: a warning for stderr", ado, token.Token{Kind: token.Basic, Secret: secret.New("pat-123"), Notice: "your personal access token for dev.azure.com/org expires on 2026-12-08; create a new one and paste it at https://runner.example/pat?x=1"}, nil,
+			"username=azdo-sidecar\npassword=pat-123\n" + MessageKey + "=azdo-sidecar: warning: your personal access token for dev.azure.com/org expires on 2026-12-08; create a new one and paste it at https://runner.example/pat?x=1\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"pat with authtype capability stays basic", "capability[]=authtype\n" + ado, pat, nil,
 			"username=azdo-sidecar\npassword=pat-123\n", token.Key{Host: "dev.azure.com", Org: "org"}},
 		{"pat with vault user name", ado, token.Token{Kind: token.Basic, Username: "me", Secret: secret.New("p")}, nil,

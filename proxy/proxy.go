@@ -205,7 +205,7 @@ func New(cfg Config) (*Proxy, error) {
 	gp.Logger = goproxyLogger{p.log}
 	gp.Tr = p.tr // never goproxy's default, which skips verification
 	gp.AllowHTTP2 = false
-	gp.KeepAcceptEncoding = true
+	gp.KeepAcceptEncoding = true // send sets it to identity
 	gp.ConnectDial = nil
 	gp.ConnectDialWithReq = p.dialTunnel
 	gp.ConnectionErrHandler = p.connectError
@@ -472,6 +472,22 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *
 // carrying it has it replaced as it streams. Either is logged as a WARN.
 func (p *Proxy) noReflection(req *http.Request, resp *http.Response, tok token.Token, key token.Key) *http.Response {
 	pats := reflections(tok)
+	// The reason phrase is the server's free text: the client gets the
+	// standard one for the status code (Response.Write writes it for an
+	// empty Status).
+	resp.Status = ""
+	// Trailers arrive after the body, past any check: none are passed on.
+	// (The transferWriter takes resp.Trailer when it starts, so a nil map
+	// here stays nil even once the transport fills in its own.)
+	resp.Trailer = nil
+	resp.Header.Del("Trailer")
+	// A compressed body hides a credential from the scrubber. send asked
+	// for identity, so an encoded body is a server that ignored it.
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		drainClose(resp.Body)
+		p.log.Warn("proxy: the response is content-encoded although identity was asked for; refused", "key", key.String(), "method", req.Method, "path", req.URL.Path)
+		return textResponse(req, http.StatusBadGateway, "azdo-sidecar: the server's answer is compressed although the sidecar asked for none; refused\n")
+	}
 	if name := headerReflects(resp.Header, pats); name != "" {
 		drainClose(resp.Body)
 		p.log.Warn("proxy: the response carries the injected credential in a header; refused", "key", key.String(), "method", req.Method, "path", req.URL.Path, "header", name)
@@ -505,6 +521,10 @@ func unauthenticated(resp *http.Response) bool {
 func (p *Proxy) send(req *http.Request, tok token.Token) (*http.Response, error) {
 	req.Header.Set("Authorization", tok.AuthorizationHeader())
 	req.Header.Set("X-TFS-FedAuthRedirect", "Suppress")
+	// Uncompressed answers only, so that noReflection sees every byte of
+	// the body: a client that asked for gzip gets identity, which git and
+	// every HTTP client take.
+	req.Header.Set("Accept-Encoding", "identity")
 	noDefaultUserAgent(req.Header)
 	p.m.injections.WithLabelValues(string(tok.Kind)).Inc()
 	p.m.counts.injections.Add(1)

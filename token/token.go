@@ -66,6 +66,9 @@ type Token struct {
 	// policy_mac) before it was put here. Empty: the source has none.
 	// It is not secret.
 	Policy string
+	// Notice is a message for the user that comes with the token, never
+	// secret: a stored PAT expires soon, with the link to replace it.
+	Notice string
 }
 
 // User returns the user name to present with Basic authentication.

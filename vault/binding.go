@@ -79,34 +79,50 @@ func newBinding(kp sealbox.KeyPair) (*Binding, error) {
 	return &b, nil
 }
 
-// Bind derives the binding keys from the runner key pair and binds, once in
-// the store's life, the rows written before binding existed (logging each
-// one at WARN, so an administrator can see what was bound). Every process
-// that writes rows with the runner key (serve, env create) calls it first.
-// A store whose binding mark was removed (store.ErrBindingTampered) is
-// refused with what to check.
+// BindLegacyCommand is the one-time operator command that binds a store's
+// unbound rows; errors that refuse such a store name it.
+const BindLegacyCommand = "azdo-vault migrate --bind-legacy --store URL --key-file FILE"
+
+// Bind derives the binding keys from the runner key pair. Every process
+// that reads or writes rows with the runner key (serve, env create, env
+// update) calls it first. It refuses a store that holds unbound rows
+// (no MAC): nothing in the database tells a row written before binding
+// existed from one written by someone with write access to the store but
+// not the runner key, so such rows are bound only by an operator's
+// explicit, one-time BindLegacy (azdo-vault migrate --bind-legacy), never
+// at start.
 func Bind(ctx context.Context, st store.Store, kp sealbox.KeyPair, log *slog.Logger) (*Binding, error) {
 	b, err := newBinding(kp)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
+	creds, envs, err := st.CountUnbound(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("vault: check the store's rows are bound to the runner key: %w", err)
+	}
+	if creds+envs > 0 {
+		return nil, fmt.Errorf("vault: the store holds %d credentials and %d environments not bound to the runner key: written before row binding existed, or by someone with write access to the store but not the runner key. If this store was written by a version before row binding, stop the vault and run once: %s (it prints each row it binds); otherwise restore the store from a backup", creds, envs, BindLegacyCommand)
+	}
+	return b, nil
+}
+
+// BindLegacy binds, on an operator's explicit request, the rows of st
+// written before row binding existed, and returns what it bound (Sealed
+// and TokenHash left empty) so the operator can see it. A store holding
+// bound rows next to unbound ones is refused (store.ErrBindingTampered).
+func BindLegacy(ctx context.Context, st store.Store, kp sealbox.KeyPair) (store.Bound, error) {
+	b, err := newBinding(kp)
+	if err != nil {
+		return store.Bound{}, err
 	}
 	bound, err := st.BindLegacy(ctx, b)
 	if errors.Is(err, store.ErrBindingTampered) {
-		return nil, fmt.Errorf("vault: %w; refusing to bind its unbound rows, which anyone with write access to the store could have inserted. Restore the store from a backup taken with this version, or start from an empty store (users connect again and environments are created again)", err)
+		return store.Bound{}, fmt.Errorf("vault: %w; refusing to bind its unbound rows, which anyone with write access to the store could have inserted. Restore the store from a backup taken before, or start from an empty store (users connect again and environments are created again)", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("vault: bind stored rows to the runner key: %w", err)
+		return store.Bound{}, fmt.Errorf("vault: bind stored rows to the runner key: %w", err)
 	}
-	for _, c := range bound.Credentials {
-		log.Warn("bound a credential stored before row binding existed", "credential_id", c.ID, "owner", c.Owner, "host", c.Host, "org", c.Org, "kind", string(c.Kind))
-	}
-	for _, e := range bound.Environments {
-		log.Warn("bound an environment stored before row binding existed", "env", e.ID, "owner", e.Owner)
-	}
-	return b, nil
+	return bound, nil
 }
 
 // field appends s to buf with its length first, so that no two lists of

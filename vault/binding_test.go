@@ -169,12 +169,14 @@ func TestHandInsertedEnvironmentAuthenticatesNothing(t *testing.T) {
 	}
 }
 
-// TestLegacyStoreIsBoundAtStart: a store written before binding existed
-// (plain SHA-256 token hashes, no MACs) is bound in place by the first
-// start: its environment tokens and credentials keep working, each bound
-// row is logged at WARN, and a row inserted in the old form afterwards is
-// not bound by a later start.
-func TestLegacyStoreIsBoundAtStart(t *testing.T) {
+// TestLegacyStoreIsBoundOnlyByExplicitCommand: a store written before
+// binding existed (plain SHA-256 token hashes, no MACs) stops the vault at
+// start with a message naming azdo-vault migrate --bind-legacy; after
+// BindLegacy (what that command runs) its environment tokens and
+// credentials keep working. A row inserted in the old form afterwards
+// stops the next start again, and BindLegacy refuses to bind it next to
+// bound rows.
+func TestLegacyStoreIsBoundOnlyByExplicitCommand(t *testing.T) {
 	ctx := context.Background()
 	kp, err := sealbox.Generate()
 	if err != nil {
@@ -196,17 +198,25 @@ func TestLegacyStoreIsBoundAtStart(t *testing.T) {
 	if _, err := st.PutCredential(ctx, store.Credential{Owner: "ann", Host: host, Org: "contoso", Kind: store.PAT, Sealed: sealed}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	start := func() *Vault {
+	start := func() (*Vault, error) {
 		v, err := New(Config{Keys: kp, Store: st, Providers: []Provider{{Host: host, PAT: true}}, PublicURL: publicURL,
-			Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatalf("New = %v", err)
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil {
+			t.Cleanup(func() { v.Close() })
 		}
-		t.Cleanup(func() { v.Close() })
-		return v
+		return v, err
 	}
-	v := start()
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "azdo-vault migrate --bind-legacy") {
+		t.Fatalf("start on a legacy store = %v; want a refusal naming azdo-vault migrate --bind-legacy", err)
+	}
+	bound, err := BindLegacy(ctx, st, kp)
+	if err != nil || len(bound.Credentials) != 1 || len(bound.Environments) != 1 || bound.Environments[0].ID != "env_00000000000000aa" {
+		t.Fatalf("BindLegacy = %+v, %v; want ann's credential and env_00000000000000aa", bound, err)
+	}
+	v, err := start()
+	if err != nil {
+		t.Fatalf("start after migrate --bind-legacy: %v", err)
+	}
 	env, reason, err := authenticate(ctx, st, v.Binding(), time.Now(), secret.New(legacyTok))
 	if err != nil {
 		t.Fatalf("legacy token after binding: %v (%s)", err, reason)
@@ -215,37 +225,61 @@ func TestLegacyStoreIsBoundAtStart(t *testing.T) {
 	if err != nil || tok.Secret.Reveal() != patSecret {
 		t.Fatalf("legacy PAT after binding = %v; want it served", err)
 	}
-	for _, want := range []string{"bound an environment stored before row binding existed", "env_00000000000000aa", "bound a credential stored before row binding existed"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("start log lacks %q:\n%s", want, logs.String())
-		}
-	}
-	// Written in the old form after the binding: a later start leaves it.
+	// Written in the old form after the binding: the next start refuses,
+	// and the command refuses to bind it next to bound rows.
 	lateTok := EnvTokenPrefix + "late-token-secretvalue"
 	lateSum := sha256.Sum256([]byte(lateTok))
 	if err := st.CreateEnvironment(ctx, store.Environment{ID: "env_00000000000000bb", Owner: "ann", TokenHash: lateSum[:]}); err != nil {
 		t.Fatal(err)
 	}
-	v2 := start()
-	if _, _, err := authenticate(ctx, st, v2.Binding(), time.Now(), secret.New(lateTok)); err == nil {
-		t.Errorf("a row inserted in the old form after binding authenticates")
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "1 environments not bound") {
+		t.Errorf("start with a late unbound row = %v; want a refusal", err)
 	}
-	if strings.Contains(logs.String(), "env_00000000000000bb") {
-		t.Errorf("the late row was bound:\n%s", logs.String())
+	if b, err := BindLegacy(ctx, st, kp); !errors.Is(err, store.ErrBindingTampered) {
+		t.Errorf("BindLegacy with bound and unbound rows = %+v, %v; want ErrBindingTampered", b, err)
 	}
 }
 
-// TestTamperedBindingMarkRefusesToStart: bound rows with the binding mark
-// deleted (so that unbound rows would be blessed) stop the vault at start.
-func TestTamperedBindingMarkRefusesToStart(t *testing.T) {
+// TestWipedMACsDoNotGetSignedAtStart: a store writer without the runner
+// key blanks every MAC, deletes the binding mark and inserts an
+// environment of ann's with a token of his choosing; the next start
+// refuses the store (naming the explicit command) instead of signing every
+// row, his among them.
+func TestWipedMACsDoNotGetSignedAtStart(t *testing.T) {
 	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)})
 	db := rawDB(t, h)
-	if _, err := db.Exec(`DELETE FROM store_meta`); err != nil {
+	chosen := EnvTokenPrefix + "mallory-chose-this-token-secretvalue"
+	sum := sha256.Sum256([]byte(chosen))
+	for _, q := range []string{
+		`UPDATE credentials SET mac = x''`,
+		`UPDATE environments SET mac = x''`,
+		`DELETE FROM store_meta`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO environments (id, owner, token_hash, created_at) VALUES ('env_forged', ?, ?, 1)`, defaultUser, sum[:]); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{Keys: h.keys, Store: h.st, PublicURL: publicURL})
-	if err == nil || !strings.Contains(err.Error(), "binding mark is missing") || !strings.Contains(err.Error(), "Restore the store") {
-		t.Errorf("New on a store whose mark was removed = %v; want a refusal saying what to do", err)
+	h.close()
+	st, err := store.OpenSQLite(context.Background(), h.dbPath, h.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := New(Config{Keys: h.keys, Store: st, Providers: []Provider{{Host: host, PAT: true}}, PublicURL: publicURL})
+	if err == nil {
+		v.Close()
+		t.Fatal("the vault started on a store whose MACs were wiped; want a refusal")
+	}
+	if !strings.Contains(err.Error(), "azdo-vault migrate --bind-legacy") {
+		t.Errorf("refusal = %v; want it to name azdo-vault migrate --bind-legacy", err)
+	}
+	var mac []byte
+	if err := db.QueryRow(`SELECT mac FROM environments WHERE id = 'env_forged'`).Scan(&mac); err != nil || len(mac) != 0 {
+		t.Errorf("forged row's MAC = %x, %v; want it left unbound", mac, err)
 	}
 }
 

@@ -82,6 +82,12 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 	if !allowsOrg(env.Policy, v.canonicalKey(key)) {
 		return env, key, 0, forbidden(env, key)
 	}
+	if env.Policy.ProxyOnly && sealTo == nil {
+		// A proxy-only environment's token goes only to a sidecar, which
+		// always asks for it sealed to its own key: a bare answer would
+		// hand the token to whoever holds the environment token.
+		return env, key, 0, errSealRequired
+	}
 	// Every answer carries the policy, "none" included, so that a sidecar
 	// also learns that a policy was cleared (its version still counts).
 	pol, err := policyJSON(env)
@@ -100,6 +106,7 @@ func (v *Vault) handleToken(w http.ResponseWriter, r *http.Request) (store.Envir
 		// parses, and never later than the real expiry.
 		ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		Policy:    pol,
+		Notice:    tok.Notice,
 		// Keyed with the plaintext token: only this vault and whoever can
 		// open a sealed token can make it, so a relay cannot swap the
 		// policy.
@@ -126,6 +133,10 @@ func bearer(r *http.Request) secret.String {
 	return secret.New(strings.TrimSpace(tok))
 }
 
+// errSealRequired refuses a proxy-only environment's request without
+// seal_to.
+var errSealRequired = errors.New("this environment is proxy-only: the vault gives its tokens only sealed to the sidecar (seal_to), never bare")
+
 // writeError is the one place errors become HTTP answers. Messages are
 // written for the user and never contain a secret; causes of 500s go to the
 // log only.
@@ -137,6 +148,8 @@ func (v *Vault) writeError(w http.ResponseWriter, r *http.Request, env store.Env
 		fe    *token.ForbiddenError
 	)
 	switch {
+	case errors.Is(err, errSealRequired):
+		return writeJSON(w, http.StatusForbidden, vaultapi.ErrorResponse{Error: vaultapi.ErrSealRequired, Message: errSealRequired.Error()})
 	case errors.As(err, &fe):
 		return writeJSON(w, http.StatusForbidden, vaultapi.ErrorResponse{Error: vaultapi.ErrForbiddenByPolicy, Message: fe.Message})
 	case errors.Is(err, token.ErrUnauthorized):

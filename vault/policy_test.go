@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -297,5 +298,34 @@ func TestPolicyBoundToRunnerKey(t *testing.T) {
 				t.Errorf("after env update with the key, fabrikam: %d %s; want 403", a.code, a.raw)
 			}
 		})
+	}
+}
+
+// TestProxyOnlyRefusesUnsealedToken: a proxy-only environment's token
+// is given only sealed to the asker's key; a request without seal_to (what
+// anyone holding the environment token would send to read it) is 403
+// seal_required, and carries no token.
+func TestProxyOnlyRefusesUnsealedToken(t *testing.T) {
+	h := newHarness(t)
+	h.put(Credential{Host: host, Kind: store.PAT, Org: "contoso", Secret: secret.New(patSecret)})
+	_, tok, err := NewEnvironmentWithPolicy(context.Background(), h.st, h.v.Binding(), h.clock.Now(), defaultUser, time.Hour,
+		store.Policy{ProxyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.ask(tok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso"})
+	if a.code != http.StatusForbidden || a.err.Error != vaultapi.ErrSealRequired || !strings.Contains(a.err.Message, "proxy-only") {
+		t.Errorf("unsealed request of a proxy-only environment = %d %s; want 403 seal_required", a.code, a.raw)
+	}
+	if strings.Contains(a.raw, patSecret) {
+		t.Errorf("the answer carries the token: %s", a.raw)
+	}
+	k, err := sealbox.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = h.ask(tok.Reveal(), vaultapi.TokenRequest{Host: host, Org: "contoso", SealTo: k.Public.String()})
+	if a.code != http.StatusOK || !a.ok.Sealed {
+		t.Errorf("sealed request of a proxy-only environment = %d %s; want 200 sealed", a.code, a.raw)
 	}
 }

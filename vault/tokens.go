@@ -76,14 +76,14 @@ func (v *Vault) Token(ctx context.Context, env store.Environment, key token.Key,
 		tok, err := v.oauthToken(ctx, p, *oauthOK, minValid)
 		if errors.As(err, &ce) && patOK != nil {
 			// The grant just turned out revoked; a PAT still serves.
-			return v.patToken(*patOK, now)
+			return v.patNotice(ctx, env, key, *patOK, now)
 		}
 		if errors.As(err, &ce) {
 			return token.Token{}, v.connectError(ctx, env, key, store.OAuth, ce.Reconnect, ce.Reason)
 		}
 		return tok, err
 	case patOK != nil:
-		return v.patToken(*patOK, now)
+		return v.patNotice(ctx, env, key, *patOK, now)
 	case oauthBad != nil:
 		return token.Token{}, v.connectError(ctx, env, key, store.OAuth, true, oauthBad.Reason)
 	case patBad != nil:
@@ -150,6 +150,26 @@ func first(have *store.Credential, c store.Credential) *store.Credential {
 		return have
 	}
 	return &c
+}
+
+// PATWarnWithin is how long before its expiry a stored PAT comes with a
+// notice to replace it.
+const PATWarnWithin = 7 * 24 * time.Hour
+
+// patNotice is patToken with, from PATWarnWithin before the PAT expires,
+// a notice naming the date and a link to the PAT page.
+func (v *Vault) patNotice(ctx context.Context, env store.Environment, key token.Key, c store.Credential, now time.Time) (token.Token, error) {
+	tok, err := v.patToken(c, now)
+	if err != nil || c.ExpiresAt.IsZero() || c.ExpiresAt.Sub(now) >= PATWarnWithin {
+		return tok, err
+	}
+	links := *v.links.Load()
+	u, lerr := links.ConnectURL(ctx, LinkRequest{Owner: env.Owner, EnvID: env.ID, Host: key.Host, Org: key.Org, Kind: store.PAT})
+	tok.Notice = fmt.Sprintf("your personal access token for %s expires on %s; create a new one and paste it at %s", key, c.ExpiresAt.UTC().Format(time.DateOnly), u)
+	if lerr != nil {
+		tok.Notice = fmt.Sprintf("your personal access token for %s expires on %s; create a new one and connect again", key, c.ExpiresAt.UTC().Format(time.DateOnly))
+	}
+	return tok, nil
 }
 
 func (v *Vault) patToken(c store.Credential, now time.Time) (token.Token, error) {

@@ -223,3 +223,20 @@ func (v *Vault) setProvider(p Provider) {
 	m[p.Host] = p
 	v.provs.Store(&m)
 }
+
+// TestPATExpiringSoonComesWithANotice: from 7 days before a stored PAT
+// expires, its token answer carries a notice with the date and a PAT
+// link; earlier it does not.
+func TestPATExpiringSoonComesWithANotice(t *testing.T) {
+	h := newHarness(t)
+	exp := h.clock.Now().Add(3 * 24 * time.Hour)
+	h.put(Credential{Host: host, Org: "contoso", Kind: store.PAT, Secret: secret.New(patSecret), ExpiresAt: exp})
+	a := h.token("contoso", 300)
+	if a.code != 200 || !strings.Contains(a.ok.Notice, "expires on "+exp.Format(time.DateOnly)) || !strings.Contains(a.ok.Notice, "/pat?") || strings.Contains(a.ok.Notice, patSecret) {
+		t.Fatalf("token for a PAT expiring in 3 days = %d, notice %q; want the date and a PAT link", a.code, a.ok.Notice)
+	}
+	h.put(Credential{Host: host, Org: "contoso", Kind: store.PAT, Secret: secret.New(patSecret), ExpiresAt: h.clock.Now().Add(30 * 24 * time.Hour)})
+	if a := h.token("contoso", 300); a.code != 200 || a.ok.Notice != "" {
+		t.Errorf("token for a PAT expiring in 30 days = %d, notice %q; want none", a.code, a.ok.Notice)
+	}
+}

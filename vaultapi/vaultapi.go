@@ -46,6 +46,9 @@ type TokenResponse struct {
 	// JSON, keyed with a key derived from the token): a relay that cannot
 	// open a sealed token cannot alter the policy that travels with it.
 	PolicyMAC string `json:"policy_mac,omitempty"`
+	// Notice is a message for the user (an addition): the stored PAT
+	// expires within 7 days, with the date and a link to the PAT page.
+	Notice string `json:"notice,omitempty"`
 }
 
 // Error codes in ErrorResponse.Error.
@@ -54,8 +57,12 @@ const (
 	ErrReconnectRequired = "reconnect_required" // 409
 	ErrUnauthorized      = "unauthorized"       // 401
 	ErrBadRequest        = "bad_request"        // 400
-	ErrUnavailable       = "unavailable"        // 503, with Retry-After
-	ErrInternal          = "internal"           // 500
+	// ErrSealRequired: the environment's policy is proxy_only, so the
+	// vault answers only requests that seal the token (seal_to): a bare
+	// token would reach whoever holds the environment token.
+	ErrSealRequired = "seal_required" // 403
+	ErrUnavailable  = "unavailable"   // 503, with Retry-After
+	ErrInternal     = "internal"      // 500
 )
 
 // ErrorResponse is the body of every non-2xx answer.

@@ -22,6 +22,7 @@ func commands(e *cliapp.Env) []*cli.Command {
 		auditCommand(e),
 		serveCommand(e),
 		reloadCommand(e),
+		migrateCommand(e),
 	}
 }
 

@@ -272,16 +272,19 @@ func (s *Source) decode(key token.Key, b []byte) (token.Token, error) {
 	}
 	// The policy rides with the token, authenticated by a MAC keyed with
 	// the token itself: whoever carried the answer cannot have changed it.
-	// A policy that does not verify is an error, never "no policy".
-	if len(tr.Policy) > 0 || tr.PolicyMAC != "" {
-		if !vaultapi.CheckPolicyMAC(v, tr.Policy, tr.PolicyMAC) {
-			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy does not match its policy_mac", key, ErrProtocol)
-		}
-		if !json.Valid(tr.Policy) {
-			return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy is not JSON", key, ErrProtocol)
-		}
+	// The vault sends both on every answer ("no policy" included), so a
+	// missing one was stripped on the way: an error, never "no policy". A
+	// policy that does not verify is an error too.
+	if len(tr.Policy) == 0 || tr.PolicyMAC == "" {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the answer lacks policy or policy_mac (the vault always sends both)", key, ErrProtocol)
 	}
-	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt, Policy: string(tr.Policy)}, nil
+	if !vaultapi.CheckPolicyMAC(v, tr.Policy, tr.PolicyMAC) {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy does not match its policy_mac", key, ErrProtocol)
+	}
+	if !json.Valid(tr.Policy) {
+		return token.Token{}, fmt.Errorf("vaultsource: token for %s: %w: the policy is not JSON", key, ErrProtocol)
+	}
+	return token.Token{Kind: kind, Username: user, Secret: secret.New(v), ExpiresAt: tr.ExpiresAt, Policy: string(tr.Policy), Notice: clean(tr.Notice)}, nil
 }
 
 // statusError maps a non-200 answer to the token package's errors.

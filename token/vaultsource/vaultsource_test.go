@@ -73,7 +73,8 @@ func sealedOK(typ string, exp time.Time) func(http.ResponseWriter, vaultapi.Toke
 			return
 		}
 		sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
-		writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: typ, Username: "azdo-sidecar", Token: sealed, ExpiresAt: exp, Sealed: true})
+		writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: typ, Username: "azdo-sidecar", Token: sealed, ExpiresAt: exp, Sealed: true,
+			Policy: json.RawMessage(noPolicy), PolicyMAC: vaultapi.PolicyMAC(azdoToken, []byte(noPolicy))})
 	}
 }
 
@@ -547,6 +548,9 @@ func TestCacheGivesLastErrorAtDeadline(t *testing.T) {
 	}
 }
 
+// noPolicy is what the vault sends for an environment without a policy.
+const noPolicy = `{"version":0}`
+
 // policyAnswer answers 200 with azdoToken sealed and policy, its MAC
 // computed over macPolicy with macToken (the honest vault uses policy and
 // azdoToken).
@@ -561,7 +565,8 @@ func policyAnswer(policy, macPolicy, macToken string) func(http.ResponseWriter, 
 
 // TestTokenPolicyMAC: the policy reaches the token only when its MAC
 // verifies over the plaintext token; an altered policy, a MAC made with
-// another key, or a MAC without its policy is an error, never "no policy".
+// another key, a MAC without its policy, or an answer stripped of both is
+// an error, never "no policy".
 func TestTokenPolicyMAC(t *testing.T) {
 	const pol = `{"version":3,"allow_repos":["dev.azure.com/contoso/p/r"],"push_refs":["refs/heads/agent/*"]}`
 	_, src, _ := newVault(t, policyAnswer(pol, pol, azdoToken), Options{})
@@ -576,6 +581,11 @@ func TestTokenPolicyMAC(t *testing.T) {
 			pub, _ := sealbox.ParsePublicKey(req.SealTo)
 			sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
 			writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: vaultapi.TypeBearer, Token: sealed, Sealed: true, PolicyMAC: "AAAA"})
+		},
+		"neither policy nor MAC": func(w http.ResponseWriter, req vaultapi.TokenRequest) {
+			pub, _ := sealbox.ParsePublicKey(req.SealTo)
+			sealed, _ := sealbox.Seal(pub, []byte(azdoToken))
+			writeJSON(w, http.StatusOK, vaultapi.TokenResponse{Type: vaultapi.TypeBearer, Token: sealed, Sealed: true, ExpiresAt: time.Now().Add(time.Hour)})
 		},
 		"policy without MAC": func(w http.ResponseWriter, req vaultapi.TokenRequest) {
 			pub, _ := sealbox.ParsePublicKey(req.SealTo)

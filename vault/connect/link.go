@@ -34,7 +34,8 @@ var (
 // linkVersion is the version of the signed payload.
 const linkVersion = 1
 
-// Claims is what a signed link (or a PAT session cookie) says: whose
+// Claims is what a signed link (or a page session cookie, signed under a
+// purpose of its own: see SignSession) says: whose
 // credential the user is about to connect, for which host and org, until
 // when, and the nonce that makes it single-use. Nothing in it is secret;
 // the signature makes it unforgeable.
@@ -80,26 +81,51 @@ func NewSigner(kp sealbox.KeyPair) (*Signer, error) {
 // every verb (the key forges links).
 func (s *Signer) Format(f fmt.State, _ rune) { fmt.Fprint(f, "connect.Signer([REDACTED])") }
 
-// Sign returns "<payload>.<mac>", both unpadded base64url.
-func (s *Signer) Sign(c Claims) (string, error) {
+// Purposes of signed Claims (the first field of their MAC): a value
+// signed for one never verifies for the other, so a session cookie is
+// never a link and a link is never a session.
+const (
+	purposeLink    = "link"
+	purposeSession = "session"
+)
+
+// Sign returns a signed connect link value, "<payload>.<mac>", both
+// unpadded base64url.
+func (s *Signer) Sign(c Claims) (string, error) { return s.sign(purposeLink, c) }
+
+// Verify checks the signature and the expiry of a signed link at now. It
+// does not check single use (see Nonces). A session value does not verify.
+func (s *Signer) Verify(v string, now time.Time) (Claims, error) {
+	return s.verify(purposeLink, v, now)
+}
+
+// SignSession signs the Claims of a page session (the Connect
+// confirmation's and the PAT page's cookies), under a purpose of its own.
+func (s *Signer) SignSession(c Claims) (string, error) { return s.sign(purposeSession, c) }
+
+// VerifySession is Verify for SignSession's values; a link does not
+// verify.
+func (s *Signer) VerifySession(v string, now time.Time) (Claims, error) {
+	return s.verify(purposeSession, v, now)
+}
+
+func (s *Signer) sign(purpose string, c Claims) (string, error) {
 	c.V = linkVersion
 	b, err := json.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("connect: sign: %w", err)
 	}
 	p := base64.RawURLEncoding.EncodeToString(b)
-	return p + "." + base64.RawURLEncoding.EncodeToString(s.mac("link", p)), nil
+	return p + "." + base64.RawURLEncoding.EncodeToString(s.mac(purpose, p)), nil
 }
 
-// Verify checks the signature and the expiry of a signed value at now. It
-// does not check single use (see Nonces).
-func (s *Signer) Verify(v string, now time.Time) (Claims, error) {
+func (s *Signer) verify(purpose, v string, now time.Time) (Claims, error) {
 	p, m, ok := strings.Cut(v, ".")
 	if !ok || len(v) > maxLinkLen {
 		return Claims{}, ErrLinkInvalid
 	}
 	mac, err := strictB64.DecodeString(m)
-	if err != nil || !hmac.Equal(mac, s.mac("link", p)) {
+	if err != nil || !hmac.Equal(mac, s.mac(purpose, p)) {
 		return Claims{}, ErrLinkInvalid
 	}
 	b, err := strictB64.DecodeString(p)

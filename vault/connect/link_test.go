@@ -173,3 +173,28 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionIsNeverALink: a session value (SignSession) does not verify
+// as a link, nor a link as a session: the purposes are separate.
+func TestSessionIsNeverALink(t *testing.T) {
+	s := testSigner(t)
+	now := time.Unix(1_800_000_000, 0)
+	c := Claims{Owner: "ann", Host: "dev.azure.com", Exp: now.Add(time.Hour).Unix(), Nonce: "pat.n1"}
+	sess, err := s.SignSession(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := s.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(sess, now); !errors.Is(err, ErrLinkInvalid) {
+		t.Errorf("Verify(session) = %v; want ErrLinkInvalid", err)
+	}
+	if _, err := s.VerifySession(link, now); !errors.Is(err, ErrLinkInvalid) {
+		t.Errorf("VerifySession(link) = %v; want ErrLinkInvalid", err)
+	}
+	if got, err := s.VerifySession(sess, now); err != nil || got.Nonce != c.Nonce {
+		t.Errorf("VerifySession(session) = %+v, %v; want the claims", got, err)
+	}
+}

@@ -77,7 +77,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	sc := c
 	sc.Nonce, sc.Exp = "confirm."+c.Nonce, min(c.Exp, h.now().Add(h.linkTTL).Unix())
-	sess, err := h.signer.Sign(sc)
+	sess, err := h.signer.SignSession(sc)
 	if err != nil {
 		h.linkProblem(w, err)
 		return
@@ -118,7 +118,7 @@ func (h *Handler) serveConnectStart(w http.ResponseWriter, r *http.Request) {
 	ck, cerr := r.Cookie(confirmCookie)
 	var sess Claims
 	if cerr == nil {
-		sess, cerr = h.signer.Verify(ck.Value, h.now())
+		sess, cerr = h.signer.VerifySession(ck.Value, h.now())
 	}
 	if cerr != nil || sess.Nonce != "confirm."+c.Nonce || !h.signer.CheckToken("csrf", ck.Value, r.PostForm.Get("csrf")) {
 		h.log.Warn("connect refused: Continue not sent from the confirmation page", "owner", c.Owner, "host", c.Host)

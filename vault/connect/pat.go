@@ -206,7 +206,7 @@ func (h *Handler) servePATForm(w http.ResponseWriter, r *http.Request) {
 		h.linkProblem(w, err)
 		return
 	}
-	sess, err := h.signer.Sign(patSession(c, h.now().Add(h.linkTTL)))
+	sess, err := h.signer.SignSession(patSession(c, h.now().Add(h.linkTTL)))
 	if err != nil {
 		h.linkProblem(w, err)
 		return
@@ -223,7 +223,7 @@ func (h *Handler) sameSession(r *http.Request, c Claims) bool {
 	if err != nil {
 		return false
 	}
-	s, err := h.signer.Verify(ck.Value, h.now())
+	s, err := h.signer.VerifySession(ck.Value, h.now())
 	return err == nil && s.Nonce == "pat."+c.Nonce && s.Owner == c.Owner && s.Host == c.Host
 }
 
@@ -252,7 +252,7 @@ func (h *Handler) servePATSubmit(w http.ResponseWriter, r *http.Request) {
 			fix: "Open the link from your environment again in this browser, with cookies allowed for the vault.", code: "no_session"})
 		return
 	}
-	c, err := h.signer.Verify(ck.Value, h.now())
+	c, err := h.signer.VerifySession(ck.Value, h.now())
 	if err != nil || !strings.HasPrefix(c.Nonce, "pat.") {
 		if err == nil {
 			err = ErrLinkInvalid

@@ -179,6 +179,18 @@ func TestExchangeBothIssuerFormsAndPlaceholder(t *testing.T) {
 			if id.Username != upn || id.TenantID != tid || id.Issuer != base+"/"+tid+"/v2.0" || id.ObjectID == "" {
 				t.Errorf("Identity = %+v; want %s in tenant %s", id, upn, tid)
 			}
+			// The issuer names a tenant (the domain one resolves to its
+			// ID) unless it is common or organizations.
+			wantTenant := strings.ToLower(tid)
+			if strings.Contains(tt.name, "placeholder") {
+				wantTenant = ""
+			}
+			if id.IssuerTenant != wantTenant {
+				t.Errorf("IssuerTenant = %q; want %q", id.IssuerTenant, wantTenant)
+			}
+			if id.Claim("preferred_username") != upn || id.Claim("oid") != id.ObjectID || id.Claim("sub") != "" {
+				t.Errorf("Claim() = %q, %q, %q; want the UPN, the oid and nothing for an unknown claim", id.Claim("preferred_username"), id.Claim("oid"), id.Claim("sub"))
+			}
 			if want := f.clock.Now().Add(47 * time.Minute); !g.ExpiresAt.Equal(want) {
 				t.Errorf("ExpiresAt = %v; want %v (expires_in from the answer)", g.ExpiresAt, want)
 			}

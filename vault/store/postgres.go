@@ -714,8 +714,17 @@ func (s *Postgres) TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 	return f, nil
 }
 
+// CountUnbound implements Store.
+func (s *Postgres) CountUnbound(ctx context.Context) (credentials, environments int, err error) {
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM credentials WHERE length(mac) = 0),
+		(SELECT count(*) FROM environments WHERE length(mac) = 0)`).Scan(&credentials, &environments); err != nil {
+		return 0, 0, fmt.Errorf("store: count unbound rows: %w", err)
+	}
+	return credentials, environments, nil
+}
+
 // BindLegacy implements Store in one transaction under the migration's
-// advisory lock, so replicas starting together bind once.
+// advisory lock, so two operators binding at once bind once.
 func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 	var out Bound
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -723,14 +732,14 @@ func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		var mark string
-		switch err := tx.QueryRow(ctx, `SELECT value FROM store_meta WHERE name = $1`, bindMark).Scan(&mark); {
-		case err == nil:
-			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
+		var unbound, tampered bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) = 0)
+			OR EXISTS (SELECT 1 FROM environments WHERE length(mac) = 0)`).Scan(&unbound); err != nil {
 			return err
 		}
-		var tampered bool
+		if !unbound {
+			return nil
+		}
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) > 0)
 			OR EXISTS (SELECT 1 FROM environments WHERE length(mac) > 0)`).Scan(&tampered); err != nil {
 			return err
@@ -776,7 +785,7 @@ func (s *Postgres) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 			}
 			out.Environments[i].TokenHash = nil
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO store_meta (name, value) VALUES ($1, $2)`, bindMark, s.now().UTC().Format(time.RFC3339))
+		_, err = tx.Exec(ctx, `INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, bindMark, s.now().UTC().Format(time.RFC3339))
 		return err
 	})
 	if errors.Is(err, ErrBindingTampered) {

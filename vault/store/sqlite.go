@@ -819,22 +819,31 @@ func blob(b []byte) []byte {
 // bindMark is the store_meta row BindLegacy leaves.
 const bindMark = "rows_bound"
 
-// BindLegacy implements Store in one IMMEDIATE transaction, so a CLI and a
-// running vault on one file bind once.
+// CountUnbound implements Store.
+func (s *SQLite) CountUnbound(ctx context.Context) (credentials, environments int, err error) {
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM credentials WHERE length(mac) = 0),
+		(SELECT count(*) FROM environments WHERE length(mac) = 0)`).Scan(&credentials, &environments); err != nil {
+		return 0, 0, fmt.Errorf("store: count unbound rows: %w", err)
+	}
+	return credentials, environments, nil
+}
+
+// BindLegacy implements Store in one IMMEDIATE transaction, so two
+// operators binding one file bind once.
 func (s *SQLite) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
 	defer tx.Rollback()
-	var mark string
-	switch err := tx.QueryRowContext(ctx, `SELECT value FROM store_meta WHERE name = ?`, bindMark).Scan(&mark); {
-	case err == nil:
-		return Bound{}, nil
-	case !errors.Is(err, sql.ErrNoRows):
+	var unbound, tampered bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) = 0)
+		OR EXISTS (SELECT 1 FROM environments WHERE length(mac) = 0)`).Scan(&unbound); err != nil {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
-	var tampered bool
+	if !unbound {
+		return Bound{}, nil
+	}
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM credentials WHERE length(mac) > 0)
 		OR EXISTS (SELECT 1 FROM environments WHERE length(mac) > 0)`).Scan(&tampered); err != nil {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
@@ -881,7 +890,7 @@ func (s *SQLite) BindLegacy(ctx context.Context, b Binder) (Bound, error) {
 		}
 		out.Environments[i].TokenHash = nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO store_meta (name, value) VALUES (?, ?)`, bindMark, s.now().UTC().Format(time.RFC3339)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, bindMark, s.now().UTC().Format(time.RFC3339)); err != nil {
 		return Bound{}, fmt.Errorf("store: bind: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -56,11 +56,11 @@ var (
 	// ErrUsed means a single-use value was spent already.
 	ErrUsed = errors.New("store: already used")
 	// ErrBindingTampered means the store holds rows bound to a runner key
-	// but not the mark BindLegacy leaves once it has bound the rows that
-	// predate binding: someone deleted the mark (or restored part of the
-	// database), and binding the unbound rows now could bless rows an
-	// attacker inserted.
-	ErrBindingTampered = errors.New("store: rows are bound to a runner key but the store's binding mark is missing (tampered with, or partly restored from a backup)")
+	// next to unbound ones: a store written before binding existed has no
+	// bound rows, so the unbound ones were written by someone without the
+	// key (or the database was partly restored), and binding them could
+	// bless rows an attacker inserted.
+	ErrBindingTampered = errors.New("store: rows bound to a runner key sit next to unbound ones (written without the key, or partly restored from a backup)")
 )
 
 // Binder computes the bindings of rows written before binding existed.
@@ -285,13 +285,20 @@ type Store interface {
 	// callback, whichever replica gets it.
 	TakeFlow(ctx context.Context, stateHash []byte) (Flow, error)
 
-	// BindLegacy binds, once in the store's life and in one transaction,
-	// every credential and environment written before binding existed (MAC
-	// empty): it sets each credential's MAC, rekeys each environment's
-	// token hash in place and sets its MAC, with b, and leaves a mark.
-	// Once the mark is there it binds nothing again, so a row inserted
-	// later without the key stays unbound (and useless). A missing mark
-	// next to bound rows is ErrBindingTampered.
+	// CountUnbound returns how many credentials and environments carry no
+	// MAC: rows written before binding existed, or by someone without the
+	// runner key. The vault refuses to start on a store that has any; only
+	// an operator's explicit `azdo-vault migrate --bind-legacy` binds them.
+	CountUnbound(ctx context.Context) (credentials, environments int, err error)
+	// BindLegacy binds, in one transaction, every credential and
+	// environment written before binding existed (MAC empty): it sets each
+	// credential's MAC, rekeys each environment's token hash in place and
+	// sets its MAC, with b, and leaves a mark. Nothing in the store's
+	// content says whether a row is legacy or forged, so only an
+	// operator's explicit command calls it, never a start. A store that
+	// holds bound rows next to unbound ones is ErrBindingTampered: a
+	// legacy store has no bound rows, so the unbound ones were written
+	// without the key.
 	BindLegacy(ctx context.Context, b Binder) (Bound, error)
 
 	// AddConnectEvent records e (its ID and At are set by the store) and

@@ -892,8 +892,9 @@ func (fakeBinder) BindEnvironment(e store.Environment) (tokenHash, mac []byte) {
 	return th[:], m[:]
 }
 
-// testBindLegacy: rows written before binding are bound once, in place;
-// a row written without a MAC after that stays unbound.
+// testBindLegacy: rows written before binding are counted and bound once,
+// in place; a row written without a MAC after that is counted, and stays
+// unbound.
 func testBindLegacy(t *testing.T, open, another func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	legacy := store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.PAT, Sealed: "c2VhbGVk"}
@@ -905,6 +906,9 @@ func testBindLegacy(t *testing.T, open, another func() store.Store, _ *clock) {
 	exp := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_old", Owner: "ann", TokenHash: oldHash, CreatedAt: epoch, ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
+	}
+	if c, e, err := s.CountUnbound(c0); err != nil || c != 1 || e != 1 {
+		t.Errorf("CountUnbound on a legacy store = %d, %d, %v; want 1, 1", c, e, err)
 	}
 	b, err := s.BindLegacy(c0, fakeBinder{})
 	if err != nil {
@@ -925,20 +929,30 @@ func testBindLegacy(t *testing.T, open, another func() store.Store, _ *clock) {
 	if e, err := s.EnvironmentByTokenHash(c0, oldHash); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("EnvironmentByTokenHash(plain hash) = %+v, %v; want ErrNotFound: the old hash is gone", e, err)
 	}
-	// Rows inserted later without the key are never bound by a later start.
-	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_forged", Owner: "ann", TokenHash: bytes.Repeat([]byte{4}, 32)}); err != nil {
-		t.Fatal(err)
+	if c, e, err := another().CountUnbound(c0); err != nil || c != 0 || e != 0 {
+		t.Errorf("CountUnbound after binding = %d, %d, %v; want 0, 0", c, e, err)
 	}
 	if b, err := another().BindLegacy(c0, fakeBinder{}); err != nil || len(b.Credentials)+len(b.Environments) != 0 {
 		t.Errorf("second BindLegacy = %+v, %v; want nothing bound", b, err)
+	}
+	// Rows inserted later without the key are counted, and never bound
+	// next to bound rows.
+	if err := s.CreateEnvironment(c0, store.Environment{ID: "env_forged", Owner: "ann", TokenHash: bytes.Repeat([]byte{4}, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, e, err := another().CountUnbound(c0); err != nil || c != 0 || e != 1 {
+		t.Errorf("CountUnbound with a forged row = %d, %d, %v; want 0, 1", c, e, err)
+	}
+	if b, err := another().BindLegacy(c0, fakeBinder{}); !errors.Is(err, store.ErrBindingTampered) {
+		t.Errorf("BindLegacy with a forged row next to bound ones = %+v, %v; want ErrBindingTampered", b, err)
 	}
 	if e, err := s.EnvironmentByTokenHash(c0, bytes.Repeat([]byte{4}, 32)); err != nil || e.MAC != nil {
 		t.Errorf("forged row = %+v, %v; want it unbound (MAC nil)", e, err)
 	}
 }
 
-// testBindLegacyTampered: bound rows without the mark mean the mark was
-// removed; BindLegacy refuses to bless anything then.
+// testBindLegacyTampered: unbound rows next to bound ones were written
+// without the key; BindLegacy refuses to bless anything then.
 func testBindLegacyTampered(t *testing.T, open, _ func() store.Store, _ *clock) {
 	s, c0 := open(), ctx(t)
 	if _, err := s.PutCredential(c0, store.Credential{Owner: "ann", Host: "dev.azure.com", Org: store.AllOrgs, Kind: store.PAT, Sealed: "c2VhbGVk", MAC: []byte("bound")}); err != nil {
