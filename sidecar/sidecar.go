@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -670,6 +671,16 @@ func peerUID(r *http.Request) (int, bool) {
 	return proxy.PeerUID(local, remote)
 }
 
+// loopbackConn reports whether r came in on a loopback address.
+func loopbackConn(r *http.Request) bool {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local == nil {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(local.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
 // mux serves /metrics, /healthz and /status.
 func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -681,9 +692,18 @@ func (s *Sidecar) mux(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		// /metrics is for a scraper, which may run as anyone; /status
 		// (organizations, token kinds and expiry) is for the owner.
-		if uid, ok := peerUID(r); ok && uid != os.Getuid() {
+		uid, ok := peerUID(r)
+		switch {
+		case ok && uid != os.Getuid():
 			s.log.Warn("sidecar: refused /status to a client of another user", "client_uid", uid)
 			http.Error(w, "azdo-sidecar: /status is for the user who runs the sidecar", http.StatusForbidden)
+			return
+		case !ok && !loopbackConn(r):
+			// Another machine or network namespace: nobody can tell who
+			// asks. (On loopback an unknown uid is a system without
+			// /proc/net/tcp, where the loopback listener is the limit.)
+			s.log.Warn("sidecar: refused /status to a client whose uid is unknown, on a non-loopback address", "client", r.RemoteAddr)
+			http.Error(w, "azdo-sidecar: /status is for the user who runs the sidecar, and this connection's user cannot be learned; ask on a loopback address", http.StatusForbidden)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -2,17 +2,23 @@ package sidecar
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/azdo-sidecar/azdo-sidecar/secret"
 )
@@ -193,5 +199,42 @@ func TestEnvironmentProxyToItselfRefused(t *testing.T) {
 	opts.Listen = addr
 	if _, err := Start(opts); err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY points at this proxy itself") {
 		t.Errorf("Start with HTTPS_PROXY at itself = %v; want a refusal", err)
+	}
+}
+
+// TestStatusRefusesUnknownUIDOffLoopback: /status answers a connection
+// whose uid cannot be learned only on a loopback address; on another
+// address (--insecure-listen-any: another machine or network namespace)
+// it is refused. /metrics stays open to a scraper.
+func TestStatusRefusesUnknownUIDOffLoopback(t *testing.T) {
+	s, err := Start(testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	h := s.mux(prometheus.NewRegistry())
+	for _, tt := range []struct {
+		name, local, remote string
+		want                int
+	}{
+		// Addresses in no socket table: the uid is unknown.
+		{"non-loopback, unknown uid", "192.0.2.10:9464", "192.0.2.20:40000", http.StatusForbidden},
+		{"loopback, unknown uid", "127.0.0.1:1", "127.0.0.1:2", http.StatusOK},
+	} {
+		r := httptest.NewRequest("GET", "/status", nil)
+		r.RemoteAddr = tt.remote
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tt.local))))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s: /status = %d %q; want %d", tt.name, w.Code, w.Body, tt.want)
+		}
+		r = httptest.NewRequest("GET", "/metrics", nil)
+		r.RemoteAddr = tt.remote
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Errorf("%s: /metrics = %d; want 200", tt.name, w.Code)
+		}
 	}
 }
