@@ -379,3 +379,17 @@ func TestReport(t *testing.T) {
 		t.Fatal("Report ok without report-status")
 	}
 }
+
+// BenchmarkMapAndCheck is the policy hook's work for one git request: map
+// it, check the repository. A clone is two or three such requests.
+func BenchmarkMapAndCheck(b *testing.B) {
+	hosts := testHosts(b)
+	p := mustCompile(b, vaultapi.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/*"}, PushRefs: []string{"refs/heads/agent/*"}})
+	u, _ := url.Parse("/contoso/Fabrikam/_git/web/git-upload-pack")
+	for b.Loop() {
+		m := Map("dev.azure.com", "POST", u, hosts)
+		if p.AllowsRepo(m.Repo) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
