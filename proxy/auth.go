@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -34,6 +35,15 @@ type Auth struct {
 	PeerUID func(local, remote net.Addr) (uid int, ok bool)
 	// UID is the uid the proxy serves (the sidecar's own).
 	UID int
+	// ClientUIDs are further uids the peer check lets through
+	// (--proxy-client-uid): the development user when the sidecar runs as
+	// a user of its own. They still need the credential.
+	ClientUIDs []int
+}
+
+// uidAllowed reports whether a connection of uid may use the proxy.
+func (a *Auth) uidAllowed(uid int) bool {
+	return uid == a.UID || slices.Contains(a.ClientUIDs, uid)
 }
 
 // peerKey carries a connection's *peer in its context.
@@ -62,10 +72,10 @@ func (p *Proxy) authorize(a *Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if pe, _ := r.Context().Value(peerKey{}).(*peer); pe != nil && a.PeerUID != nil {
 			pe.once.Do(func() { pe.uid, pe.known = a.PeerUID(pe.local, pe.remote) })
-			if pe.known && pe.uid != a.UID {
+			if pe.known && !a.uidAllowed(pe.uid) {
 				p.m.request(classRefused)
-				p.log.Warn("proxy: refused a client of another user", "client_uid", pe.uid, "uid", a.UID, "client", r.RemoteAddr, "method", r.Method)
-				proxyAuthRequired(w, fmt.Sprintf("azdo-sidecar: this proxy serves only uid %d, the user who runs it; this connection belongs to uid %d\n", a.UID, pe.uid))
+				p.log.Warn("proxy: refused a client of another user", "client_uid", pe.uid, "uid", a.UID, "client_uids", a.ClientUIDs, "client", r.RemoteAddr, "method", r.Method)
+				proxyAuthRequired(w, fmt.Sprintf("azdo-sidecar: this proxy serves only uid %d, the user who runs it, and the uids given with --proxy-client-uid; this connection belongs to uid %d\n", a.UID, pe.uid))
 				return
 			}
 		}

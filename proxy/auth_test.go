@@ -268,3 +268,24 @@ func TestFindSocketUID(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyAuthClientUIDs: a uid listed in ClientUIDs passes the peer
+// check, and still needs the credential; other uids stay refused.
+func TestProxyAuthClientUIDs(t *testing.T) {
+	up := newUpstreamCA(t)
+	uid := 65534
+	peer := func(net.Addr, net.Addr) (int, bool) { return uid, true }
+	a := testAuth(peer)
+	a.ClientUIDs = []int{65534}
+	h := startProxy(t, up, harnessOpts{auth: a})
+	if resp, body := rawProxyRequest(t, h.addr, "CONNECT", "example.invalid:443", basicProxyAuth("azdo-sidecar", testProxyPass)); resp.StatusCode == http.StatusProxyAuthRequired {
+		t.Errorf("listed uid with the credential: CONNECT = 407 %q; want it past the checks", body)
+	}
+	if resp, _ := rawProxyRequest(t, h.addr, "CONNECT", "example.invalid:443", ""); resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("listed uid without the credential: CONNECT = %d; want 407", resp.StatusCode)
+	}
+	uid = 4242
+	if resp, body := rawProxyRequest(t, h.addr, "CONNECT", "example.invalid:443", basicProxyAuth("azdo-sidecar", testProxyPass)); resp.StatusCode != http.StatusProxyAuthRequired || !strings.Contains(body, "--proxy-client-uid") {
+		t.Errorf("unlisted uid: CONNECT = %d %q; want 407 naming --proxy-client-uid", resp.StatusCode, body)
+	}
+}

@@ -66,6 +66,10 @@ type Options struct {
 	// --proxy-only); the environment's policy can also ask for it, this
 	// flag can only tighten.
 	ProxyOnly bool
+	// ProxyClientUIDs are uids, besides the sidecar's own, whose
+	// connections may use the proxy (with its credential): the development
+	// user when the sidecar runs as a user of its own (--proxy-client-uid).
+	ProxyClientUIDs []int
 
 	Mode        Mode
 	PAT         secret.String // ModePAT
@@ -207,8 +211,17 @@ func Start(opts Options) (s *Sidecar, err error) {
 	proxyPass := proxyPassword(urlFile, opts.Logger)
 	auth := &proxy.Auth{User: proxycred.User, Password: proxyPass, PeerUID: proxy.PeerUID, UID: os.Getuid()}
 	if opts.InsecureNoProxyAuth {
+		if len(opts.ProxyClientUIDs) > 0 {
+			return nil, errors.New("sidecar: --proxy-client-uid lets other users use the proxy with its credential; it cannot be combined with --insecure-no-proxy-auth")
+		}
 		auth.Password = secret.String{}
 	}
+	for _, uid := range opts.ProxyClientUIDs {
+		if uid < 0 {
+			return nil, fmt.Errorf("sidecar: --proxy-client-uid %d is not a uid", uid)
+		}
+	}
+	auth.ClientUIDs = opts.ProxyClientUIDs
 
 	var advice string
 	if opts.Mode == ModePAT {

@@ -224,6 +224,32 @@ func (v *Vault) setProvider(p Provider) {
 	v.provs.Store(&m)
 }
 
+// TestConnectWaitForbiddenByPolicy: /v1/connect/wait applies the
+// environment's policy as /v1/token does: a host or organization the
+// policy does not allow is 403 forbidden_by_policy, without links.
+func TestConnectWaitForbiddenByPolicy(t *testing.T) {
+	h := policyHarness(t, store.Policy{AllowRepos: []string{"dev.azure.com/contoso/Fabrikam/web"}})
+	for _, req := range []vaultapi.ConnectWaitRequest{{Host: host, Org: "fabrikam"}, {Host: "fabrikam.visualstudio.com"}, {Host: host}} {
+		body, _ := json.Marshal(req)
+		r, _ := http.NewRequest(http.MethodPost, h.srv.URL+vaultapi.ConnectWaitPath, bytes.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+h.envTok.Reveal())
+		resp, err := h.srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var er vaultapi.ErrorResponse
+		json.Unmarshal(b, &er)
+		if resp.StatusCode != http.StatusForbidden || er.Error != vaultapi.ErrForbiddenByPolicy || er.ConnectURL != "" {
+			t.Errorf("wait for %+v = %d %s; want 403 forbidden_by_policy without links", req, resp.StatusCode, b)
+		}
+	}
+	if got, code := h.wait(context.Background(), vaultapi.ConnectWaitRequest{Host: host, Org: "contoso"}); code != http.StatusOK || got.State != vaultapi.WaitConnected {
+		t.Errorf("wait for the allowed org = %d %+v; want 200 connected", code, got)
+	}
+}
+
 // TestPATExpiringSoonComesWithANotice: from 7 days before a stored PAT
 // expires, its token answer carries a notice with the date and a PAT
 // link; earlier it does not.

@@ -38,6 +38,9 @@ func (v *Vault) serveConnectWait(w http.ResponseWriter, r *http.Request) {
 		err = &badRequestError{"host is required"}
 	case req.WaitSeconds < 0 || req.Cursor < 0:
 		err = &badRequestError{"wait_seconds and cursor must not be negative"}
+	case !allowsOrg(env.Policy, key):
+		// As /v1/token: no connect links for what the policy forbids.
+		err = forbidden(env, key)
 	}
 	if err != nil {
 		v.writeError(w, r, env, key, err)

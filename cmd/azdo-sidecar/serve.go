@@ -22,6 +22,7 @@ func serveCommand(e *cliapp.Env) *cli.Command {
 		&cli.IntSliceFlag{Name: "tunnel-port", Usage: "`PORT` blind tunnels (CONNECT to hosts that are not Azure DevOps) may go to, besides 443 and the ports of --host entries (repeatable)"},
 		&cli.StringSliceFlag{Name: "plain-http-host", Usage: "`HOST[:PORT]` plain-http requests are forwarded to (repeatable); none by default"},
 		&cli.BoolFlag{Name: "proxy-only", Usage: "never hand a token to the environment: the credential socket answers git without a password, and git reaches Azure DevOps through the proxy only (the environment's policy can also ask for this; this flag can only tighten)"},
+		&cli.IntSliceFlag{Name: "proxy-client-uid", Usage: "`UID`, besides the sidecar's own, whose connections may use the proxy, still with the credential in proxy_url_file: the development user when the sidecar runs as a user of its own (proxy-only deployments)"},
 		&cli.BoolFlag{Name: "insecure-no-proxy-auth", Usage: "let clients use the proxy without the credential in its proxy_url_file (on Linux a client of another uid is still refused)"},
 		&cli.BoolFlag{Name: "insecure-listen-any", Usage: "allow --listen and --metrics-listen on a non-loopback address (anyone who reaches the proxy gets your Azure DevOps access)"},
 		&cli.DurationFlag{Name: "refresh-margin", Value: config.DefaultRefreshMargin, Usage: "renew a token this `DURATION` before it expires"},
@@ -64,6 +65,7 @@ func serveOptions(c *cli.Context, e *cliapp.Env) (sidecar.Options, error) {
 		// Logged as a WARN by the proxy at start.
 		InsecureNoProxyAuth: c.Bool("insecure-no-proxy-auth"),
 		ProxyOnly:           c.Bool("proxy-only"),
+		ProxyClientUIDs:     c.IntSlice("proxy-client-uid"),
 		SelfHosted:          hosts,
 		TunnelPorts:         c.IntSlice("tunnel-port"),
 		PlainHTTPHosts:      c.StringSlice("plain-http-host"),
