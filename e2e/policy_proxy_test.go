@@ -124,7 +124,8 @@ func receivePackPOSTs(emu *azdoemu.Server, repo string) int {
 func TestPolicyProxyEndToEnd(t *testing.T) {
 	w := newPolicyWorld(t, []string{
 		"--allow-repo", "dev.azure.com/contoso/Web/site",
-		"--allow-repo", "dev.azure.com/contoso/Shared/*",
+		// As in the issue's example: read-only repositories need no
+		// --allow-repo of their own to be fetched.
 		"--read-only-repo", "dev.azure.com/contoso/Shared/*",
 		"--push-ref", "refs/heads/agent/*",
 	})

@@ -169,7 +169,10 @@ var ErrRefused = errors.New("policy: refused")
 // Is makes errors.Is(r, ErrRefused) true.
 func (r *Refusal) Is(target error) bool { return target == ErrRefused }
 
-// AllowsRepo returns nil when the environment may use repo at all.
+// AllowsRepo returns nil when the environment may use repo at all: no
+// --allow-repo pattern, or one of them or of the --read-only-repo patterns
+// names it (a read-only repository is one the environment may fetch, as
+// the vault reads it too).
 func (p *Policy) AllowsRepo(repo RepoName) *Refusal {
 	if p == nil || len(p.allow) == 0 {
 		return nil
@@ -179,8 +182,17 @@ func (p *Policy) AllowsRepo(repo RepoName) *Refusal {
 			return nil
 		}
 	}
+	for _, rp := range p.readOnly {
+		if rp.match(repo) {
+			return nil
+		}
+	}
+	allowed := strings.Join(p.raw.AllowRepos, ", ")
+	if len(p.raw.ReadOnlyRepos) > 0 {
+		allowed += "; read-only: " + strings.Join(p.raw.ReadOnlyRepos, ", ")
+	}
 	return &Refusal{Reason: ReasonRepoNotAllowed, Message: fmt.Sprintf(
-		"this environment may not use %s (allowed: %s)", repo, strings.Join(p.raw.AllowRepos, ", "))}
+		"this environment may not use %s (allowed: %s)", repo, allowed)}
 }
 
 // AllowsPush returns nil when the environment may push to repo at all: it is

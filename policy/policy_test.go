@@ -64,6 +64,31 @@ func TestAllowsRepo(t *testing.T) {
 	}
 }
 
+// TestReadOnlyRepoIsAllowed: the issue's example allows Fabrikam and makes
+// Shared read-only; Shared's repositories may be fetched, never pushed.
+func TestReadOnlyRepoIsAllowed(t *testing.T) {
+	p := mustCompile(t, vaultapi.Policy{
+		AllowRepos:    []string{"dev.azure.com/contoso/Fabrikam/*"},
+		ReadOnlyRepos: []string{"dev.azure.com/contoso/Shared/*"},
+	})
+	shared := RepoName{Host: "dev.azure.com", Org: "contoso", Project: "Shared", Name: "lib"}
+	if r := p.AllowsRepo(shared); r != nil {
+		t.Errorf("AllowsRepo(read-only) = %v; want allowed", r)
+	}
+	if r := p.AllowsPush(shared); r == nil || r.Reason != ReasonReadOnly {
+		t.Errorf("AllowsPush(read-only) = %v; want read_only", r)
+	}
+	other := RepoName{Host: "dev.azure.com", Org: "contoso", Project: "Other", Name: "x"}
+	if r := p.AllowsRepo(other); r == nil || !strings.Contains(r.Message, "read-only: dev.azure.com/contoso/Shared/*") {
+		t.Errorf("AllowsRepo(other) = %v; want refused, naming both lists", r)
+	}
+	// Read-only patterns alone do not limit the repositories.
+	ro := mustCompile(t, vaultapi.Policy{ReadOnlyRepos: []string{"dev.azure.com/contoso/Shared/*"}})
+	if ro.AllowsRepo(other) != nil || ro.AllowsPush(shared) == nil {
+		t.Error("a read-only-only policy limits other repositories or lets a push to a read-only one through")
+	}
+}
+
 func TestNilAndEmptyPolicyAllowAll(t *testing.T) {
 	var nilP *Policy
 	repo := RepoName{Host: "dev.azure.com", Org: "o", Project: "p", Name: "r"}

@@ -109,7 +109,7 @@ func TestPolicyRefusesBeforeUpstream(t *testing.T) {
 		reason                       string
 	}{
 		{"other repo, git", "GET", "/Fabrikam/_git/api/info/refs?service=git-upload-pack", "git/2.39.5", "", 403,
-			"azdo-sidecar: this environment may not use dev.azure.com/contoso/fabrikam/api (allowed: dev.azure.com/contoso/Fabrikam/web, dev.azure.com/contoso/Shared/*)\n", "repo_not_allowed"},
+			"azdo-sidecar: this environment may not use dev.azure.com/contoso/fabrikam/api (allowed: dev.azure.com/contoso/Fabrikam/web, dev.azure.com/contoso/Shared/*; read-only: dev.azure.com/contoso/Shared/*)\n", "repo_not_allowed"},
 		{"other org, other client", "GET", "/../evil/P/_git/r/info/refs?service=git-upload-pack", "curl/8", "", 403,
 			`"error":"forbidden_by_policy"`, "unmapped"},
 		{"read-only push", "GET", "/Shared/_git/lib/info/refs?service=git-receive-pack", "git/2.39.5", "", 403,
