@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -199,6 +200,12 @@ func auditEvent(e vaultapi.AuditEvent, env store.Environment, now time.Time) (st
 	if t.IsZero() || t.After(now.Add(maxAuditSkew)) {
 		t = now.UTC()
 	}
+	// Nor earlier than the environment can have acted: an event backdated
+	// before its creation would sort among other environments' history
+	// (and fall to the retention sweep at once).
+	if earliest := env.CreatedAt.Add(-maxAuditSkew).UTC(); !env.CreatedAt.IsZero() && t.Before(earliest) {
+		t = earliest
+	}
 	if !auditOps[e.Operation] {
 		return store.AuditEvent{}, "operation is not fetch, push, ls-remote or rest"
 	}
@@ -248,6 +255,10 @@ func checkAuditText(name, s string, limit int) string {
 		return name + " is not UTF-8"
 	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }):
 		return name + " holds a control character"
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }):
+		// Bidirectional overrides (U+202E), zero-width characters: text
+		// that shows other than it reads.
+		return name + " holds a Unicode format character"
 	case secretShapes.MatchString(s):
 		return name + " looks like a token"
 	}

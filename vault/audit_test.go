@@ -297,3 +297,37 @@ func FuzzAuditEvent(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditTimeBeforeTheEnvironment: an event cannot be backdated before
+// its environment existed (less the allowed skew): the vault dates it
+// at the environment's creation minus 5 minutes.
+func TestAuditTimeBeforeTheEnvironment(t *testing.T) {
+	h := newHarness(t)
+	body := auditBody(t, vaultapi.AuditEvent{Time: h.clock.Now().Add(-365 * 24 * time.Hour), Host: "dev.azure.com", Operation: "push", Status: 200})
+	if code, b := h.postAudit(h.envTok.Reveal(), body); code != 200 || !strings.Contains(b, `"stored":1`) {
+		t.Fatalf("POST = %d %s", code, b)
+	}
+	got, _ := h.st.AuditEvents(context.Background(), store.AuditFilter{})
+	earliest := h.env.CreatedAt.Add(-maxAuditSkew)
+	if len(got) != 1 || got[0].Time.Before(earliest.Add(-time.Second)) || got[0].Time.After(h.clock.Now()) {
+		t.Errorf("backdated event stored at %+v; want no earlier than %v", got, earliest)
+	}
+}
+
+// TestAuditRefusesFormatCharacters: a text field holding a Unicode format
+// character (a right-to-left override, a zero-width space) is rejected:
+// it would show other than it reads in audit list.
+func TestAuditRefusesFormatCharacters(t *testing.T) {
+	h := newHarness(t)
+	body := auditBody(t,
+		vaultapi.AuditEvent{Time: h.clock.Now(), Host: "dev.azure.com", Repo: "web\u202etxt.exe", Operation: "fetch", Status: 200},
+		vaultapi.AuditEvent{Time: h.clock.Now(), Host: "dev.azure.com", Org: "con\u200btoso", Operation: "fetch", Status: 200},
+		vaultapi.AuditEvent{Time: h.clock.Now(), Host: "dev.azure.com", Repo: "web", Operation: "fetch", Status: 200})
+	code, b := h.postAudit(h.envTok.Reveal(), body)
+	if code != 200 || !strings.Contains(b, `"stored":1`) || !strings.Contains(b, `"rejected":2`) {
+		t.Errorf("POST with format characters = %d %s; want 1 stored, 2 rejected", code, b)
+	}
+	if !strings.Contains(h.logs.String(), "Unicode format character") {
+		t.Errorf("the log does not say why:\n%s", h.logs.String())
+	}
+}
