@@ -418,3 +418,30 @@ func BenchmarkMapAndCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestMapRESTRefusesOtherRepositoryQuery: a REST route on an allowed
+// repository whose query names another repository or collection
+// (otherRepositoryId, otherCollectionId, any other…Id) is Unmapped, so
+// a policy refuses it; the same route without it maps.
+func TestMapRESTRefusesOtherRepositoryQuery(t *testing.T) {
+	hosts := testHosts(t)
+	const base = "/contoso/Fabrikam/_apis/git/repositories/web/commits/" + oidA + "/mergebases"
+	for _, q := range []string{
+		"?otherCommitId=" + oidB + "&otherRepositoryId=0d0f2d9e-0000-4000-8000-000000000001",
+		"?otherCollectionId=0d0f2d9e-0000-4000-8000-000000000002&otherCommitId=" + oidB,
+		"?OTHERREPOSITORYID=x",
+		"?a=1;otherRepositoryId=x",
+	} {
+		u, err := url.Parse(base + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Map("dev.azure.com", "GET", u, hosts); got.Kind != Unmapped || got.Why == "" {
+			t.Errorf("Map(GET %s) = %+v; want Unmapped with a reason", q, got)
+		}
+	}
+	u, _ := url.Parse(base + "?api-version=7.1&otherCommitId=" + oidB)
+	if got := Map("dev.azure.com", "GET", u, hosts); got.Kind != RESTRepo || got.RESTRef != "web" {
+		t.Errorf("Map(GET mergebases without another repository) = %+v; want RESTRepo web", got)
+	}
+}

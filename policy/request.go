@@ -121,7 +121,37 @@ func Map(host, method string, u *url.URL, hosts *azdo.Hosts) Request {
 		r.Repo = FromRepo(t.Repo)
 		return r
 	}
-	return mapREST(host, method, escaped, hosts)
+	r := mapREST(host, method, escaped, hosts)
+	if r.Kind == RESTRepo || r.Kind == RESTList {
+		if why := crossRepoQuery(u.RawQuery); why != "" {
+			return Request{Why: why}
+		}
+	}
+	return r
+}
+
+// crossRepoQuery returns why a REST request's query cannot be checked: a
+// parameter naming another repository or collection
+// (…/commits/{id}/mergebases?otherRepositoryId=…, otherCollectionId),
+// which the repository in the path would not cover. Any other*Id
+// parameter but otherCommitId counts, in any case; so does a query that
+// does not parse.
+func crossRepoQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "REST query that does not parse"
+	}
+	for k := range q {
+		l := strings.ToLower(strings.TrimSpace(k))
+		// otherCommitId names a commit, which the path's repository holds.
+		if strings.HasPrefix(l, "other") && strings.HasSuffix(l, "id") && l != "othercommitid" {
+			return "REST query naming another repository or collection (other…Id)"
+		}
+	}
+	return ""
 }
 
 // mapREST maps {prefix}/_apis/git/repositories[/{id or name}[/...]].
