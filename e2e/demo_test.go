@@ -253,6 +253,11 @@ func TestDemoAutoConnect(t *testing.T) {
 	if !strings.Contains(d.stdout, "may push only to refs/heads/agent/*") {
 		t.Errorf("the instructions do not show the policy:\n%s", d.stdout)
 	}
+	// The demo itself pushed from the clone made at environment start.
+	if se := d.stderr.String(); !strings.Contains(se, "push  |  ! [remote rejected] main -> main (this environment may push only to refs/heads/agent/*") ||
+		!strings.Contains(se, "push  |  * [new branch]      HEAD -> agent/at-start") {
+		t.Errorf("the demo did not show the refused and the allowed push:\n%s", se)
+	}
 	git := func(args ...string) (string, error) {
 		cmd := exec.Command("git", append([]string{"-C", filepath.Join(cwd, "hello")}, args...)...)
 		cmd.Env = append(os.Environ(), "GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt",

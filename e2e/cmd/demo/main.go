@@ -117,6 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	defer wc.Stop()
+	pushOut := prefixed(stderr, "  push  | ")
 	link, err := w.ConnectURL(ctx)
 	if err != nil {
 		return err
@@ -130,6 +131,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if err := wc.Wait(30 * time.Second); err != nil {
 			return fmt.Errorf("the waiting clone: %w", err)
 		}
+		if err := showPolicy(ctx, dir, gitconfig, pushOut); err != nil {
+			return fmt.Errorf("showing the policy: %w", err)
+		}
+	} else {
+		// Once the user has connected and the clone at start is done,
+		// show the policy refusing a push from it.
+		go func() {
+			if wc.Wait(15*time.Minute) == nil {
+				if err := showPolicy(ctx, dir, gitconfig, pushOut); err != nil && ctx.Err() == nil {
+					fmt.Fprintln(stderr, "demo: showing the policy:", err)
+				}
+			}
+		}()
 	}
 	printInstructions(stdout, instructions{
 		Link: link, CAFile: w.caFile, User: demoUPN, AutoConnect: o.autoConnect, Other: otherUPN, Refused: refused,
@@ -169,7 +183,8 @@ func printInstructions(w io.Writer, in instructions) {
 	fmt.Fprintf(w, "3. The environment has a policy: it may push only to %s. In the clone:\n\n", demoPushRef)
 	fmt.Fprintf(w, "%sgit -C hello commit --allow-empty -m try && GIT_CONFIG_GLOBAL=… git -C hello push origin main\n\n", CommandPrefix[:3])
 	fmt.Fprintf(w, "   is refused before anything reaches Azure DevOps (git shows \"[remote rejected] … refs/heads/main refused\"),\n")
-	fmt.Fprintf(w, "   while \"git push origin HEAD:refs/heads/agent/demo\" goes through.\n\n")
+	fmt.Fprintf(w, "   while \"git push origin HEAD:refs/heads/agent/demo\" goes through. The demo does both from the\n")
+	fmt.Fprintf(w, "   clone made at environment start once you are connected (lines prefixed \"push |\" above).\n\n")
 	fmt.Fprintf(w, "Press Ctrl-C to stop the demo (it removes %s).\n", in.Dir)
 }
 

@@ -235,3 +235,32 @@ func (c *waitingClone) Stop() {
 		<-c.done
 	}
 }
+
+// showPolicy pushes from the clone made at environment start, with plain git
+// and the demo's git configuration (so through the sidecar's proxy): first
+// to main, which the environment's policy refuses before anything reaches
+// Azure DevOps, then to refs/heads/agent/at-start, which it allows. git's own
+// output goes to out.
+func showPolicy(ctx context.Context, dir, gitconfig string, out io.Writer) error {
+	clone := filepath.Join(dir, "hello-at-start")
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", clone,
+			"-c", "user.name=Demo", "-c", "user.email=" + demoUPN}, args...)...)
+		cmd.Env = append(childEnv(), "GIT_CONFIG_GLOBAL="+gitconfig, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
+		cmd.SysProcAttr = childAttr()
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd.Run()
+	}
+	if err := git("commit", "--quiet", "--allow-empty", "-m", "an agent's change"); err != nil {
+		return fmt.Errorf("git commit: %w", err)
+	}
+	fmt.Fprintln(out, "$ git push origin main")
+	if err := git("push", "origin", "main"); err == nil {
+		return errors.New("the policy let a push to main through")
+	}
+	fmt.Fprintln(out, "$ git push origin HEAD:refs/heads/agent/at-start")
+	if err := git("push", "origin", "HEAD:refs/heads/agent/at-start"); err != nil {
+		return fmt.Errorf("push to refs/heads/agent/at-start: %w", err)
+	}
+	return nil
+}
