@@ -442,12 +442,20 @@ func (v *Vault) do(ctx context.Context, key int64, fn func(context.Context) (tok
 	}
 }
 
-// cache keeps access tokens in memory, by credential ID and version: a
-// token is only served for the version of the credential it was refreshed
-// from, so a rotation or a reconnect elsewhere retires it. Token reads the
+// cache keeps access tokens in memory, by credential ID. Token reads the
 // user's credential rows from the store on every request and looks up only
-// those, so a deleted credential's entry is never served again; a refresh
+// those that are usable (status ok, bound to their row), so a deleted,
+// revoked or tampered credential's entry is never served again; a refresh
 // that finds its credential deleted drops the entry (IDs are never reused).
+//
+// An entry outlives later versions of its row on purpose. Another replica's
+// rotation bumps the version, but the access token this replica obtained
+// stays valid until it expires; retiring it would make every replica
+// refresh again on its next request after any other replica's refresh, and
+// requests alternating between replicas would refresh (and rotate) on every
+// request. A reconnect keeps the row and its ID, and since Connect and PAT
+// accept only the owner's own identity, the grant it replaces is the same
+// user's: its access token may be served until it needs refreshing.
 type cache struct {
 	mu sync.Mutex
 	m  map[int64]cacheEntry
@@ -482,7 +490,9 @@ func (c *cache) get(id, version int64) (cacheEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
-	if !ok || e.version != version {
+	if !ok || e.version > version {
+		// An entry newer than the row just read means that read raced
+		// with this replica's own save: read again rather than serve.
 		return cacheEntry{}, false
 	}
 	return e, true

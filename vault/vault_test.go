@@ -918,3 +918,36 @@ func TestSaveGrantConflicts(t *testing.T) {
 		})
 	}
 }
+
+// TestRotationElsewhereKeepsCachedToken: another replica's rotation bumps
+// the credential's version, but this replica's access token is still valid,
+// so the next request is served from the cache instead of refreshing again
+// (with requests alternating between replicas, retiring it would refresh
+// and rotate on every request).
+func TestRotationElsewhereKeepsCachedToken(t *testing.T) {
+	h := newHarness(t)
+	c := h.put(Credential{Host: host, Kind: store.OAuth, Secret: secret.New(initialRT)})
+	first := h.token("contoso", 300)
+	if first.code != 200 {
+		t.Fatalf("token = %d %s; want 200", first.code, first.raw)
+	}
+	calls := h.entra.calls.Load()
+	// Another replica rotates the stored grant.
+	ctx := context.Background()
+	sc, err := h.st.Credential(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Sealed, _ = sealbox.Seal(h.keys.Public, []byte("rt-rotated-elsewhere-secretvalue"))
+	sc.MAC = h.v.Binding().CredentialMAC(sc)
+	if _, err := h.st.UpdateCredential(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	again := h.token("contoso", 300)
+	if again.code != 200 || again.ok.Token != first.ok.Token {
+		t.Errorf("after a rotation elsewhere = %d %s; want 200 with the cached token", again.code, again.raw)
+	}
+	if got := h.entra.calls.Load(); got != calls {
+		t.Errorf("refreshes after a rotation elsewhere = %d; want %d (served from the cache)", got-calls, 0)
+	}
+}
