@@ -11,7 +11,6 @@ import (
 	"testing/iotest"
 )
 
-
 const oid = "0123456789abcdef0123456789abcdef01234567"
 
 func uploadPackRequest(t *testing.T, body string, gz bool) *http.Request {
@@ -75,7 +74,7 @@ func TestNoticeBodyInsertsBeforeFirstSideBandPacket(t *testing.T) {
 	}{
 		{"pack", pre + pack, pre + string(note) + pack},
 		{"NAK then pack", pkt("NAK\n") + pack, pkt("NAK\n") + string(note) + pack},
-		{"negotiation only", pkt("ACK " + oid + " common\n") + pkt("NAK\n"), pkt("ACK " + oid + " common\n") + pkt("NAK\n")},
+		{"negotiation only", pkt("ACK "+oid+" common\n") + pkt("NAK\n"), pkt("ACK "+oid+" common\n") + pkt("NAK\n")},
 		{"error line", pkt("ERR upload-pack: not our ref\n"), pkt("ERR upload-pack: not our ref\n")},
 		{"not pkt-lines", "<html>nope</html>", "<html>nope</html>"},
 		{"truncated", pkt("NAK\n") + "00ff\x01PA", pkt("NAK\n") + string(note) + "00ff\x01PA"},
