@@ -29,7 +29,7 @@ const maxNoticePeek = 64 << 10
 
 // noticeSideBand reports the largest packet the client of an upload-pack
 // POST accepts on side-band, or 0 when the request asked for none (or is
-// not a protocol v0 fetch whose first line is a want). It reads the first
+// not a protocol v0/v1 fetch whose first line is a want). It reads the first
 // pkt-line of the body (through gzip when git compressed it) and puts every
 // byte read back in front of the rest.
 func noticeSideBand(req *http.Request) int {
