@@ -419,6 +419,12 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *
 		return resp
 	}
 	ev.countIn(req)
+	// A stored PAT about to expire: git shows the notice as a "remote:"
+	// line when the answer carries side-band (notice.go).
+	band := 0
+	if tok.Notice != "" {
+		band = noticeSideBand(req)
+	}
 
 	replay, err := makeReplayable(req)
 	if err != nil {
@@ -464,7 +470,11 @@ func (p *Proxy) intercepted(req *http.Request, info *connectInfo, ev *auditOp) *
 			"azdo-sidecar: Azure DevOps rejected the %s credential for %s (HTTP %d).\nazdo-sidecar: %s\n",
 			tok.Kind, key, resp.StatusCode, p.rejectedAdvice()))
 	}
-	return p.noReflection(req, resp, tok, key)
+	resp = p.noReflection(req, resp, tok, key)
+	if band > 0 && tok.Notice != "" {
+		resp = withNotice(resp, noticePacket(tok.Notice, band))
+	}
+	return resp
 }
 
 // noReflection keeps the credential it injected from coming back to the
