@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/azdo-sidecar/azdo-sidecar/azdo"
@@ -193,6 +194,25 @@ func (p *Policy) AllowsRepo(repo RepoName) *Refusal {
 	}
 	return &Refusal{Reason: ReasonRepoNotAllowed, Message: fmt.Sprintf(
 		"this environment may not use %s (allowed: %s)", repo, allowed)}
+}
+
+// AllowsOrg reports whether p lets the environment use host's organization
+// (collection) org at all: p has no --allow-repo, or one of its --allow-repo
+// or --read-only-repo patterns names the host, its virtual directory aside,
+// and org (or "*" for it). The vault decides with it whether to hand out a
+// token for an organization; the proxy then checks each repository.
+func (p *Policy) AllowsOrg(host, org string) bool {
+	if p == nil || len(p.allow) == 0 {
+		return true
+	}
+	host, _, _ = strings.Cut(host, "/")
+	host, org = matchHostOrg(host, org)
+	for _, rp := range append(slices.Clip(p.allow), p.readOnly...) {
+		if rp.host == host && (rp.org == "*" || (org != "" && rp.org == org)) {
+			return true
+		}
+	}
+	return false
 }
 
 // AllowsPush returns nil when the environment may push to repo at all: it is

@@ -70,24 +70,14 @@ func tidy(flag string, in []string, check func(string) error) ([]string, error) 
 	return out, nil
 }
 
-// repoPattern is what the vault needs of a repository pattern: the host
-// and organization it names, for /v1/token. (The sidecar matches project
-// and repository too.)
-type repoPattern struct {
-	host string // normalized host[:port], dev.azure.com for {org}.visualstudio.com
-	org  string // lower case, or "*"
-}
-
 // CheckRepoPattern validates one --allow-repo or --read-only-repo pattern.
+// The sidecar's compiler (policy.CheckPattern) checks it too; this adds what
+// the vault insists on before storing: a size bound, a real host[:port] and
+// no control characters.
 func CheckRepoPattern(s string) error {
-	_, err := parseRepoPattern(s)
-	return err
-}
-
-func parseRepoPattern(s string) (repoPattern, error) {
 	const want = "want HOST/ORG/PROJECT/REPO (self-hosted: HOST[/VDIR]/COLLECTION/PROJECT/REPO), \"*\" for a whole segment"
 	if len(s) > maxPatternLength {
-		return repoPattern{}, fmt.Errorf("repository pattern longer than %d bytes", maxPatternLength)
+		return fmt.Errorf("repository pattern longer than %d bytes", maxPatternLength)
 	}
 	in := s
 	if rest, ok := cutPrefixFold(in, "https://"); ok {
@@ -95,40 +85,33 @@ func parseRepoPattern(s string) (repoPattern, error) {
 	}
 	segs := strings.Split(strings.Trim(in, "/"), "/")
 	if len(segs) < 4 {
-		return repoPattern{}, fmt.Errorf("repository pattern %q: %s", s, want)
+		return fmt.Errorf("repository pattern %q: %s", s, want)
 	}
 	for i, seg := range segs {
 		if d, err := url.PathUnescape(seg); err == nil {
 			seg = d
 		}
 		if seg == "" || seg == "." || seg == ".." || strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
-			return repoPattern{}, fmt.Errorf("repository pattern %q: bad segment %q; %s", s, seg, want)
+			return fmt.Errorf("repository pattern %q: bad segment %q; %s", s, seg, want)
 		}
 		if strings.Contains(seg, "*") && seg != "*" {
-			return repoPattern{}, fmt.Errorf("repository pattern %q: \"*\" must be a whole segment, not part of %q", s, seg)
+			return fmt.Errorf("repository pattern %q: \"*\" must be a whole segment, not part of %q", s, seg)
 		}
 		segs[i] = strings.ToLower(seg)
 	}
 	host := segs[0]
 	if host == "*" {
-		return repoPattern{}, fmt.Errorf("repository pattern %q: the host cannot be \"*\"; name the Azure DevOps host", s)
+		return fmt.Errorf("repository pattern %q: the host cannot be \"*\"; name the Azure DevOps host", s)
 	}
 	if !validHostPort(host) {
-		return repoPattern{}, fmt.Errorf("repository pattern %q: %q is not a host[:port]; %s", s, host, want)
+		return fmt.Errorf("repository pattern %q: %q is not a host[:port]; %s", s, host, want)
 	}
 	host = azdo.NormalizeHost(host)
 	n := len(segs)
 	if azdo.IsServicesHost(host) && n != 4 {
-		return repoPattern{}, fmt.Errorf("repository pattern %q: want %s/ORG/PROJECT/REPO on Azure DevOps Services", s, host)
+		return fmt.Errorf("repository pattern %q: want %s/ORG/PROJECT/REPO on Azure DevOps Services", s, host)
 	}
-	h, org := matchHostOrg(host, segs[n-3])
-	if lo := legacyOrg(host); lo != "" {
-		if segs[n-3] != "*" && segs[n-3] != lo {
-			return repoPattern{}, fmt.Errorf("repository pattern %q: organization %q on %s; want %s/%s/PROJECT/REPO or dev.azure.com/%s/PROJECT/REPO", s, segs[n-3], host, host, lo, lo)
-		}
-		org = lo
-	}
-	return repoPattern{host: h, org: org}, nil
+	return nil
 }
 
 // validHostPort reports whether s is a DNS name or IP literal with an
@@ -144,24 +127,6 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 		return s[len(prefix):], true
 	}
 	return s, false
-}
-
-// legacyOrg returns ORG for ORG.visualstudio.com, else "".
-func legacyOrg(host string) string {
-	if !azdo.IsServicesHost(host) || host == azdo.ServicesHost {
-		return ""
-	}
-	return strings.TrimSuffix(host, ".visualstudio.com")
-}
-
-// matchHostOrg returns the host and organization a policy compares:
-// {org}.visualstudio.com is the same organization as dev.azure.com/{org}.
-func matchHostOrg(host, org string) (string, string) {
-	host = azdo.NormalizeHost(host)
-	if lo := legacyOrg(host); lo != "" {
-		return azdo.ServicesHost, lo
-	}
-	return host, strings.ToLower(org)
 }
 
 // CheckRefPattern validates one --push-ref pattern: a full git ref glob
@@ -182,26 +147,17 @@ func CheckRefPattern(s string) error {
 // --allow-repo or --read-only-repo patterns names the host and the
 // organization (or "*" for it). A read-only repository is one the
 // environment may fetch, so its organization is allowed too; the sidecar
-// refuses the pushes. A pattern that does not parse allows nothing.
+// refuses the pushes. The matching is the sidecar's (package policy), so
+// the two never disagree; a policy that does not compile allows nothing.
 func allowsOrg(p store.Policy, key token.Key) bool {
 	if len(p.AllowRepos) == 0 {
 		return true
 	}
-	host := key.Host
-	// A self-hosted host may come with its virtual directory; the vault
-	// decides by host and collection, the sidecar by the whole path.
-	host, _, _ = strings.Cut(host, "/")
-	host, org := matchHostOrg(host, key.Org)
-	for _, s := range append(slices.Clip(p.AllowRepos), p.ReadOnlyRepos...) {
-		rp, err := parseRepoPattern(s)
-		if err != nil || rp.host != host {
-			continue
-		}
-		if rp.org == "*" || (org != "" && rp.org == org) {
-			return true
-		}
+	cp, err := policy.Compile(vaultapi.Policy{AllowRepos: p.AllowRepos, ReadOnlyRepos: p.ReadOnlyRepos})
+	if err != nil {
+		return false
 	}
-	return false
+	return cp.AllowsOrg(key.Host, key.Org)
 }
 
 // forbidden is the refusal of a token for key under env's policy.
