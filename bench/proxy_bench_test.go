@@ -31,7 +31,10 @@ import (
 // and reports the medians and their ratio; the sidecar's CPU seconds
 // (utime+stime from /proc/PID/stat) per GiB of pack it proxied; its
 // resident memory after start, its peak while BENCH_CONCURRENT clones
-// (default 16) run at once, and after they are done. Run it with
+// (default 16) run at once, and after they are done. When mitmproxy
+// (mitmdump) or squid (with ssl-bump) is installed, each runs as a
+// further path in the same rounds, doing the sidecar's job (see peer),
+// with the same figures; BENCH_PEERS=none leaves them out. Run it with
 // bench/proxy.sh.
 func TestProxyCloneBench(t *testing.T) {
 	// Seeding and 16 concurrent 300 MiB clones take minutes on a loaded
@@ -70,8 +73,18 @@ func TestProxyCloneBench(t *testing.T) {
 	viaProxy.Unsetenv("GIT_SSL_CAINFO")
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.proxy", testenv.ProxyURL(t, sc.ProxyURLFile))
 	viaProxy.SetConfig(t, "http.https://dev.azure.com/.sslCAInfo", sc.CAFile)
+	peers, skipped := startPeers(t, emu, pat.Reveal())
+	if len(skipped) > 0 {
+		fmt.Printf("peers skipped: %s\n", strings.Join(skipped, "; "))
+	}
 	time.Sleep(time.Second) // let start-up garbage be collected
 	rssStart := procStatusKB(t, sc.pid, "VmRSS")
+	paths := []*clonePath{{name: "direct", git: direct}, {name: "sidecar", git: viaProxy, pid: sc.pid}}
+	for _, pr := range peers {
+		cp := &clonePath{name: pr.name, git: pr.git(t), pid: pr.pid}
+		cp.rssStart, cp.procs = treeStatusKB(t, pr.pid, "VmRSS")
+		paths = append(paths, cp)
+	}
 
 	const url = "https://dev.azure.com/contoso/bench/_git/big"
 	// clone returns the wall time.
@@ -86,48 +99,89 @@ func TestProxyCloneBench(t *testing.T) {
 		os.RemoveAll(dir)
 		return d
 	}
-	var d, p []time.Duration
-	var cpu time.Duration
+	// proxied counts the response body bytes the sidecar relayed; every
+	// path clones the same repository as often, so it is also what each
+	// peer relayed.
 	var proxied float64
-	viaSidecar := func() {
-		c0, b0 := procCPU(t, sc.pid), sc.bytesIn(t)
-		p = append(p, clone(viaProxy))
-		cpu += procCPU(t, sc.pid) - c0
-		proxied += sc.bytesIn(t) - b0
-	}
 	for i := range rounds {
-		if i%2 == 0 {
-			d = append(d, clone(direct))
-			viaSidecar()
-		} else {
-			viaSidecar()
-			d = append(d, clone(direct))
+		// Round i starts at path i mod len(paths), so that no path always
+		// goes first (with direct and sidecar alone: alternating order).
+		var line []string // in the order the paths ran
+		for j := range paths {
+			cp := paths[(i+j)%len(paths)]
+			var c0 time.Duration
+			var b0 float64
+			if cp.pid != 0 {
+				c0 = treeCPU(cp.pid)
+			}
+			if cp.name == "sidecar" {
+				b0 = sc.bytesIn(t)
+			}
+			cp.times = append(cp.times, clone(cp.git))
+			if cp.pid != 0 {
+				cp.cpu += treeCPU(cp.pid) - c0
+			}
+			if cp.name == "sidecar" {
+				proxied += sc.bytesIn(t) - b0
+			}
+			line = append(line, cp.name+" "+cp.times[i].Round(time.Millisecond).String())
 		}
-		t.Logf("round %d: direct %s, proxy %s", i+1, d[i].Round(time.Millisecond), p[i].Round(time.Millisecond))
+		t.Logf("round %d: %s", i+1, strings.Join(line, ", "))
 	}
-	md, mp := median(d), median(p)
+	md, mp := median(paths[0].times), median(paths[1].times)
 	gib := proxied / (1 << 30)
 	fmt.Printf("clone --no-checkout of %d MiB (%d commits), %d interleaved rounds: direct (http.extraHeader) median %s, through the proxy median %s, ratio proxy/direct = %.3f (%+.1f%%)\n",
 		mb, commits, rounds, md.Round(time.Millisecond), mp.Round(time.Millisecond), float64(mp)/float64(md), 100*(float64(mp)/float64(md)-1))
-	fmt.Printf("sidecar CPU: %.2f s for %.2f GiB of response bodies proxied = %.2f CPU s/GiB\n", cpu.Seconds(), gib, cpu.Seconds()/gib)
-
-	// Peak memory: concurrent clones at once.
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for range concurrent {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			clone(viaProxy)
-		}()
+	fmt.Printf("sidecar CPU: %.2f s for %.2f GiB of response bodies proxied = %.2f CPU s/GiB\n", paths[1].cpu.Seconds(), gib, paths[1].cpu.Seconds()/gib)
+	for _, cp := range paths[2:] {
+		m := median(cp.times)
+		fmt.Printf("peer %s: median %s, ratio to direct = %.3f (%+.1f%%), to the sidecar = %.3f; CPU: %.2f s for the same %.2f GiB = %.2f CPU s/GiB\n",
+			cp.name, m.Round(time.Millisecond), float64(m)/float64(md), 100*(float64(m)/float64(md)-1), float64(m)/float64(mp),
+			cp.cpu.Seconds(), gib, cp.cpu.Seconds()/gib)
 	}
-	wg.Wait()
+
+	// Peak memory: concurrent clones at once through each proxy in turn.
+	concurrently := func(cp *clonePath) {
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for range concurrent {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				clone(cp.git)
+			}()
+		}
+		wg.Wait()
+		t.Logf("%s: %d concurrent clones in %s", cp.name, concurrent, time.Since(t0).Round(time.Millisecond))
+	}
+	concurrently(paths[1])
 	peak := procStatusKB(t, sc.pid, "VmHWM")
-	t.Logf("%d concurrent clones in %s", concurrent, time.Since(t0).Round(time.Millisecond))
 	time.Sleep(5 * time.Second)
 	rssAfter := procStatusKB(t, sc.pid, "VmRSS")
 	fmt.Printf("sidecar resident memory: %d KiB (%.1f MiB) after start, peak %d KiB (%.1f MiB) with %d concurrent %d MiB clones, %d KiB (%.1f MiB) idle 5 s after them\n",
 		rssStart, float64(rssStart)/1024, peak, float64(peak)/1024, concurrent, mb, rssAfter, float64(rssAfter)/1024)
+	for _, cp := range paths[2:] {
+		concurrently(cp)
+		// A sum of each process's own peak: an upper bound if its
+		// processes did not peak at the same moment.
+		peak, n := treeStatusKB(t, cp.pid, "VmHWM")
+		time.Sleep(5 * time.Second)
+		after, _ := treeStatusKB(t, cp.pid, "VmRSS")
+		fmt.Printf("peer %s resident memory (sum over %s after start, %s at the peak): %d KiB (%.1f MiB) after start, peak %d KiB (%.1f MiB) with %d concurrent %d MiB clones, %d KiB (%.1f MiB) idle 5 s after them\n",
+			cp.name, cp.procs, n, cp.rssStart, float64(cp.rssStart)/1024, peak, float64(peak)/1024, concurrent, mb, after, float64(after)/1024)
+	}
+}
+
+// clonePath is one way of cloning in the benchmark: directly, through the
+// sidecar or through a peer.
+type clonePath struct {
+	name     string
+	git      *testenv.Git
+	pid      int // the proxy's (root) process; 0 for direct
+	times    []time.Duration
+	cpu      time.Duration // of the proxy's process tree during the timed clones
+	rssStart int           // KiB, peers only (the sidecar's is rssStart)
+	procs    string        // peers' processes after start
 }
 
 // seedBlobs creates contoso/bench/big with commits commits, each adding a
