@@ -96,7 +96,7 @@ func TestClientJGitCloneAndPush(t *testing.T) {
 // jgitCLIClasspath is what Debian 12's jgit-cli 4.11 misses: without the
 // LFS and Apache HttpClient jars /usr/bin/jgit fails at start
 // (NoClassDefFoundError: org/eclipse/jgit/lfs/BuiltinLFS).
-const jgitCLIClasspath = "/usr/share/java/org.eclipse.jgit.lfs.jar:/usr/share/java/org.eclipse.jgit.http.apache.jar:/usr/share/java/httpclient.jar:/usr/share/java/gson.jar"
+const jgitCLIClasspath = "/usr/share/java/org.eclipse.jgit.lfs.jar:/usr/share/java/org.eclipse.jgit.http.apache.jar:/usr/share/java/httpclient.jar"
 
 // TestClientJGitCommandLine: the jgit command line (Debian's jgit-cli)
 // takes its JVM options from JDK_JAVA_OPTIONS (/usr/bin/jgit passes none
