@@ -65,24 +65,7 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pygit2 through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
 	}
-	if !strings.Contains(string(out), "cloned "+w.seed.Head) {
-		t.Errorf("pygit2 cloned something else than %s:\n%s", w.seed.Head, out)
-	}
-	pushed := strings.TrimSpace(string(out)[strings.LastIndex(string(out), "pushed ")+len("pushed "):])
-	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed {
-		t.Errorf("emulator main = %s after the pygit2 push; want %s", got, pushed)
-	}
-	var sawPush bool
-	for _, r := range w.emu.Requests() {
-		if r.CredKind != azdoemu.CredBasicPAT {
-			t.Errorf("request %s %s reached Azure DevOps with credential %q; want the sidecar's PAT", r.Method, r.Path, r.CredKind)
-		}
-		sawPush = sawPush || strings.HasSuffix(r.Path, "/git-receive-pack")
-	}
-	if !sawPush {
-		t.Error("no receive-pack request reached the emulator")
-	}
-	assertNoLeak(t, w.sc, w.emu, w.pat)
+	checkCloneAndPush(t, w, "pygit2", string(out))
 }
 
 // TestClientWithoutUserAgent: a client that sends no User-Agent (as
@@ -136,12 +119,36 @@ func TestClientDulwichCloneAndPush(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dulwich through the sidecar: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "cloned "+w.seed.Head) {
-		t.Errorf("dulwich cloned something else than %s:\n%s", w.seed.Head, out)
+	checkCloneAndPush(t, w, "dulwich", string(out))
+}
+
+// checkCloneAndPush checks what a client's script printed ("cloned HEAD",
+// then "pushed COMMIT" last) against the emulator: it cloned the seeded
+// main, the emulator's main is now its commit, a receive-pack reached the
+// emulator, every request there carried the sidecar's PAT, and the PAT
+// leaked nowhere.
+func checkCloneAndPush(t *testing.T, w *proxyWorld, client, out string) {
+	t.Helper()
+	if !strings.Contains(out, "cloned "+w.seed.Head) {
+		t.Errorf("%s cloned something else than %s:\n%s", client, w.seed.Head, out)
 	}
-	pushed := strings.TrimSpace(string(out)[strings.LastIndex(string(out), "pushed ")+len("pushed "):])
-	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed {
-		t.Errorf("emulator main = %s after the dulwich push; want %s", got, pushed)
+	i := strings.LastIndex(out, "pushed ")
+	if i < 0 {
+		t.Fatalf("%s did not say what it pushed:\n%s", client, out)
+	}
+	pushed := strings.TrimSpace(out[i+len("pushed "):])
+	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed || got == w.seed.Head {
+		t.Errorf("emulator main = %s after the %s push; want %s", got, client, pushed)
+	}
+	var sawPush bool
+	for _, r := range w.emu.Requests() {
+		if r.CredKind != azdoemu.CredBasicPAT {
+			t.Errorf("request %s %s reached Azure DevOps with credential %q; want the sidecar's PAT", r.Method, r.Path, r.CredKind)
+		}
+		sawPush = sawPush || strings.HasSuffix(r.Path, "/git-receive-pack")
+	}
+	if !sawPush {
+		t.Error("no receive-pack request reached the emulator")
 	}
 	assertNoLeak(t, w.sc, w.emu, w.pat)
 }

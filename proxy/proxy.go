@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,12 @@ type Proxy struct {
 // requests are small; packs are streamed and never retried).
 const maxReplayBody = 64 << 10
 
+// releaseIdle is how long the proxy must have had no client connection
+// before it returns the memory of the last burst to the system (a full
+// collection, a millisecond or two on the sidecar's small heap): the
+// runtime's own scavenger would take minutes.
+const releaseIdle = 15 * time.Second
+
 // maxStatusTokens bounds the per-key token metadata kept for status.
 const maxStatusTokens = 256
 
@@ -189,7 +196,7 @@ func New(cfg Config) (*Proxy, error) {
 		now:          cfg.Now,
 		ca:           ca,
 		m:            m,
-		conns:        newTracker(),
+		conns:        newTracker(releaseIdle, debug.FreeOSMemory),
 		admission:    adm,
 		tokens:       make(map[token.Key]TokenStatus),
 		enf:          enf,

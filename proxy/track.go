@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,22 +11,43 @@ import (
 // tracker remembers every open client connection, including those goproxy
 // hijacked for tunnels and interception, which http.Server.Shutdown no
 // longer knows about. Closing them is what stops goproxy's goroutines.
+//
+// When the last connection closes and none opens for idleAfter, it calls
+// onIdle once: the sidecar spends most of its life idle between bursts of
+// git traffic, and that is when it hands the memory of the last burst
+// back to the system (a runner pays idle memory once per environment).
 type tracker struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+
+	idleAfter time.Duration
+	onIdle    func() // nil: nothing to do when idle
+	idle      *time.Timer
 }
 
-func newTracker() *tracker { return &tracker{conns: make(map[net.Conn]struct{})} }
+func newTracker(idleAfter time.Duration, onIdle func()) *tracker {
+	return &tracker{conns: make(map[net.Conn]struct{}), idleAfter: idleAfter, onIdle: onIdle}
+}
 
 func (t *tracker) add(c net.Conn) {
 	t.mu.Lock()
 	t.conns[c] = struct{}{}
+	if t.idle != nil {
+		t.idle.Stop()
+	}
 	t.mu.Unlock()
 }
 
 func (t *tracker) remove(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
+	if len(t.conns) == 0 && t.onIdle != nil {
+		if t.idle == nil {
+			t.idle = time.AfterFunc(t.idleAfter, t.onIdle)
+		} else {
+			t.idle.Reset(t.idleAfter)
+		}
+	}
 	t.mu.Unlock()
 }
 
