@@ -131,10 +131,9 @@ type Proxy struct {
 // requests are small; packs are streamed and never retried).
 const maxReplayBody = 64 << 10
 
-// releaseIdle is how long the proxy must have had no client connection
-// before it returns the memory of the last burst to the system (a full
-// collection, a millisecond or two on the sidecar's small heap): the
-// runtime's own scavenger would take minutes.
+// releaseIdle is how often the proxy checks whether it is idle after
+// traffic, and then returns the memory of the last burst to the system
+// (tracker.releaseIfIdle): the runtime's own scavenger would take minutes.
 const releaseIdle = 15 * time.Second
 
 // maxStatusTokens bounds the per-key token metadata kept for status.
@@ -196,7 +195,7 @@ func New(cfg Config) (*Proxy, error) {
 		now:          cfg.Now,
 		ca:           ca,
 		m:            m,
-		conns:        newTracker(releaseIdle, debug.FreeOSMemory),
+		conns:        newTracker(debug.FreeOSMemory),
 		admission:    adm,
 		tokens:       make(map[token.Key]TokenStatus),
 		enf:          enf,
@@ -241,7 +240,35 @@ func (p *Proxy) CA() *CA { return p.ca }
 // Serve accepts proxy connections on l until Shutdown. It returns
 // http.ErrServerClosed after Shutdown.
 func (p *Proxy) Serve(l net.Listener) error {
+	// The release check lives exactly as long as Serve: Shutdown closes the
+	// listener first, so it has stopped before Shutdown closes the last
+	// connections (no release after Shutdown), and no goroutine outlives
+	// the proxy.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		p.releaseLoop(stop, releaseIdle)
+	}()
+	defer func() {
+		close(stop)
+		<-stopped
+	}()
 	return p.srv.Serve(&trackingListener{Listener: l, t: p.conns})
+}
+
+// releaseLoop checks every period whether the proxy is idle after traffic
+// and returns the memory of that traffic to the system, until stop closes.
+func (p *Proxy) releaseLoop(stop <-chan struct{}, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			p.conns.releaseIfIdle()
+		}
+	}
 }
 
 // drainQuiet is how long Shutdown waits with nothing in flight before it

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,43 +11,62 @@ import (
 // hijacked for tunnels and interception, which http.Server.Shutdown no
 // longer knows about. Closing them is what stops goproxy's goroutines.
 //
-// When the last connection closes and none opens for idleAfter, it calls
-// onIdle once: the sidecar spends most of its life idle between bursts of
-// git traffic, and that is when it hands the memory of the last burst
-// back to the system (a runner pays idle memory once per environment).
+// It also decides when the proxy hands the memory of the last burst of git
+// traffic back to the system (releaseIfIdle): the sidecar spends most of its
+// life idle between bursts, and a runner pays idle memory once per
+// environment.
 type tracker struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// opened: a connection opened since the last release, so there may be
+	// memory of its traffic to return.
+	opened bool
 
-	idleAfter time.Duration
-	onIdle    func() // nil: nothing to do when idle
-	idle      *time.Timer
+	release func() // nil: nothing to release
 }
 
-func newTracker(idleAfter time.Duration, onIdle func()) *tracker {
-	return &tracker{conns: make(map[net.Conn]struct{}), idleAfter: idleAfter, onIdle: onIdle}
+func newTracker(release func()) *tracker {
+	return &tracker{conns: make(map[net.Conn]struct{}), release: release}
 }
 
 func (t *tracker) add(c net.Conn) {
 	t.mu.Lock()
 	t.conns[c] = struct{}{}
-	if t.idle != nil {
-		t.idle.Stop()
-	}
+	t.opened = true
 	t.mu.Unlock()
 }
 
 func (t *tracker) remove(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
-	if len(t.conns) == 0 && t.onIdle != nil {
-		if t.idle == nil {
-			t.idle = time.AfterFunc(t.idleAfter, t.onIdle)
-		} else {
-			t.idle.Reset(t.idleAfter)
-		}
+	t.mu.Unlock()
+}
+
+// releaseIfIdle calls release when no client connection is open now and one
+// opened since the last release, and reports whether it did. The proxy calls
+// it every releaseIdle (releaseLoop), so:
+//   - a sidecar that was busy releases at most releaseIdle after its last
+//     connection closed, without waiting for the runtime's scavenger
+//     (minutes);
+//   - something that connects more often than that (a TCP liveness probe, a
+//     polling client) cannot postpone the release forever, as a timer reset
+//     by every connection would; it costs at most one release per period,
+//     a full collection of a few milliseconds on the sidecar's small heap;
+//   - a sidecar with no traffic at all never collects for nothing.
+//
+// A check that lands between two connections of one git command releases
+// early; the next check then sees the rest of the burst as new activity.
+func (t *tracker) releaseIfIdle() bool {
+	t.mu.Lock()
+	do := t.release != nil && t.opened && len(t.conns) == 0
+	if do {
+		t.opened = false
 	}
 	t.mu.Unlock()
+	if do {
+		t.release() // outside the lock: a collection must not hold up Accept
+	}
+	return do
 }
 
 func (t *tracker) len() int {

@@ -140,7 +140,8 @@ func TestUpstreamProxyChaining(t *testing.T) {
 }
 
 // TestNoGoroutinesLeftAfterShutdown: goproxy starts goroutines per tunnel
-// and per intercepted connection; Shutdown must end them all.
+// and per intercepted connection, and Serve its idle memory release check;
+// Shutdown must end them all.
 func TestNoGoroutinesLeftAfterShutdown(t *testing.T) {
 	up := newUpstreamCA(t)
 	rec := &recorder{}
@@ -164,6 +165,9 @@ func TestNoGoroutinesLeftAfterShutdown(t *testing.T) {
 	if n := goproxyGoroutines(); n == 0 {
 		t.Fatalf("no goproxy goroutines while connections are open; the check would prove nothing")
 	}
+	if n := goroutinesWith(releaseLoopFrame); n != 1 {
+		t.Fatalf("%d release loops while serving; want 1", n)
+	}
 	// The open blind tunnel holds the drain until the deadline.
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
@@ -171,21 +175,30 @@ func TestNoGoroutinesLeftAfterShutdown(t *testing.T) {
 		t.Fatalf("Shutdown = %v; want DeadlineExceeded (a tunnel stayed open)", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for goproxyGoroutines() > 0 && time.Now().Before(deadline) {
+	for (goproxyGoroutines() > 0 || goroutinesWith(releaseLoopFrame) > 0) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := goproxyGoroutines(); n > 0 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goproxy goroutines left after Shutdown:\n%s", n, buf[:runtime.Stack(buf, true)])
 	}
+	if n := goroutinesWith(releaseLoopFrame); n > 0 {
+		t.Errorf("%d release loops left after Shutdown", n)
+	}
 }
 
-func goproxyGoroutines() int {
+// releaseLoopFrame is the stack frame of the idle memory release check.
+const releaseLoopFrame = "proxy.(*Proxy).releaseLoop"
+
+func goproxyGoroutines() int { return goroutinesWith("elazarl/goproxy") }
+
+// goroutinesWith counts the goroutines whose stack mentions s.
+func goroutinesWith(s string) int {
 	buf := make([]byte, 4<<20)
 	n := runtime.Stack(buf, true)
 	count := 0
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "elazarl/goproxy") {
+		if strings.Contains(g, s) {
 			count++
 		}
 	}
