@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -122,21 +123,23 @@ func TestClientDulwichCloneAndPush(t *testing.T) {
 	checkCloneAndPush(t, w, "dulwich", string(out))
 }
 
-// checkCloneAndPush checks what a client's script printed ("cloned HEAD",
-// then "pushed COMMIT" last) against the emulator: it cloned the seeded
-// main, the emulator's main is now its commit, a receive-pack reached the
-// emulator, every request there carried the sidecar's PAT, and the PAT
-// leaked nowhere.
+// checkCloneAndPush checks what a client's script printed (a line "cloned
+// HEAD", then a line "pushed COMMIT") against the emulator: it cloned the
+// seeded main, the emulator's main is now its commit, a receive-pack
+// reached the emulator, every request there carried the sidecar's PAT, and
+// the PAT leaked nowhere. out holds stderr too (warnings, stack traces): the
+// lines are matched whole, so nothing else can pass for them.
 func checkCloneAndPush(t *testing.T, w *proxyWorld, client, out string) {
 	t.Helper()
-	if !strings.Contains(out, "cloned "+w.seed.Head) {
-		t.Errorf("%s cloned something else than %s:\n%s", client, w.seed.Head, out)
+	cloned := clonedLine.FindAllStringSubmatch(out, -1)
+	if len(cloned) != 1 || cloned[0][1] != w.seed.Head {
+		t.Errorf("%s did not say it cloned %s (one line \"cloned %s\"):\n%s", client, w.seed.Head, w.seed.Head, out)
 	}
-	i := strings.LastIndex(out, "pushed ")
-	if i < 0 {
-		t.Fatalf("%s did not say what it pushed:\n%s", client, out)
+	m := pushedLine.FindAllStringSubmatch(out, -1)
+	if len(m) != 1 {
+		t.Fatalf("%s did not say what it pushed (one line \"pushed COMMIT\"):\n%s", client, out)
 	}
-	pushed := strings.TrimSpace(out[i+len("pushed "):])
+	pushed := m[0][1]
 	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed || got == w.seed.Head {
 		t.Errorf("emulator main = %s after the %s push; want %s", got, client, pushed)
 	}
@@ -152,3 +155,9 @@ func checkCloneAndPush(t *testing.T, w *proxyWorld, client, out string) {
 	}
 	assertNoLeak(t, w.sc, w.emu, w.pat)
 }
+
+// The lines a client's clone-and-push script prints.
+var (
+	clonedLine = regexp.MustCompile(`(?m)^cloned ([0-9a-f]{40})$`)
+	pushedLine = regexp.MustCompile(`(?m)^pushed ([0-9a-f]{40})$`)
+)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log"
@@ -86,8 +87,21 @@ func TestCANameConstraintsJSSE(t *testing.T) {
 		return portOf(t, srv)
 	}
 	azure, outside := serve("dev.azure.com"), serve("evil.example.test")
-	out, err := exec.Command("java", src, caFile,
-		"dev.azure.com="+azure, "evil.example.test="+outside, "other.example.test="+azure).CombinedOutput()
+	// A JVM compiling the probe takes seconds; a hung handshake or JVM must
+	// fail the test, not hold the package until go test's own timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "java", src, caFile,
+		"dev.azure.com="+azure, "evil.example.test="+outside, "other.example.test="+azure)
+	cmd.WaitDelay = 10 * time.Second // a child holding the output pipe open
+	// The machine's JVM options (a truststore, a debug agent) must not
+	// change what the probe checks.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "JAVA_TOOL_OPTIONS" && k != "JDK_JAVA_OPTIONS" && k != "_JAVA_OPTIONS" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("java JSSEProbe: %v\n%s", err, out)
 	}
