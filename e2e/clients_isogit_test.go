@@ -43,11 +43,11 @@ func TestClientIsomorphicGitCloneAndPush(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "site")
 	cmd := clientCommand(t, w, "node", script, w.sc.ProxyURLFile, repoURL, dir)
 	cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+w.sc.CAFile)
-	out, err := cmd.CombinedOutput()
+	stdout, out, err := runClientScript(cmd)
 	if err != nil {
 		t.Fatalf("isomorphic-git through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
 	}
-	checkCloneAndPush(t, w, "isomorphic-git", string(out))
+	checkCloneAndPush(t, w, "isomorphic-git", stdout, out)
 	for _, r := range w.emu.Requests() {
 		if ua, ok := r.Header["User-Agent"]; ok {
 			t.Errorf("request %s %s reached Azure DevOps with User-Agent %q; isomorphic-git sends none", r.Method, r.Path, ua)

@@ -79,18 +79,18 @@ func TestClientJGitCloneAndPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "site")
-	out, err := clientCommand(t, w, "java", "-cp", jgitJar,
+	stdout, out, err := runClientScript(clientCommand(t, w, "java", "-cp", jgitJar,
 		"-Dhttps.proxyHost="+host, "-Dhttps.proxyPort="+port,
 		"-Djdk.http.auth.tunneling.disabledSchemes=",
 		"-Djavax.net.ssl.trustStore="+store, "-Djavax.net.ssl.trustStorePassword=changeit",
 		// JGit reads ~/.gitconfig from user.home, which Java takes from
 		// the passwd entry, not $HOME.
 		"-Duser.home="+w.git.Home,
-		src, w.sc.ProxyURLFile, repoURL, dir).CombinedOutput()
+		src, w.sc.ProxyURLFile, repoURL, dir))
 	if err != nil {
 		t.Fatalf("JGit through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
 	}
-	checkCloneAndPush(t, w, "JGit", string(out))
+	checkCloneAndPush(t, w, "JGit", stdout, out)
 }
 
 // jgitCLIClasspath is what Debian 12's jgit-cli 4.11 misses: without the
@@ -128,6 +128,21 @@ func TestClientJGitCommandLine(t *testing.T) {
 		}
 		if n := len(w.emu.Requests()); n != 0 {
 			t.Errorf("%d requests reached the emulator; want none", n)
+		}
+		// Refused for a missing credential, not a wrong one: the sidecar's
+		// debug line for each refusal says whether one was sent.
+		var refusals int
+		for _, l := range strings.Split(w.sc.stderr.String(), "\n") {
+			if !strings.Contains(l, "request without the proxy credential") {
+				continue
+			}
+			refusals++
+			if !strings.Contains(l, "sent=false") {
+				t.Errorf("jgit was refused for a credential it sent, not for a missing one: %s", l)
+			}
+		}
+		if refusals == 0 {
+			t.Errorf("no refusal for a missing proxy credential in the sidecar's log:\n%s", w.sc.stderr)
 		}
 	})
 	t.Run("--insecure-no-proxy-auth", func(t *testing.T) {

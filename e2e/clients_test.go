@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,11 +63,11 @@ func TestClientPygit2CloneAndPush(t *testing.T) {
 	w := newProxyWorld(t)
 	dir := filepath.Join(t.TempDir(), "site")
 	cmd := w.git.Command(py, "-c", pygit2Script, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir)
-	out, err := cmd.CombinedOutput()
+	stdout, out, err := runClientScript(cmd)
 	if err != nil {
 		t.Fatalf("pygit2 through the sidecar: %v\n%s\nsidecar:\n%s", err, out, w.sc.stderr)
 	}
-	checkCloneAndPush(t, w, "pygit2", string(out))
+	checkCloneAndPush(t, w, "pygit2", stdout, out)
 }
 
 // TestClientWithoutUserAgent: a client that sends no User-Agent (as
@@ -116,28 +117,42 @@ func TestClientDulwichCloneAndPush(t *testing.T) {
 	py := debianPython(t, "dulwich")
 	w := newProxyWorld(t)
 	dir := filepath.Join(t.TempDir(), "site")
-	out, err := w.git.Command(py, "-c", dulwichScript, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir).CombinedOutput()
+	stdout, out, err := runClientScript(w.git.Command(py, "-c", dulwichScript, w.sc.proxyURL(t), w.sc.CAFile, repoURL, dir))
 	if err != nil {
 		t.Fatalf("dulwich through the sidecar: %v\n%s", err, out)
 	}
-	checkCloneAndPush(t, w, "dulwich", string(out))
+	checkCloneAndPush(t, w, "dulwich", stdout, out)
 }
 
-// checkCloneAndPush checks what a client's script printed (a line "cloned
-// HEAD", then a line "pushed COMMIT") against the emulator: it cloned the
-// seeded main, the emulator's main is now its commit, a receive-pack
-// reached the emulator, every request there carried the sidecar's PAT, and
-// the PAT leaked nowhere. out holds stderr too (warnings, stack traces): the
-// lines are matched whole, so nothing else can pass for them.
-func checkCloneAndPush(t *testing.T, w *proxyWorld, client, out string) {
+// runClientScript runs a client's clone-and-push script and returns its
+// stdout (where the script prints its "cloned" and "pushed" lines) and all
+// its output, stderr included (progress, warnings, stack traces), for
+// failure messages.
+func runClientScript(cmd *exec.Cmd) (stdout, all string, err error) {
+	var out strings.Builder
+	combined := &lockedBuffer{}
+	cmd.Stdout = io.MultiWriter(&out, combined)
+	cmd.Stderr = combined
+	err = cmd.Run()
+	return out.String(), combined.String(), err
+}
+
+// checkCloneAndPush checks what a client's script printed on stdout (a line
+// "cloned HEAD", then a line "pushed COMMIT") against the emulator: it
+// cloned the seeded main, the emulator's main is now its commit, a
+// receive-pack reached the emulator, every request there carried the
+// sidecar's PAT, and the PAT leaked nowhere. The lines are matched whole,
+// so nothing else a client prints can pass for them; all is the output
+// with stderr, for the failure messages.
+func checkCloneAndPush(t *testing.T, w *proxyWorld, client, stdout, all string) {
 	t.Helper()
-	cloned := clonedLine.FindAllStringSubmatch(out, -1)
+	cloned := clonedLine.FindAllStringSubmatch(stdout, -1)
 	if len(cloned) != 1 || cloned[0][1] != w.seed.Head {
-		t.Errorf("%s did not say it cloned %s (one line \"cloned %s\"):\n%s", client, w.seed.Head, w.seed.Head, out)
+		t.Errorf("%s did not say it cloned %s (one line \"cloned %s\"):\n%s", client, w.seed.Head, w.seed.Head, all)
 	}
-	m := pushedLine.FindAllStringSubmatch(out, -1)
+	m := pushedLine.FindAllStringSubmatch(stdout, -1)
 	if len(m) != 1 {
-		t.Fatalf("%s did not say what it pushed (one line \"pushed COMMIT\"):\n%s", client, out)
+		t.Fatalf("%s did not say what it pushed (one line \"pushed COMMIT\"):\n%s", client, all)
 	}
 	pushed := m[0][1]
 	if got := w.git.Run(t, "--git-dir", w.seed.Dir, "rev-parse", "refs/heads/main"); got != pushed || got == w.seed.Head {

@@ -38,15 +38,22 @@ type Git struct {
 	env map[string]string
 }
 
-// droppedEnv are variables of the machine that would leak into git or curl.
-// This machine exports GIT_SSL_CAINFO and SSL_CERT_FILE globally, which
-// override http.sslCAInfo: the environment must control them explicitly.
+// droppedEnv are variables of the machine that would leak into git, curl or
+// the other clients the tests drive (Node, Java). This machine exports
+// GIT_SSL_CAINFO and SSL_CERT_FILE globally, which override
+// http.sslCAInfo: the environment must control them explicitly. The Node
+// and JVM options could turn TLS verification off or load other trust
+// (the tests would then prove nothing), and DEBUG=https-proxy-agent makes
+// isomorphic-git's proxy agent log the proxy URL with its credential into
+// the test output; a test that needs one of them sets it itself.
 var droppedEnv = []string{
 	"HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
 	"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
 	"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
 	"http_proxy", "https_proxy", "all_proxy", "no_proxy",
 	"SSH_ASKPASS", "EDITOR", "VISUAL", "PAGER",
+	"DEBUG", "NODE_OPTIONS", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_EXTRA_CA_CERTS",
+	"JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS",
 }
 
 // NewGit creates an isolated git environment in a temporary directory

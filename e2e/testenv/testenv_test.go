@@ -15,8 +15,14 @@ func TestGitIsIsolated(t *testing.T) {
 	t.Setenv("GIT_SSL_CAINFO", "/etc/ssl/certs/ca-certificates.crt")
 	t.Setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
 	t.Setenv("GIT_CONFIG_PARAMETERS", "'http.proxy'='http://leak.invalid'")
+	// Node and JVM clients: options that weaken TLS or change trust, and
+	// DEBUG, under which https-proxy-agent logs the proxy URL's credential.
+	clientVars := []string{"DEBUG", "NODE_OPTIONS", "NODE_TLS_REJECT_UNAUTHORIZED", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"}
+	for _, k := range clientVars {
+		t.Setenv(k, "set-by-the-machine")
+	}
 	g := testenv.NewGit(t)
-	for _, k := range []string{"GIT_SSL_CAINFO", "SSL_CERT_FILE", "GIT_CONFIG_PARAMETERS"} {
+	for _, k := range append([]string{"GIT_SSL_CAINFO", "SSL_CERT_FILE", "GIT_CONFIG_PARAMETERS"}, clientVars...) {
 		if v := g.Getenv(k); v != "" {
 			t.Errorf("Getenv(%q) = %q; want it removed", k, v)
 		}
