@@ -45,8 +45,13 @@ type Shipper struct {
 	o    Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	queue   []vaultapi.AuditEvent
+	mu    sync.Mutex
+	queue []vaultapi.AuditEvent
+	// removed counts events ever taken off the front of queue (sent,
+	// refused or dropped because it was full), so that the sending loop
+	// removes only what is left of its batch when Record dropped some of
+	// it while the batch was on its way.
+	removed uint64
 	closing bool
 	wake    chan struct{}
 	stopped chan struct{}
@@ -112,6 +117,7 @@ func (s *Shipper) Record(ev vaultapi.AuditEvent) {
 	if len(s.queue) >= s.o.QueueSize {
 		drop := len(s.queue) - s.o.QueueSize + 1
 		s.queue = s.queue[drop:]
+		s.removed += uint64(drop)
 		s.counts.WithLabelValues("dropped_full").Add(float64(drop))
 		s.log.Warn("audit: queue full while the vault is unreachable; dropped the oldest event", "queue", s.o.QueueSize)
 	}
@@ -196,6 +202,7 @@ func (s *Shipper) run() {
 			s.mu.Lock()
 			n := min(len(s.queue), s.o.BatchSize)
 			batch := append([]vaultapi.AuditEvent(nil), s.queue[:n]...)
+			start := s.removed
 			closing := s.closing
 			s.mu.Unlock()
 			if n == 0 {
@@ -212,12 +219,16 @@ func (s *Shipper) run() {
 					return
 				}
 				backoff = min(max(backoff*2, s.o.MinBackoff), s.o.MaxBackoff)
-				s.log.Info("audit: cannot deliver events to the vault; will retry", "events", len(s.queue), "retry_in", backoff.String(), "err", err)
+				s.log.Info("audit: cannot deliver events to the vault; will retry", "events", s.Len(), "retry_in", backoff.String(), "err", err)
 				break
 			}
 			backoff = 0
 			s.mu.Lock()
-			s.queue = s.queue[n:]
+			// Events of the batch that Record dropped meanwhile are gone
+			// from the front already; remove only the rest of it.
+			rest := max(0, n-int(s.removed-start))
+			s.queue = s.queue[rest:]
+			s.removed += uint64(rest)
 			s.mu.Unlock()
 			if err != nil {
 				s.counts.WithLabelValues("dropped_refused").Add(float64(n))

@@ -13,14 +13,18 @@ import (
 
 // fakeVault fails while down is true, then stores.
 type fakeVault struct {
-	mu    sync.Mutex
-	down  bool
-	fails int
-	got   []vaultapi.AuditEvent
-	block chan struct{} // when set, SendAudit waits for it
+	mu      sync.Mutex
+	down    bool
+	fails   int
+	got     []vaultapi.AuditEvent
+	block   chan struct{} // when set, SendAudit waits for it
+	entered chan int      // when set, SendAudit sends its batch's size first
 }
 
 func (f *fakeVault) SendAudit(ctx context.Context, evs []vaultapi.AuditEvent) error {
+	if f.entered != nil {
+		f.entered <- len(evs)
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -152,4 +156,47 @@ type senderFunc func(context.Context, []vaultapi.AuditEvent) error
 
 func (f senderFunc) SendAudit(ctx context.Context, evs []vaultapi.AuditEvent) error {
 	return f(ctx, evs)
+}
+
+// TestDropWhileSending: when the queue is full and Record drops the oldest
+// events while a batch holding them is on its way to the vault, the
+// batch's success removes only what is left of it: the newer events stay
+// queued and are delivered, none is lost.
+func TestDropWhileSending(t *testing.T) {
+	fv := &fakeVault{block: make(chan struct{}), entered: make(chan int, 10)}
+	sh, err := New(fv, Options{QueueSize: 3, BatchSize: 2, Interval: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		sh.Record(ev(i))
+	}
+	select {
+	case n := <-fv.entered:
+		if n != 2 {
+			t.Fatalf("first batch has %d events; want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch was sent")
+	}
+	// The batch [1 2] is on its way; the full queue drops 1 and 2 for 4 and 5.
+	sh.Record(ev(4))
+	sh.Record(ev(5))
+	close(fv.block)
+	go func() {
+		for range fv.entered {
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sh.Close(ctx); err != nil {
+		t.Fatalf("Close: %v (%d events left)", err, sh.Len())
+	}
+	var got []string
+	for _, e := range fv.events() {
+		got = append(got, e.Repo)
+	}
+	if want := "[1 2 3 4 5]"; fmt.Sprint(got) != want {
+		t.Errorf("delivered %v; want %s", got, want)
+	}
 }
